@@ -1,0 +1,170 @@
+"""Loading and validating ``params.yaml`` (the profiles) and run-config overrides.
+
+Every value is checked at this boundary with a message that names its key (``tiny.pose_bank.
+num_poses must be an integer >= 1, got -3``) so a typo never surfaces as a shape error later.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dreamer_core.errors import ConfigError
+
+PROFILES = ("tiny", "full")
+PROFILE_ENV = "PD_PROFILE"
+PARAMS_ENV = "PD_PARAMS"
+
+
+@dataclass(frozen=True)
+class Field:
+    check: Callable[[Any], bool]
+    expect: str
+
+
+def _int(lo: int = -(2**62), hi: int = 2**62) -> Field:
+    return Field(lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi,
+                 f"an integer in [{lo}, {hi}]" if lo > -(2**62) else "an integer")  # fmt: skip
+
+
+def _float(lo: float = -math.inf, hi: float = math.inf) -> Field:
+    def ok(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+
+    return Field(ok, f"a finite number in [{lo:g}, {hi:g}]")
+
+
+def _choice(*options: str) -> Field:
+    return Field(lambda v: v in options, f"one of {list(options)}")
+
+
+_BOOL = Field(lambda v: isinstance(v, bool), "true or false")
+_STR = Field(lambda v: isinstance(v, str), "a string (\"\" for none)")
+
+
+def _weights(keys: tuple[str, ...]) -> Field:
+    def ok(v: Any) -> bool:
+        return (
+            isinstance(v, Mapping)
+            and set(v) <= set(keys)
+            and all(_float(0.0).check(x) for x in v.values())
+            and sum(v.values()) > 0
+        )
+
+    return Field(ok, f"a mapping of {list(keys)} to non-negative numbers with a positive sum")
+
+
+def _range(lo: float, hi: float) -> Field:
+    def ok(v: Any) -> bool:
+        return (
+            isinstance(v, (list, tuple))
+            and len(v) == 2
+            and all(_float(lo, hi).check(x) for x in v)
+            and v[0] <= v[1]
+        )
+
+    return Field(ok, f"[low, high] with {lo:g} <= low <= high <= {hi:g}")
+
+
+FAMILY_NAMES = ("standing", "walking", "running", "sitting", "crouching", "reaching", "lying")
+SOURCE_NAMES = ("anatomical", "amass")
+
+SCHEMA: dict[str, Any] = {
+    "seed": _int(0, 2**31 - 1),
+    "body_model": {
+        "name": _choice("anny", "smpl", "smplx"),
+        "model_dir": _STR,
+        "gender": _choice("neutral", "male", "female"),
+        "num_betas": _int(1, 300),
+        "allow_pickle_models": _BOOL,
+    },
+    "pose_bank": {
+        "num_poses": _int(2, 10_000_000),
+        "candidate_factor": _float(1.0, 100.0),
+        "source_weights": _weights(SOURCE_NAMES),
+        "family_weights": _weights(FAMILY_NAMES),
+        "noise_deg": _float(0.0, 90.0),
+        "age_range": _range(0.0, 90.0),
+        "betas_range": _float(0.0, 5.0),
+        "amass_path": _STR,
+        "amass_stride": _int(1, 100_000),
+        "amass_on_error": _choice("skip", "fail"),
+        "amass_zup": _BOOL,
+        "batch_size": _int(1, 1_000_000),
+    },
+}
+
+
+def validate_section(section: str, values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Check one section (``"pose_bank"``, ...) against the schema; return a plain dict copy."""
+    schema = SCHEMA[section]
+    where = f"{prefix}{section}"
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: must be a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(schema))
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {unknown}; allowed keys are {sorted(schema)}")
+    missing = sorted(set(schema) - set(values))
+    if missing:
+        raise ConfigError(f"{where}: missing keys {missing}")
+    for key, field in schema.items():
+        value = values[key]
+        if not field.check(value):
+            raise ConfigError(f"{where}.{key} must be {field.expect}, got {value!r}")
+    return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items()}
+
+
+def validate_profile(profile: Mapping[str, Any], name: str) -> dict[str, Any]:
+    if not isinstance(profile, Mapping):
+        raise ConfigError(f"{name}: must be a mapping of sections, got {type(profile).__name__}")
+    unknown = sorted(set(profile) - set(SCHEMA))
+    if unknown:
+        raise ConfigError(f"{name}: unknown sections {unknown}; allowed are {sorted(SCHEMA)}")
+    missing = sorted(set(SCHEMA) - set(profile))
+    if missing:
+        raise ConfigError(f"{name}: missing sections {missing}")
+    out: dict[str, Any] = {}
+    for section, schema in SCHEMA.items():
+        if isinstance(schema, Field):
+            if not schema.check(profile[section]):
+                raise ConfigError(f"{name}.{section} must be {schema.expect}, got {profile[section]!r}")
+            out[section] = profile[section]
+        else:
+            out[section] = validate_section(section, profile[section], prefix=f"{name}.")
+    return out
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def params_path() -> Path:
+    return Path(os.environ.get(PARAMS_ENV, repo_root() / "params.yaml"))
+
+
+def load_params(path: str | os.PathLike[str] | None = None, profile: str | None = None) -> dict[str, Any]:
+    """Validated settings of one profile (``PD_PROFILE`` or the file's ``profile`` by default)."""
+    p = Path(path) if path else params_path()
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{p}: params file not found (set {PARAMS_ENV} or run from the repository)") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{p}: must hold a mapping with 'profile' and the profiles {list(PROFILES)}")
+    name = profile or os.environ.get(PROFILE_ENV) or raw.get("profile", "tiny")
+    if name not in PROFILES:
+        source = "PD_PROFILE" if os.environ.get(PROFILE_ENV) and not profile else "profile"
+        raise ConfigError(f"{source}: must be one of {list(PROFILES)}, got {name!r}")
+    if name not in raw:
+        raise ConfigError(f"{p}: has no section for profile {name!r}")
+    settings = validate_profile(raw[name], name)
+    settings["profile"] = name
+    return settings

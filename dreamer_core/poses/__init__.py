@@ -1,0 +1,1 @@
+"""Pose sources (anatomical sampler, AMASS folders), diversity selection and the pose bank."""

@@ -1,0 +1,211 @@
+"""Build, write and read the pose bank: diverse poses + shapes, one row per pose.
+
+Same settings and seed give the same bytes (deterministic RNG streams, a stable parquet writer
+and a timestamp-free npz), so DVC sees an unchanged output when nothing changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm.auto import tqdm
+
+from dreamer_core.bodies.base import BodyModel
+from dreamer_core.bodies.skeleton import BODY_JOINTS, NUM_BODY_JOINTS
+from dreamer_core.errors import PipelineInputError
+from dreamer_core.io import atomic_path, load_npz, write_json_atomic, write_npz_atomic
+from dreamer_core.poses.amass import load_amass_folder
+from dreamer_core.poses.anatomical import sample_anatomical
+from dreamer_core.poses.diversity import farthest_point_indices, mean_nn_distance
+
+POSES_FILE = "poses.parquet"
+ARRAYS_FILE = "poses.npz"
+SUMMARY_FILE = "summary.json"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PoseBank:
+    table: pd.DataFrame
+    arrays: dict[str, np.ndarray]
+    stats: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def stream(seed: int, *names: str) -> np.random.Generator:
+    """An independent RNG stream per purpose, derived by hashing (seed, names)."""
+    digest = hashlib.sha256(repr((seed, *names)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def split_counts(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Largest-remainder split of ``total`` by ``weights`` (sums exactly to total)."""
+    keys = sorted(k for k, w in weights.items() if w > 0)
+    s = sum(weights[k] for k in keys)
+    raw = {k: total * weights[k] / s for k in keys}
+    counts = {k: math.floor(v) for k, v in raw.items()}
+    for k in sorted(keys, key=lambda k: raw[k] - counts[k], reverse=True)[: total - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def root_aligned_joints(body: BodyModel, body_pose: np.ndarray, batch_size: int, desc: str) -> torch.Tensor:
+    """Skeleton joints [N, 22, 3] with identity root orientation at the default shape."""
+    out = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(body_pose), batch_size), desc=desc, leave=False, disable=None):
+            bp = torch.as_tensor(body_pose[start : start + batch_size], dtype=torch.float32)
+            out.append(body.forward({"body_pose": bp}).skeleton)
+    return torch.cat(out) if out else torch.zeros(0, 22, 3)
+
+
+def build_pose_bank(
+    settings: dict[str, Any], body: BodyModel, seed: int, progress: Progress | None = None
+) -> PoseBank:
+    """Mix the sources, keep the most diverse candidates of each, attach sampled shapes."""
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    n_total = settings["num_poses"]
+    factor = settings["candidate_factor"]
+    weights = dict(settings["source_weights"])
+    errors: list[str] = []
+    amass = None
+    if weights.get("amass", 0) > 0:
+        if not settings["amass_path"]:
+            say("source_weights.amass > 0 but amass_path is empty: using the anatomical sampler only")
+            weights["amass"] = 0.0
+        else:
+            amass = load_amass_folder(
+                settings["amass_path"], settings["amass_stride"], settings["amass_on_error"], settings["amass_zup"]
+            )
+            errors = amass.errors
+            say(f"AMASS: {len(amass.refs)} frames from {settings['amass_path']} ({len(errors)} files skipped)")
+    if sum(weights.values()) <= 0:
+        weights = {"anatomical": 1.0}
+    counts = split_counts(n_total, weights)
+    if amass is not None and counts.get("amass", 0) > len(amass.refs):
+        short = counts["amass"] - len(amass.refs)
+        say(f"AMASS has only {len(amass.refs)} frames; {short} more anatomical poses fill the gap")
+        counts["amass"] = len(amass.refs)
+        counts["anatomical"] = counts.get("anatomical", 0) + short
+
+    parts: list[dict[str, Any]] = []
+    random_parts: list[torch.Tensor] = []
+    for source in ("anatomical", "amass"):
+        n = counts.get(source, 0)
+        if n == 0:
+            continue
+        n_cand = max(n, int(math.ceil(factor * n)))
+        if source == "anatomical":
+            go, bp, _, fam = sample_anatomical(
+                n_cand, settings["family_weights"], settings["noise_deg"], stream(seed, "anatomical")
+            )
+            refs = [f"anatomical:{i}" for i in range(n_cand)]
+            families = list(fam)
+        else:
+            assert amass is not None
+            idx = np.arange(len(amass.refs))
+            if len(idx) > n_cand:
+                idx = np.sort(stream(seed, "amass-subset").choice(len(idx), n_cand, replace=False))
+            go, bp = amass.global_orient[idx], amass.body_pose[idx]
+            refs = [amass.refs[i] for i in idx]
+            families = ["amass"] * len(idx)
+        say(f"{source}: {len(bp)} candidates -> {n} poses by farthest-point selection")
+        joints = root_aligned_joints(body, bp, settings["batch_size"], f"{source} candidates")
+        keep = np.sort(farthest_point_indices(joints, n, stream(seed, "fps", source)))
+        rand = stream(seed, "random-draw", source).choice(len(bp), n, replace=False)
+        random_parts.append(joints[rand])
+        parts.append(dict(source=source, global_orient=go[keep], body_pose=bp[keep], joints=joints[keep],
+                          refs=[refs[i] for i in keep], families=[families[i] for i in keep]))  # fmt: skip
+
+    global_orient = np.concatenate([p["global_orient"] for p in parts]).astype(np.float32)
+    body_pose = np.concatenate([p["body_pose"] for p in parts]).astype(np.float32)
+    joints = torch.cat([p["joints"] for p in parts])
+    n = len(body_pose)
+    shape = sample_shapes(body, settings, n, seed)
+    pose_ids = np.array([f"pose_{i:06d}" for i in range(n)])
+    sources = [p["source"] for p in parts for _ in range(len(p["refs"]))]
+    table = pd.DataFrame(
+        {
+            "pose_id": pose_ids,
+            "source": sources,
+            "family": [f for p in parts for f in p["families"]],
+            "source_ref": [r for p in parts for r in p["refs"]],
+            "body_model": body.name,
+            "global_orient": list(global_orient.astype(np.float64)),
+            "body_pose": list(body_pose.reshape(n, -1).astype(np.float64)),
+            "shape": list(shape.astype(np.float64)),
+        }
+    )
+    arrays = {
+        "pose_id": pose_ids.astype("U16"),
+        "source": np.array(sources).astype("U16"),
+        "global_orient": global_orient,
+        "body_pose": body_pose,
+        "shape": shape.astype(np.float32),
+        "joints_root_aligned": joints.numpy().astype(np.float32),
+    }
+    say("measuring diversity against a uniform random draw of the same size")
+    stats = {
+        "num_poses": n,
+        "body_model": body.name,
+        "counts_per_source": {p["source"]: len(p["refs"]) for p in parts},
+        "counts_per_family": {str(k): int(v) for k, v in table["family"].value_counts().sort_index().items()},
+        "nn_dist_mm": 1000.0 * mean_nn_distance(joints),
+        "nn_dist_random_mm": 1000.0 * mean_nn_distance(torch.cat(random_parts)),
+        "candidate_factor": factor,
+        "seconds": time.perf_counter() - t0,
+        "skipped_files": len(errors),
+    }
+    return PoseBank(table=table, arrays=arrays, stats=stats, errors=errors)
+
+
+def sample_shapes(body: BodyModel, settings: dict[str, Any], n: int, seed: int) -> np.ndarray:
+    gen = torch.Generator().manual_seed(int(stream(seed, "shapes").integers(2**62)))
+    if body.name == "anny":
+        return body.sample_shapes(n, gen, tuple(settings["age_range"])).numpy()  # type: ignore[attr-defined]
+    r = settings["betas_range"]
+    return (torch.rand(n, body.num_shape_params, generator=gen) * 2 * r - r).numpy()
+
+
+def write_pose_bank(bank: PoseBank, out_dir: str | Path) -> dict[str, Path]:
+    """Write parquet + npz + summary atomically; stable bytes for identical banks."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(bank.table, preserve_index=False)
+    with atomic_path(out / POSES_FILE) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=False)
+    write_npz_atomic(out / ARRAYS_FILE, bank.arrays)
+    summary = {k: v for k, v in bank.stats.items() if k != "seconds"}
+    summary["skipped_file_errors"] = bank.errors
+    write_json_atomic(out / SUMMARY_FILE, summary)
+    return {"poses": out / POSES_FILE, "arrays": out / ARRAYS_FILE, "summary": out / SUMMARY_FILE}
+
+
+def read_pose_bank(out_dir: str | Path) -> PoseBank:
+    out = Path(out_dir)
+    for name in (POSES_FILE, ARRAYS_FILE):
+        if not (out / name).is_file():
+            raise PipelineInputError(f"{out / name}: missing; materialize the pose_bank asset first")
+    table = pq.read_table(out / POSES_FILE).to_pandas()
+    arrays = load_npz(out / ARRAYS_FILE)
+    if arrays["body_pose"].shape[1:] != (NUM_BODY_JOINTS, 3) or len(table) != len(arrays["body_pose"]):
+        raise PipelineInputError(f"{out}: poses.parquet and poses.npz disagree; rebuild the pose bank")
+    return PoseBank(table=table, arrays=arrays)
+
+
+__all__ = ["BODY_JOINTS", "PoseBank", "build_pose_bank", "read_pose_bank", "write_pose_bank"]
