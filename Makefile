@@ -1,0 +1,56 @@
+# The two commands: `make demo` and `make test`. Everything else is optional.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-complete
+
+export ANNY_CACHE_DIR := $(CURDIR)/.cache/anny
+export WARP_CACHE_PATH := $(CURDIR)/.cache/warp
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+
+.PHONY: setup demo test test-fast bench lint format ui dvc-yaml clean
+
+setup: $(STAMP)
+
+# Pipeline venv (locked versions; torch is the CPU wheel) + a separate DVC tool venv
+# (DVC pins antlr4 4.9, Dagster needs 4.13) + a warm anny cache.
+$(STAMP): pyproject.toml requirements/lock.txt requirements/dvc-lock.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
+	test -x .venv-dvc/bin/python || $(PYTHON) -m venv .venv-dvc
+	.venv-dvc/bin/pip install -q --disable-pip-version-check -r requirements/dvc-lock.txt
+	mkdir -p dagster_home && test -f dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > dagster_home/dagster.yaml
+	$(PY) scripts/warmup.py
+	touch $(STAMP)
+
+demo: setup
+	$(PY) -m orchestration.cli materialize --all
+	scripts/dvc status
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+bench: setup
+	$(PY) scripts/bench.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+ui: setup
+	$(PY) -m orchestration.ui
+
+dvc-yaml: setup
+	$(PY) -m orchestration.cli dvc-yaml
+
+clean:
+	rm -rf data/pose_bank dagster_home mlflow dvc-remote

@@ -1,0 +1,1 @@
+"""Asset groups, one module each (DESIGN.md section 4)."""

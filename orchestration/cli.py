@@ -1,0 +1,93 @@
+"""Command line for the pipeline: materialize assets into the repo's Dagster instance, and
+keep dvc.yaml in step with the asset graph.
+
+    python -m orchestration.cli materialize --all        # the whole graph (make demo)
+    python -m orchestration.cli materialize pose_bank    # one asset (what each DVC stage runs)
+    python -m orchestration.cli dvc-yaml [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from orchestration.env import REPO_ROOT, ensure_dagster_home
+
+
+def materialize(keys: list[str], select_all: bool) -> int:
+    ensure_dagster_home()
+    import dagster as dg
+
+    from orchestration.definitions import ASSETS, CHECKS, RESOURCES, defs
+
+    known = [k.to_user_string() for k in defs.resolve_asset_graph().toposorted_asset_keys]
+    if select_all:
+        keys = known
+    unknown = [k for k in keys if k not in known]
+    if unknown or not keys:
+        print(f"unknown or no asset keys {unknown}; known: {known}", file=sys.stderr)
+        return 2
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=keys,
+        instance=dg.DagsterInstance.get(),
+        resources=RESOURCES,
+        raise_on_error=False,
+    )
+    failed_checks = [
+        e.asset_check_evaluation_data.check_name
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+    ]
+    for key in keys:
+        print(f"materialized {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+    if failed_checks:
+        print(f"failed asset checks: {failed_checks}", file=sys.stderr)
+    return 0 if result.success and not failed_checks else 1
+
+
+def dvc_yaml(check: bool) -> int:
+    from orchestration.definitions import defs
+    from orchestration.dvc_yaml import render
+
+    path = REPO_ROOT / "dvc.yaml"
+    text = render(defs)
+    if check:
+        current = path.read_text() if path.exists() else ""
+        if current != text:
+            print("dvc.yaml is out of date with the asset graph: run `python -m orchestration.cli dvc-yaml`",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        print("dvc.yaml matches the asset graph")
+        return 0
+    Path(path).write_text(text)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestration.cli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("materialize", help="materialize assets into the Dagster instance")
+    m.add_argument("keys", nargs="*")
+    m.add_argument("--all", action="store_true", help="the whole asset graph")
+    d = sub.add_parser("dvc-yaml", help="write dvc.yaml from the asset graph")
+    d.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the asset graph")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "materialize":
+            return materialize(args.keys, args.all)
+        return dvc_yaml(args.check)
+    except Exception as exc:  # the boundary: one clear line for input errors
+        from dreamer_core.errors import PipelineInputError
+
+        if isinstance(exc, PipelineInputError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

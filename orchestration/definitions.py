@@ -1,0 +1,20 @@
+"""The code location: every asset, check and resource of the pipeline (``defs``)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.assets import bodies
+from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
+
+ASSETS = [bodies.pose_bank]
+CHECKS = [*bodies.CHECKS]
+
+RESOURCES = {
+    "storage": StorageResource(),
+    "body_model": BodyModelResource(),
+    "mlflow": MLflowResource(),
+    "dvc": DVCResource(),
+}
+
+defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=RESOURCES)

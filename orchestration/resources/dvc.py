@@ -1,0 +1,84 @@
+"""DVC versioning of asset outputs, through DVC's own tool environment.
+
+DVC's hydra/omegaconf pin antlr4 4.9 while Dagster's selection parser needs 4.13, so DVC lives
+in ``.venv-dvc`` and is called as a CLI. After a materialization in the UI we commit that
+stage's outputs (DVC hashes them into dvc.lock and its cache) and push to the configured
+remote. Inside ``dvc repro`` (PD_UNDER_DVC=1) DVC commits for us, so we do nothing.
+DVC locks the repository: commands run one at a time behind a file lock, with retries.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from orchestration.env import REPO_ROOT
+
+UNDER_DVC_ENV = "PD_UNDER_DVC"
+
+
+def default_dvc_bin() -> str:
+    return os.environ.get("PD_DVC_BIN", str(REPO_ROOT / ".venv-dvc" / "bin" / "dvc"))
+
+
+class DVCResource(dg.ConfigurableResource):
+    dvc_bin: str = ""  # empty: PD_DVC_BIN or <repo>/.venv-dvc/bin/dvc
+    repo_dir: str = ""  # empty: the repository root
+    push: bool = True
+    enabled: bool = True
+    retries: int = 5
+
+    def _repo(self) -> Path:
+        return Path(self.repo_dir).resolve() if self.repo_dir else REPO_ROOT
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        repo = self._repo()
+        binary = self.dvc_bin or default_dvc_bin()
+        if not Path(binary).exists():
+            raise dg.Failure(f"DVC not found at {binary}; run `make setup` (it creates .venv-dvc) or set PD_DVC_BIN")
+        lock_path = repo / ".dvc" / "tmp" / "pd-resource.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for attempt in range(self.retries):
+                proc = subprocess.run([binary, *args], cwd=repo, env=env, capture_output=True, text=True)
+                if proc.returncode == 0 or "lock" not in (proc.stderr + proc.stdout).lower():
+                    break
+                time.sleep(0.5 * (attempt + 1))  # another DVC command holds the repo lock
+        if proc.returncode != 0:
+            raise dg.Failure(f"`dvc {' '.join(args)}` failed:\n{proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
+
+    def out_hash(self, stage: str, out: str) -> str | None:
+        lock = self._repo() / "dvc.lock"
+        if not lock.exists():
+            return None
+        data = yaml.safe_load(lock.read_text()) or {}
+        for entry in data.get("stages", {}).get(stage, {}).get("outs", []):
+            if entry.get("path") == out:
+                return entry.get("md5")
+        return None
+
+    def version_output(self, stage: str, out: str, log: Any) -> dict[str, str]:
+        """Commit (and push) one stage's outputs; return metadata for the asset."""
+        if not self.enabled:
+            return {"dvc_hash": "disabled"}
+        if os.environ.get(UNDER_DVC_ENV):
+            return {"dvc_hash": "committed by dvc repro"}
+        log.info(f"dvc commit {stage}")
+        self.run("commit", "--force", "--quiet", stage)
+        digest = self.out_hash(stage, out) or "unknown"
+        meta = {"dvc_hash": digest}
+        if self.push:
+            log.info(f"dvc push {stage}")
+            self.run("push", "--quiet", stage)
+            meta["dvc_remote"] = "pushed"
+        return meta

@@ -1,0 +1,137 @@
+"""MLflow tracking: one run per materialization, tagged so runs trace back to Dagster and data.
+
+Implements ``dreamer_core.tracking.Tracker`` so that core loops can report without importing
+MLflow. Store: SQLite in the repo by default (MLflow 3 refuses the file store); set
+MLFLOW_TRACKING_URI to use a shared server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from orchestration.env import default_artifact_root, default_tracking_uri, mlflow_dir
+
+# Keys whose values must never reach a tracking server.
+_SECRET_MARKERS = ("password", "secret", "token", "api_key", "credential")
+
+
+class MLflowRun:
+    def __init__(self, client: Any, run_id: str, experiment_id: str, url: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.experiment_id = experiment_id
+        self.url = url
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = _flatten(params)
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(flat.items()) if not _is_secret(k)]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=items)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_image_bytes(self, name: str, png: bytes, artifact_path: str = "previews") -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / name
+            p.write_bytes(png)
+            self.log_artifact(p, artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, str(v))
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        elif isinstance(v, (list, tuple)):
+            out[key] = json.dumps(list(v))
+        else:
+            out[key] = v
+    return out
+
+
+def _is_secret(key: str) -> bool:
+    return any(m in key.lower() for m in _SECRET_MARKERS)
+
+
+class MLflowResource(dg.ConfigurableResource):
+    tracking_uri: str = ""  # empty: MLFLOW_TRACKING_URI or sqlite:///<repo>/mlflow/mlflow.db
+    artifact_root: str = ""  # empty: <repo>/mlflow/artifacts
+    ui_url: str = "http://127.0.0.1:5000"
+
+    def uri(self) -> str:
+        return self.tracking_uri or default_tracking_uri()
+
+    def client(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        uri = self.uri()
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        return MlflowClient(tracking_uri=uri)
+
+    def experiment_id(self, client: Any, name: str) -> str:
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        root = self.artifact_root or default_artifact_root()
+        if root.startswith("file:"):
+            mlflow_dir().mkdir(parents=True, exist_ok=True)
+        return client.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}")
+
+    @contextmanager
+    def start_run(
+        self,
+        context: dg.AssetExecutionContext,
+        experiment: str,
+        params: dict[str, Any] | None = None,
+        input_hashes: dict[str, str] | None = None,
+    ) -> Iterator[MLflowRun]:
+        """Open a run tagged with Dagster's run id, asset key and partition; close it on exit."""
+        client = self.client()
+        exp_id = self.experiment_id(client, experiment)
+        asset_key = context.asset_key.to_user_string()
+        partition = context.partition_key if context.has_partition_key else ""
+        tags = {
+            "dagster.run_id": context.run.run_id,
+            "dagster.asset_key": asset_key,
+            "dagster.partition": partition,
+            "mlflow.runName": f"{asset_key}{'-' + partition if partition else ''}-{context.run.run_id[:8]}",
+        }
+        for name, digest in (input_hashes or {}).items():
+            tags[f"input_hash.{name}"] = digest
+        run = client.create_run(exp_id, tags=tags)
+        tracked = MLflowRun(client, run.info.run_id, exp_id, f"{self.ui_url}/#/experiments/{exp_id}/runs/{run.info.run_id}")
+        if params:
+            tracked.log_params(params)
+        try:
+            yield tracked
+        except BaseException:
+            client.set_terminated(run.info.run_id, "FAILED")
+            raise
+        client.set_terminated(run.info.run_id, "FINISHED")

@@ -1,0 +1,98 @@
+"""`make ui`: the Dagster web UI and the MLflow UI on 127.0.0.1, stopped together on Ctrl-C.
+
+Each server runs in its own process session: started with a bare `&`, `dagster dev` ignores
+SIGINT/SIGTERM and hangs; in its own session we can stop its whole process group by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from orchestration.env import REPO_ROOT, default_artifact_root, default_tracking_uri, ensure_dagster_home
+
+HOST = "127.0.0.1"
+
+
+def start_dagster(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+    ensure_dagster_home()
+    exe = Path(sys.executable).parent / "dagster"
+    out = open(log, "wb") if log else None  # noqa: SIM115 - lives as long as the server
+    return subprocess.Popen(
+        [str(exe), "dev", "-m", "orchestration.definitions", "-h", HOST, "-p", str(port)],
+        cwd=REPO_ROOT, start_new_session=True, stdout=out, stderr=subprocess.STDOUT if out else None,
+    )  # fmt: skip
+
+
+def start_mlflow(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).parent / "mlflow"
+    uri = default_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    out = open(log, "wb") if log else None  # noqa: SIM115
+    return subprocess.Popen(
+        [str(exe), "server", "--host", HOST, "--port", str(port), "--workers", "1",
+         "--backend-store-uri", uri, "--default-artifact-root", default_artifact_root()],
+        cwd=REPO_ROOT, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT if out else None,
+    )  # fmt: skip
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+    """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", 3000)))
+    parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))
+    args = parser.parse_args()
+    procs = [start_dagster(args.dagster_port), start_mlflow(args.mlflow_port)]
+    urls = [f"http://{HOST}:{args.dagster_port}", f"http://{HOST}:{args.mlflow_port}"]
+    try:
+        for name, url, proc in zip(("Dagster", "MLflow"), urls, procs):
+            ok = wait_http(url, 90, proc)
+            print(f"{name} UI: {url}" + ("" if ok else "  (did not answer yet; see its log above)"), flush=True)
+        print("Ctrl-C stops both.", flush=True)
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            stop(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
