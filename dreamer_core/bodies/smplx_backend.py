@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def load_model_arrays(path: Path, model_type: str) -> dict[str, np.ndarray]:
             f"{path}: cannot be read without unpickling ({exc}). Convert it to a plain-array .npz, "
             "or set body_model.allow_pickle_models: true if you trust the file."
         ) from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise BodyModelFilesError(f"{path}: unreadable model file ({exc})") from exc
     missing = [k for k in REQUIRED_ARRAYS[model_type] if k not in arrays]
     if missing:

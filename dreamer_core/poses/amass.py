@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def read_amass_file(path: Path, stride: int, zup: bool = True) -> tuple[np.ndarr
             arrays = {k: data[k] for k in data.files}
     except ValueError as exc:
         raise PoseFileError(f"{path}: not a plain-array .npz ({exc}); re-save it without object arrays") from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise PoseFileError(f"{path}: unreadable .npz ({exc})") from exc
     if "root_orient" in arrays and "pose_body" in arrays:
         root, body = arrays["root_orient"], arrays["pose_body"]

@@ -1,0 +1,32 @@
+import zipfile
+
+import numpy as np
+import pytest
+
+from dreamer_core.io import atomic_path, load_npz, npz_bytes, write_npz_atomic
+
+
+def test_npz_is_byte_reproducible_and_loads_without_pickle(tmp_path):
+    arrays = {"b": np.arange(5, dtype=np.float32), "a": np.array(["x", "yy"])}
+    assert npz_bytes(arrays) == npz_bytes(dict(reversed(list(arrays.items()))))
+    write_npz_atomic(tmp_path / "x.npz", arrays)
+    back = load_npz(tmp_path / "x.npz")
+    assert np.array_equal(back["b"], arrays["b"]) and list(back["a"]) == ["x", "yy"]
+    with zipfile.ZipFile(tmp_path / "x.npz") as zf:
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_object_arrays_are_refused():
+    with pytest.raises(TypeError, match="pickled"):
+        npz_bytes({"o": np.array([{"a": 1}], dtype=object)})
+
+
+def test_failed_write_leaves_previous_file(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
