@@ -45,7 +45,7 @@ def _choice(*options: str) -> Field:
 
 
 _BOOL = Field(lambda v: isinstance(v, bool), "true or false")
-_STR = Field(lambda v: isinstance(v, str), "a string (\"\" for none)")
+_STR = Field(lambda v: isinstance(v, str), 'a string ("" for none)')
 
 
 def _weights(keys: tuple[str, ...]) -> Field:
@@ -62,12 +62,7 @@ def _weights(keys: tuple[str, ...]) -> Field:
 
 def _range(lo: float, hi: float) -> Field:
     def ok(v: Any) -> bool:
-        return (
-            isinstance(v, (list, tuple))
-            and len(v) == 2
-            and all(_float(lo, hi).check(x) for x in v)
-            and v[0] <= v[1]
-        )
+        return isinstance(v, (list, tuple)) and len(v) == 2 and all(_float(lo, hi).check(x) for x in v) and v[0] <= v[1]
 
     return Field(ok, f"[low, high] with {lo:g} <= low <= high <= {hi:g}")
 

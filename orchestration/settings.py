@@ -4,7 +4,6 @@ The launchpad in the web UI shows these defaults; whatever a user changes there 
 by the same schema as params.yaml, with an error naming the key.
 """
 
-
 from typing import Any
 
 import dagster as dg

@@ -80,7 +80,7 @@ def main() -> int:
     procs = [start_dagster(args.dagster_port), start_mlflow(args.mlflow_port)]
     urls = [f"http://{HOST}:{args.dagster_port}", f"http://{HOST}:{args.mlflow_port}"]
     try:
-        for name, url, proc in zip(("Dagster", "MLflow"), urls, procs):
+        for name, url, proc in zip(("Dagster", "MLflow"), urls, procs, strict=True):
             ok = wait_http(url, 90, proc)
             print(f"{name} UI: {url}" + ("" if ok else "  (did not answer yet; see its log above)"), flush=True)
         print("Ctrl-C stops both.", flush=True)

@@ -82,9 +82,7 @@ class BodyModel(ABC):
         """[V] int index into ``part_names`` per vertex."""
 
     @abstractmethod
-    def _forward(
-        self, global_orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor
-    ) -> BodyOutput:
+    def _forward(self, global_orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor) -> BodyOutput:
         """Posed vertices and joints with the pelvis at the origin (no translation)."""
 
     # --- shared behaviour ------------------------------------------------------------------------

@@ -40,9 +40,7 @@ FOOT_KEYPOINTS: tuple[str, ...] = (
 
 # Every backend returns joints in this order: COCO-17 first (what detectors and OKS use), then the
 # six foot points, then the skeleton joints (what 3D metrics and skeleton drawings use).
-JOINT_NAMES: tuple[str, ...] = (
-    COCO17 + FOOT_KEYPOINTS + tuple(f"skel_{n}" for n in SKELETON_JOINTS)
-)
+JOINT_NAMES: tuple[str, ...] = COCO17 + FOOT_KEYPOINTS + tuple(f"skel_{n}" for n in SKELETON_JOINTS)
 SKELETON_SLICE = slice(len(COCO17) + len(FOOT_KEYPOINTS), len(JOINT_NAMES))
 
 # Body parts share the skeleton's names: a vertex belongs to the joint that moves it most.

@@ -74,8 +74,7 @@ def load_model_arrays(path: Path, model_type: str) -> dict[str, np.ndarray]:
     missing = [k for k in REQUIRED_ARRAYS[model_type] if k not in arrays]
     if missing:
         raise BodyModelFilesError(
-            f"{path}: missing arrays {missing}; a {model_type.upper()} file needs "
-            f"{sorted(REQUIRED_ARRAYS[model_type])}"
+            f"{path}: missing arrays {missing}; a {model_type.upper()} file needs {sorted(REQUIRED_ARRAYS[model_type])}"
         )
     for k, ndim in REQUIRED_ARRAYS[model_type].items():
         if arrays[k].ndim != ndim:
@@ -131,8 +130,10 @@ class SMPLXBody(BodyModel):
         candidates = expected_files(model_dir, model_type, gender, allow_pickle_models)
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
-            hint = "" if allow_pickle_models else (
-                " (an official .pkl is accepted only with body_model.allow_pickle_models: true)"
+            hint = (
+                ""
+                if allow_pickle_models
+                else (" (an official .pkl is accepted only with body_model.allow_pickle_models: true)")
             )
             raise BodyModelFilesError(
                 f"no {model_type.upper()} model file found in {model_dir}: expected one of "
@@ -218,7 +219,8 @@ class SMPLXBody(BodyModel):
         vertices = out.vertices - pelvis
         joints = out.joints - pelvis
         coco = torch.stack(
-            [joints[:, i] if is_j else vertices[:, i] for i, is_j in zip(self._coco, self._coco_is_joint)], dim=1
+            [joints[:, i] if is_j else vertices[:, i] for i, is_j in zip(self._coco, self._coco_is_joint, strict=True)],
+            dim=1,
         )
         feet = vertices[:, self._foot_ids.to(vertices.device)]
         return BodyOutput(vertices=vertices, joints=torch.cat([coco, feet, joints[:, :22]], dim=1))

@@ -59,8 +59,7 @@ def read_amass_file(path: Path, stride: int, zup: bool = True) -> tuple[np.ndarr
         root, body = poses[:, :3], poses[:, 3 : 3 + 3 * NUM_BODY_JOINTS]
     else:
         raise PoseFileError(
-            f"{path}: no pose arrays; expected key 'poses' or keys 'root_orient' + 'pose_body' "
-            f"(found {sorted(arrays)})"
+            f"{path}: no pose arrays; expected key 'poses' or keys 'root_orient' + 'pose_body' (found {sorted(arrays)})"
         )
     for key, arr in (("root orientation", root), ("body pose", body)):
         if not np.issubdtype(arr.dtype, np.floating):

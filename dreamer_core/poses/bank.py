@@ -73,9 +73,7 @@ def root_aligned_joints(body: BodyModel, body_pose: np.ndarray, batch_size: int,
     return torch.cat(out) if out else torch.zeros(0, 22, 3)
 
 
-def build_pose_bank(
-    settings: dict[str, Any], body: BodyModel, seed: int, progress: Progress | None = None
-) -> PoseBank:
+def build_pose_bank(settings: dict[str, Any], body: BodyModel, seed: int, progress: Progress | None = None) -> PoseBank:
     """Mix the sources, keep the most diverse candidates of each, attach sampled shapes."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()

@@ -1,7 +1,8 @@
 """Per-joint anatomical limits on the shared skeleton, as Euler XYZ ranges in degrees.
 
 Axes are SMPL's world-aligned axes at the T-pose (X = body left, Y = up, Z = forward), rotation
-R = Rz @ Ry @ Rx unless ``EULER_ORDER`` says otherwise. Left-side limits are written once; right-side ones mirror them (y, z negated).
+R = Rz @ Ry @ Rx unless ``EULER_ORDER`` says otherwise. Left-side limits are written once;
+right-side ones mirror them (y, z negated).
 Joints not listed (none today) would be held at zero.
 """
 

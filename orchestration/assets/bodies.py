@@ -1,6 +1,5 @@
 """Group ``bodies``: the pose bank every later asset draws from."""
 
-
 import json
 
 import dagster as dg
@@ -60,8 +59,14 @@ def pose_bank(
         png = skeleton_grid_png(joints, [f"{bank.table.pose_id[i]}\n{bank.table.family[i]}" for i in order])
         (out_dir / PREVIEW_FILE).write_bytes(png)
         stats = bank.stats
-        run.log_metrics({"num_poses": stats["num_poses"], "nn_dist_mm": stats["nn_dist_mm"],
-                         "nn_dist_random_mm": stats["nn_dist_random_mm"], "build_seconds": stats["seconds"]})  # fmt: skip
+        run.log_metrics(
+            {
+                "num_poses": stats["num_poses"],
+                "nn_dist_mm": stats["nn_dist_mm"],
+                "nn_dist_random_mm": stats["nn_dist_random_mm"],
+                "build_seconds": stats["seconds"],
+            }
+        )
         run.log_image_bytes(PREVIEW_FILE, png)
         run.log_artifact(out_dir / SUMMARY_FILE)
         context.log.info(
@@ -122,8 +127,11 @@ def pose_bank_within_limits(storage: StorageResource, body_model: BodyModelResou
     joint_ok = within_limits(a["body_pose"][anat])
     return dg.AssetCheckResult(
         passed=angle_ok and shape_ok and bool(joint_ok.all()),
-        metadata={"angles_ok": angle_ok, "shapes_ok": shape_ok,
-                  "anatomical_rows_outside_limits": int((~joint_ok).sum())},  # fmt: skip
+        metadata={
+            "angles_ok": angle_ok,
+            "shapes_ok": shape_ok,
+            "anatomical_rows_outside_limits": int((~joint_ok).sum()),
+        },  # fmt: skip
     )
 
 
@@ -132,7 +140,9 @@ def pose_bank_count(storage: StorageResource) -> dg.AssetCheckResult:
     bank, summary = _load(storage)
     n, want = len(bank), summary.get("configured_num_poses")
     unique = bank.table.pose_id.is_unique
-    return dg.AssetCheckResult(passed=n == want and unique, metadata={"rows": n, "configured": want, "unique_ids": unique})
+    return dg.AssetCheckResult(
+        passed=n == want and unique, metadata={"rows": n, "configured": want, "unique_ids": unique}
+    )
 
 
 @dg.asset_check(asset=pose_bank, description="Mean nearest-neighbour distance at least a random draw's.")

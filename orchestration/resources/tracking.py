@@ -126,7 +126,9 @@ class MLflowResource(dg.ConfigurableResource):
         for name, digest in (input_hashes or {}).items():
             tags[f"input_hash.{name}"] = digest
         run = client.create_run(exp_id, tags=tags)
-        tracked = MLflowRun(client, run.info.run_id, exp_id, f"{self.ui_url}/#/experiments/{exp_id}/runs/{run.info.run_id}")
+        tracked = MLflowRun(
+            client, run.info.run_id, exp_id, f"{self.ui_url}/#/experiments/{exp_id}/runs/{run.info.run_id}"
+        )
         if params:
             tracked.log_params(params)
         try:

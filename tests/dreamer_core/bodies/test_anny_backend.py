@@ -68,7 +68,9 @@ def test_global_orient_rotates_about_pelvis(anny_body):
     flipped = rest.vertices[0] * torch.tensor([-1.0, 1.0, -1.0])
     assert torch.allclose(yaw.vertices[0], flipped, atol=1e-4)
     moved = run(anny_body, transl=torch.tensor([[1.0, 2.0, 3.0]]))
-    assert torch.allclose(moved.vertices[0] - rest.vertices[0], torch.tensor([1.0, 2.0, 3.0]).expand(rest.vertices.shape[1], 3), atol=1e-5)
+    assert torch.allclose(
+        moved.vertices[0] - rest.vertices[0], torch.tensor([1.0, 2.0, 3.0]).expand(rest.vertices.shape[1], 3), atol=1e-5
+    )
 
 
 def test_shape_changes_body(anny_body):
