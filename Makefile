@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/dvc-lock.txt
 
 demo: setup
 	$(PY) -m orchestration.cli materialize --all
+	$(PY) -m orchestration.cli status
 	scripts/dvc status
 
 test: setup

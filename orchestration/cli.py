@@ -3,6 +3,7 @@ keep dvc.yaml in step with the asset graph.
 
     python -m orchestration.cli materialize --all        # the whole graph (make demo)
     python -m orchestration.cli materialize pose_bank    # one asset (what each DVC stage runs)
+    python -m orchestration.cli status                   # what the Dagster instance holds
     python -m orchestration.cli dvc-yaml [--check]
 """
 
@@ -33,6 +34,7 @@ def materialize(keys: list[str], select_all: bool) -> int:
         selection=keys,
         instance=dg.DagsterInstance.get(),
         resources=RESOURCES,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
     failed_checks = [
@@ -45,6 +47,31 @@ def materialize(keys: list[str], select_all: bool) -> int:
     if failed_checks:
         print(f"failed asset checks: {failed_checks}", file=sys.stderr)
     return 0 if result.success and not failed_checks else 1
+
+
+def status() -> int:
+    """What the Dagster instance knows: latest materialization of each asset and its key metadata."""
+    ensure_dagster_home()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+
+    instance = dg.DagsterInstance.get()
+    shown = ("path", "num_poses", "nn_dist_mm", "nn_dist_random_mm", "dvc_hash", "mlflow_run_url")
+    missing = 0
+    for key in defs.resolve_asset_graph().toposorted_asset_keys:
+        event = instance.get_latest_materialization_event(key)
+        if event is None:
+            print(f"{key.to_user_string()}: not materialized")
+            missing += 1
+            continue
+        mat = event.asset_materialization
+        print(f"{key.to_user_string()}: materialized by run {event.run_id[:8]}")
+        for name in shown:
+            if mat is not None and name in mat.metadata:
+                value = mat.metadata[name].value
+                print(f"  {name}: {value:.1f}" if isinstance(value, float) else f"  {name}: {value}")
+    return 1 if missing else 0
 
 
 def dvc_yaml(check: bool) -> int:
@@ -73,12 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("materialize", help="materialize assets into the Dagster instance")
     m.add_argument("keys", nargs="*")
     m.add_argument("--all", action="store_true", help="the whole asset graph")
+    sub.add_parser("status", help="latest materialization of every asset in the Dagster instance")
     d = sub.add_parser("dvc-yaml", help="write dvc.yaml from the asset graph")
     d.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the asset graph")
     args = parser.parse_args(argv)
     try:
         if args.command == "materialize":
             return materialize(args.keys, args.all)
+        if args.command == "status":
+            return status()
         return dvc_yaml(args.check)
     except Exception as exc:  # the boundary: one clear line for input errors
         from dreamer_core.errors import PipelineInputError

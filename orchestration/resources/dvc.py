@@ -3,7 +3,8 @@
 DVC's hydra/omegaconf pin antlr4 4.9 while Dagster's selection parser needs 4.13, so DVC lives
 in ``.venv-dvc`` and is called as a CLI. After a materialization in the UI we commit that
 stage's outputs (DVC hashes them into dvc.lock and its cache) and push to the configured
-remote. Inside ``dvc repro`` (PD_UNDER_DVC=1) DVC commits for us, so we do nothing.
+remote. Inside ``dvc repro`` / ``dvc exp run`` (DVC sets DVC_STAGE for stage commands) DVC
+commits for us, so we do nothing.
 DVC locks the repository: commands run one at a time behind a file lock, with retries.
 """
 
@@ -21,7 +22,7 @@ import yaml
 
 from orchestration.env import REPO_ROOT
 
-UNDER_DVC_ENV = "PD_UNDER_DVC"
+UNDER_DVC_ENV = "DVC_STAGE"  # set by DVC for every stage command it runs
 
 
 def default_dvc_bin() -> str:

@@ -34,7 +34,7 @@ def test_definitions_load():
 def test_materialize_pose_bank_in_process(repo_copy, tmp_path, monkeypatch):
     root, env = repo_copy
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
-    monkeypatch.delenv("PD_UNDER_DVC", raising=False)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
     instance = dg.DagsterInstance.get()
     result = dg.materialize(
         [*ASSETS, *CHECKS],
