@@ -96,18 +96,22 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+def _check_keys(where: str, values: Any, allowed: Mapping[str, Any], what: str) -> None:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: must be a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where}: unknown {what} {unknown}; allowed are {sorted(allowed)}")
+    missing = sorted(set(allowed) - set(values))
+    if missing:
+        raise ConfigError(f"{where}: missing {what} {missing}")
+
+
 def validate_section(section: str, values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Check one section (``"pose_bank"``, ...) against the schema; return a plain dict copy."""
     schema = SCHEMA[section]
     where = f"{prefix}{section}"
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{where}: must be a mapping, got {type(values).__name__}")
-    unknown = sorted(set(values) - set(schema))
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; allowed keys are {sorted(schema)}")
-    missing = sorted(set(schema) - set(values))
-    if missing:
-        raise ConfigError(f"{where}: missing keys {missing}")
+    _check_keys(where, values, schema, "keys")
     for key, field in schema.items():
         value = values[key]
         if not field.check(value):
@@ -116,14 +120,7 @@ def validate_section(section: str, values: Mapping[str, Any], prefix: str = "") 
 
 
 def validate_profile(profile: Mapping[str, Any], name: str) -> dict[str, Any]:
-    if not isinstance(profile, Mapping):
-        raise ConfigError(f"{name}: must be a mapping of sections, got {type(profile).__name__}")
-    unknown = sorted(set(profile) - set(SCHEMA))
-    if unknown:
-        raise ConfigError(f"{name}: unknown sections {unknown}; allowed are {sorted(SCHEMA)}")
-    missing = sorted(set(SCHEMA) - set(profile))
-    if missing:
-        raise ConfigError(f"{name}: missing sections {missing}")
+    _check_keys(name, profile, SCHEMA, "sections")
     out: dict[str, Any] = {}
     for section, schema in SCHEMA.items():
         if isinstance(schema, Field):
