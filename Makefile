@@ -54,4 +54,4 @@ dvc-yaml: setup
 	$(PY) -m orchestration.cli dvc-yaml
 
 clean:
-	rm -rf data/pose_bank dagster_home mlflow dvc-remote
+	rm -rf data/pose_bank data/reference_renders data/control_renders dagster_home mlflow dvc-remote

@@ -69,6 +69,7 @@ def _range(lo: float, hi: float) -> Field:
 
 FAMILY_NAMES = ("standing", "walking", "running", "sitting", "crouching", "reaching", "lying")
 SOURCE_NAMES = ("anatomical", "amass")
+BACKGROUND_KINDS = ("gradient", "noise", "tiles", "images")
 
 SCHEMA: dict[str, Any] = {
     "seed": _int(0, 2**31 - 1),
@@ -93,7 +94,49 @@ SCHEMA: dict[str, Any] = {
         "amass_zup": _BOOL,
         "batch_size": _int(1, 1_000_000),
     },
+    "render": {
+        "image_size": _int(16, 4096),
+        "supersample": _int(1, 8),
+        "focal_range": _range(1.0, 1e5),
+        "frame_size": _int(16, 100_000),
+        "distance_range": _range(0.5, 1000.0),
+        "pitch_deg": _float(0.0, 89.0),
+        "crop_margin": _float(0.0, 1.0),
+        "min_body_px": _float(0.0, 1e5),
+        "backgrounds": Field(
+            lambda v: isinstance(v, list) and bool(v) and set(v) <= set(BACKGROUND_KINDS),
+            f"a non-empty list drawn from {list(BACKGROUND_KINDS)}",
+        ),
+        "backgrounds_dir": _STR,
+    },
+    "reference_renders": {
+        "num_train": _int(1, 100_000_000),
+        "num_test": _int(1, 100_000_000),
+        "test_pose_fraction": _float(0.01, 0.9),
+        "multiview_subjects": _int(1, 1_000_000),
+        "multiview_heldout": _int(0, 1_000_000),
+        "views_per_ring": _int(2, 360),
+        "elevations_deg": Field(
+            lambda v: isinstance(v, list) and bool(v) and all(_float(-89.0, 89.0).check(x) for x in v),
+            "a non-empty list of elevations in [-89, 89] degrees",
+        ),
+        "multiview_radius": _float(0.5, 100.0),
+        "samples_per_shard": _int(1, 1_000_000),
+    },
+    "control_renders": {
+        "num_shards": _int(1, 100_000),
+        "samples_per_shard": _int(1, 1_000_000),
+    },
 }
+
+
+# Constraints between keys of one section: (predicate, message naming the keys).
+CROSS_CHECKS: dict[str, list[tuple[Callable[[Mapping[str, Any]], bool], str]]] = {
+    "reference_renders": [
+        (lambda d: d["multiview_heldout"] < d["multiview_subjects"],
+         "multiview_heldout must be smaller than multiview_subjects"),
+    ],
+}  # fmt: skip
 
 
 def _check_keys(where: str, values: Any, allowed: Mapping[str, Any], what: str) -> None:
@@ -116,6 +159,9 @@ def validate_section(section: str, values: Mapping[str, Any], prefix: str = "") 
         value = values[key]
         if not field.check(value):
             raise ConfigError(f"{where}.{key} must be {field.expect}, got {value!r}")
+    for check, message in CROSS_CHECKS.get(section, []):
+        if not check(values):
+            raise ConfigError(f"{where}: {message}")
     return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items()}
 
 

@@ -16,37 +16,52 @@ from pathlib import Path
 from orchestration.env import REPO_ROOT, ensure_dagster_home
 
 
-def materialize(keys: list[str], select_all: bool) -> int:
+def materialize(keys: list[str], select_all: bool, partitions: list[str] | None = None) -> int:
+    """Materialize assets in dependency order; a partitioned asset runs once per partition
+    (all of them unless ``partitions`` names some)."""
     ensure_dagster_home()
     import dagster as dg
 
     from orchestration.definitions import ASSETS, CHECKS, RESOURCES, defs
 
-    known = [k.to_user_string() for k in defs.resolve_asset_graph().toposorted_asset_keys]
+    graph = defs.resolve_asset_graph()
+    known = [k.to_user_string() for k in graph.toposorted_asset_keys]
     if select_all:
         keys = known
     unknown = [k for k in keys if k not in known]
     if unknown or not keys:
         print(f"unknown or no asset keys {unknown}; known: {known}", file=sys.stderr)
         return 2
-    result = dg.materialize(
-        [*ASSETS, *CHECKS],
-        selection=keys,
-        instance=dg.DagsterInstance.get(),
-        resources=RESOURCES,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
-    )
-    failed_checks = [
-        e.asset_check_evaluation_data.check_name
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-    ]
-    for key in keys:
-        print(f"materialized {key}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
-    if failed_checks:
-        print(f"failed asset checks: {failed_checks}", file=sys.stderr)
-    return 0 if result.success and not failed_checks else 1
+    instance = dg.DagsterInstance.get()
+    failed: list[str] = []
+    for key in [k for k in known if k in keys]:
+        pdef = graph.get(dg.AssetKey(key)).partitions_def
+        runs = [None] if pdef is None else (partitions or pdef.get_partition_keys())
+        for partition in runs:
+            label = key if partition is None else f"{key}[{partition}]"
+            result = dg.materialize(
+                [*ASSETS, *CHECKS],
+                selection=[key],
+                partition_key=partition,
+                instance=instance,
+                resources=RESOURCES,
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                raise_on_error=False,
+            )
+            bad_checks = [
+                e.asset_check_evaluation_data.check_name
+                for e in result.all_events
+                if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+            ]
+            print(f"materialized {label}: {'ok' if result.success else 'FAILED'} (run {result.run_id})", flush=True)
+            if bad_checks:
+                print(f"  failed asset checks: {bad_checks}", file=sys.stderr)
+            if not result.success or bad_checks:
+                failed.append(label)
+                if not result.success:
+                    print(f"stopping: {label} failed; its downstream assets were not run", file=sys.stderr)
+                    return 1
+    return 1 if failed else 0
 
 
 def status() -> int:
@@ -57,7 +72,20 @@ def status() -> int:
     from orchestration.definitions import defs
 
     instance = dg.DagsterInstance.get()
-    shown = ("path", "num_poses", "nn_dist_mm", "nn_dist_random_mm", "dvc_hash", "mlflow_run_url")
+    shown = (
+        "path",
+        "num_poses",
+        "nn_dist_mm",
+        "nn_dist_random_mm",
+        "num_train",
+        "num_test",
+        "num_multiview_subjects",
+        "views_per_subject",
+        "num_samples",
+        "seconds",
+        "dvc_hash",
+        "mlflow_run_url",
+    )
     missing = 0
     for key in defs.resolve_asset_graph().toposorted_asset_keys:
         event = instance.get_latest_materialization_event(key)
@@ -100,13 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("materialize", help="materialize assets into the Dagster instance")
     m.add_argument("keys", nargs="*")
     m.add_argument("--all", action="store_true", help="the whole asset graph")
+    m.add_argument("--partition", action="append", help="only this partition of partitioned assets (repeatable)")
     sub.add_parser("status", help="latest materialization of every asset in the Dagster instance")
     d = sub.add_parser("dvc-yaml", help="write dvc.yaml from the asset graph")
     d.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the asset graph")
     args = parser.parse_args(argv)
     try:
         if args.command == "materialize":
-            return materialize(args.keys, args.all)
+            return materialize(args.keys, args.all, args.partition)
         if args.command == "status":
             return status()
         return dvc_yaml(args.check)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets import bodies
+from orchestration.assets import bodies, renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 
-ASSETS = [bodies.pose_bank]
-CHECKS = [*bodies.CHECKS]
+ASSETS = [bodies.pose_bank, renders.reference_renders, renders.control_renders]
+CHECKS = [*bodies.CHECKS, *renders.CHECKS]
 
 RESOURCES = {
     "storage": StorageResource(),

@@ -37,3 +37,64 @@ class PoseBankConfig(dg.Config):
         values = self.model_dump()
         values.pop("seed")
         return validate_section("pose_bank", values, prefix="run_config.")
+
+
+def _annotation(value: Any) -> Any:
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, int):
+        return int
+    if isinstance(value, float):
+        return float
+    if isinstance(value, str):
+        return str
+    if isinstance(value, dict):
+        return dict[str, float]
+    if isinstance(value, list):
+        return list[str] if value and isinstance(value[0], str) else list[float]
+    raise TypeError(f"no config type for {value!r}")
+
+
+def config_class(name: str, sections: tuple[str, ...], doc: str, fixed: tuple[str, ...] = ()) -> type[dg.Config]:
+    """A run-config class whose fields are the keys of ``sections`` (defaults: params.yaml) + seed.
+
+    ``settings()`` splits the values back into sections and validates each with the same schema
+    as params.yaml, so a bad launchpad value is reported by its key. Keys in ``fixed`` shape the
+    asset graph itself (e.g. the number of partitions), so they are not offered per run.
+    """
+    from pydantic import create_model
+
+    fields: dict[str, Any] = {"seed": (int, PARAMS["seed"])}
+    owner: dict[str, str] = {}
+    for section in sections:
+        for key, value in PARAMS[section].items():
+            if key in fixed:
+                continue
+            if key in owner:
+                raise ValueError(f"{name}: key {key!r} appears in both {owner[key]} and {section}")
+            owner[key] = section
+            fields[key] = (_annotation(value), value)
+
+    def settings(self: dg.Config) -> dict[str, Any]:
+        values = self.model_dump()
+        out = {}
+        for s in sections:
+            part = {k: values[k] for k, o in owner.items() if o == s}
+            part.update({k: PARAMS[s][k] for k in fixed if k in PARAMS[s]})
+            out[s] = validate_section(s, part, prefix="run_config.")
+        return out
+
+    cls = create_model(name, __base__=dg.Config, __doc__=doc, **fields)
+    cls.settings = settings  # type: ignore[attr-defined]
+    return cls
+
+
+ReferenceRendersConfig = config_class(
+    "ReferenceRendersConfig", ("render", "reference_renders"),
+    "Textured renders of posed bodies: train / test / multi-view (params.yaml: render, reference_renders).",
+)  # fmt: skip
+ControlRendersConfig = config_class(
+    "ControlRendersConfig", ("render", "control_renders"),
+    "PNCC control images, masks, depth and labels per shard (params.yaml: render, control_renders).",
+    fixed=("num_shards",),  # the partitions; change it in params.yaml
+)  # fmt: skip

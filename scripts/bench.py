@@ -1,7 +1,10 @@
-"""`make bench`: body-model forward throughput and pose-bank build time, measured in one run.
+"""`make bench`: body-model forward throughput, pose-bank build time and render throughput,
+measured in one run.
 
-Prints poses/s at batch 1, 64 and 256 (and the speed-up of batching over batch 1, measured side
-by side), then the time to build the configured pose bank and its diversity ratio.
+Prints poses/s at batch 1, 64 and 256 (and the speed-up of batching over batch 1), the time to
+build the configured pose bank and its diversity ratio, then control and reference renders/s at
+128, 256 and 512 px with Warp ray casting side by side with the same renderer on a straightforward
+baseline (trimesh's ray casting on the same mesh), as a ratio.
 """
 
 from __future__ import annotations
@@ -34,6 +37,106 @@ def throughput(body, batch: int, min_seconds: float = 2.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+class TrimeshRaycaster:
+    """Baseline with the same interface as ``Raycaster``: trimesh's (non-Embree) first-hit query."""
+
+    def __init__(self, faces: np.ndarray, row_stride: int = 1) -> None:
+        self.faces = np.asarray(faces)
+        self.row_stride = row_stride  # cast every n-th row only (ray-throughput measurement)
+
+    def set_vertices(self, vertices: np.ndarray) -> None:
+        import trimesh
+
+        self.mesh = trimesh.Trimesh(vertices, self.faces, process=False)
+
+    def cast(self, camera, supersample: int = 1, max_t: float = 1e3):
+        import trimesh
+
+        from dreamer_core.render.raycast import Hits
+
+        origin, dirs = camera.rays(supersample)
+        h, w = dirs.shape[:2]
+        face = np.full((h, w), -1, dtype=np.int32)
+        points = np.zeros((h, w, 3))
+        rows = np.arange(0, h, self.row_stride)
+        sel = dirs[rows].reshape(-1, 3)
+        loc, ray, tri = self.mesh.ray.intersects_location(np.tile(origin, (len(sel), 1)), sel, multiple_hits=False)
+        fsub = np.full(len(sel), -1, dtype=np.int32)
+        psub = np.zeros((len(sel), 3))
+        ray = np.asarray(ray, dtype=np.int64)
+        fsub[ray], psub[ray] = tri, loc
+        face[rows] = fsub.reshape(len(rows), w)
+        points[rows] = psub.reshape(len(rows), w, 3)
+        bary = np.zeros((h, w, 3))
+        m = face >= 0
+        bary[m] = trimesh.triangles.points_to_barycentric(self.mesh.triangles[face[m]], points[m])
+        depth = np.where(m, (points - camera.center) @ camera.R[2], 0.0)
+        return Hits(depth=depth.astype(np.float32), face=face, bary=bary.astype(np.float32),
+                    points=points.astype(np.float32))  # fmt: skip
+
+    def interpolate(self, hits, values):
+        from dreamer_core.render.raycast import Raycaster
+
+        return Raycaster.interpolate(self, hits, values)  # type: ignore[arg-type]
+
+    def interpolate_hits(self, hits, values):
+        from dreamer_core.render.raycast import Raycaster
+
+        return Raycaster.interpolate_hits(self, hits, values)  # type: ignore[arg-type]
+
+
+def render_rate(renderer, vertices, cams, reference: bool, min_seconds: float) -> float:
+    from dreamer_core.render.appearance import sample_appearance
+
+    rng = np.random.default_rng(0)
+    n, t0 = 0, time.perf_counter()
+    while True:
+        for v, cam in zip(vertices, cams, strict=True):
+            renderer.render(v, cam, 1, sample_appearance(rng) if reference else None)
+            n += 1
+        if time.perf_counter() - t0 >= min_seconds:
+            return n / (time.perf_counter() - t0)
+
+
+def bench_renders(body) -> None:
+    from dreamer_core.render.cameras import CameraSampling, sample_camera
+    from dreamer_core.render.renderer import BodyRenderer
+
+    go, bp, _, _ = sample_anatomical(4, {"standing": 1.0, "running": 1.0}, 8.0, np.random.default_rng(1))
+    with torch.no_grad():
+        verts = body.forward({"global_orient": torch.as_tensor(go, dtype=torch.float32),
+                              "body_pose": torch.as_tensor(bp, dtype=torch.float32)}).vertices.numpy()  # fmt: skip
+    warp_r = BodyRenderer(body)
+    base_r = BodyRenderer(body)
+    print(f"\nrenders/s (one core-pair, supersample 1), Warp vs trimesh ray casting on {len(warp_r.faces)} faces")
+    print(f"{'size':>5} {'kind':>10} {'warp/s':>9} {'trimesh/s':>10} {'ratio':>7}")
+    for size in (128, 256, 512):
+        cfg = CameraSampling((800.0, 1600.0), 1000, (3.0, 6.0), 10.0, 0.1, 32.0, size)
+        cams = [sample_camera(v, np.random.default_rng(i), cfg) for i, v in enumerate(verts)]
+        for kind in ("control", "reference"):
+            ref = kind == "reference"
+            fast = render_rate(warp_r, verts, cams, ref, 2.0)
+            if size <= 256:  # one full baseline frame takes ~20 s at 128 px, ~70 s at 256 px
+                base_r.raycaster = TrimeshRaycaster(base_r.faces)
+                slow = render_rate(base_r, verts[:1], cams[:1], ref, 0.0)
+                print(f"{size:>5} {kind:>10} {fast:>9.1f} {slow:>10.3f} {fast / slow:>6.0f}x", flush=True)
+            else:
+                print(f"{size:>5} {kind:>10} {fast:>9.1f} {'-':>10} {'-':>7}", flush=True)
+    # At 512 px a baseline frame would take minutes: compare ray-casting throughput on 1/16 of the rows.
+    cam = cams[0]
+    warp_r.raycaster.set_vertices(verts[0])
+    t0 = time.perf_counter()
+    warp_r.raycaster.cast(cam)
+    warp_rays = cam.width * cam.height / (time.perf_counter() - t0)
+    base = TrimeshRaycaster(base_r.faces, row_stride=16)
+    base.set_vertices(verts[0])
+    t0 = time.perf_counter()
+    base.cast(cam)
+    base_rays = cam.width * cam.height / 16 / (time.perf_counter() - t0)
+    print(f"  512 px ray casting: Warp {warp_rays / 1e6:.2f} M rays/s, trimesh {base_rays / 1e3:.1f} k rays/s "
+          f"(on 1/16 of the rows): {warp_rays / base_rays:.0f}x")  # fmt: skip
+
+
 def main() -> None:
     params = load_params()
     body = load_body_model(params["body_model"])
@@ -53,6 +156,7 @@ def main() -> None:
           f"{int(settings['candidate_factor'] * settings['num_poses'])} candidates in {dt:.2f} s; "
           f"NN distance {s['nn_dist_mm']:.1f} mm vs random draw {s['nn_dist_random_mm']:.1f} mm "
           f"(ratio {s['nn_dist_mm'] / s['nn_dist_random_mm']:.2f})")  # fmt: skip
+    bench_renders(body)
 
 
 if __name__ == "__main__":

@@ -47,18 +47,23 @@ def test_dagster_cli_validate_and_string_selection(repo_copy):
         json.dumps({"ops": {"pose_bank": {"config": {"num_poses": 16}}}})], root, env)  # fmt: skip
     assert len(pd.read_parquet(root / "data" / "pose_bank" / "poses.parquet")) == 16
     # Materialized outside `dvc repro`, the asset committed its output to DVC itself.
-    assert "up to date" in sh([str(DVC), "status"], root, env).stdout
+    assert "up to date" in sh([str(DVC), "status", "pose_bank"], root, env).stdout
 
 
 @pytest.mark.slow
 def test_dvc_repro_and_experiment(repo_copy):
     root, env = repo_copy
-    sh([str(DVC), "repro"], root, env, timeout=600)
+    sh([str(DVC), "repro", "pose_bank"], root, env, timeout=600)
     assert (root / "data" / "pose_bank" / "poses.parquet").is_file()
-    assert "up to date" in sh([str(DVC), "status"], root, env).stdout
+    assert "up to date" in sh([str(DVC), "status", "pose_bank"], root, env).stdout
     sh(["git", "add", "dvc.lock"], root, env)
     sh(["git", "commit", "-q", "-m", "pose bank v1"], root, env)
-    sh([str(DVC), "exp", "run", "-S", "tiny.pose_bank.num_poses=12", "-n", "small-bank"], root, env, timeout=600)
+    sh(
+        [str(DVC), "exp", "run", "-S", "tiny.pose_bank.num_poses=12", "-n", "small-bank", "pose_bank"],
+        root,
+        env,
+        timeout=600,
+    )
     assert len(pd.read_parquet(root / "data" / "pose_bank" / "poses.parquet")) == 12
     shown = sh([str(DVC), "exp", "show", "--json"], root, env).stdout
     assert "small-bank" in shown

@@ -27,7 +27,8 @@ def resources(root, tmp_path):
 def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "pose_bank" in keys
-    assert len(CHECKS) == 4
+    assert {"pose_bank", "reference_renders", "control_renders"} <= keys
+    assert len(CHECKS) == 6
 
 
 @pytest.mark.slow
@@ -38,6 +39,7 @@ def test_materialize_pose_bank_in_process(repo_copy, tmp_path, monkeypatch):
     instance = dg.DagsterInstance.get()
     result = dg.materialize(
         [*ASSETS, *CHECKS],
+        selection=["pose_bank"],
         instance=instance,
         resources=resources(root, tmp_path),
         run_config=dg.RunConfig(ops={"pose_bank": PoseBankConfig(num_poses=24, candidate_factor=2)}),

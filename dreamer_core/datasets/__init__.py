@@ -1,0 +1,1 @@
+"""Sample shards (WebDataset-style tar + manifest.parquet): writing, validated reading, PyTorch datasets."""

@@ -1,0 +1,208 @@
+"""Turn pose-bank rows into rendered, labelled samples: reference renders (train / test /
+multi-view) and control renders. Every sample's randomness comes from a stream seeded by
+(global seed, purpose, split or shard, index), so any sample can be regenerated on its own."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm.auto import tqdm
+
+from dreamer_core.bodies.base import BodyModel
+from dreamer_core.datasets.labels import make_labels
+from dreamer_core.datasets.shards import Sample, shard_name, update_index, write_shard
+from dreamer_core.io import atomic_path
+from dreamer_core.poses.bank import PoseBank, stream
+from dreamer_core.render.appearance import list_background_images, sample_appearance
+from dreamer_core.render.cameras import BodyTooSmall, Camera, CameraSampling, multiview_rig, sample_camera
+from dreamer_core.render.renderer import BodyRenderer
+
+Progress = Callable[[str], None]
+MAX_CAMERA_TRIES = 10
+
+
+@dataclass
+class RenderSettings:
+    image_size: int
+    supersample: int
+    focal_range: tuple[float, float]
+    frame_size: int
+    distance_range: tuple[float, float]
+    pitch_deg: float
+    crop_margin: float
+    min_body_px: float
+    backgrounds: tuple[str, ...]
+    backgrounds_dir: str
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RenderSettings:
+        return cls(
+            image_size=d["image_size"], supersample=d["supersample"], focal_range=tuple(d["focal_range"]),
+            frame_size=d["frame_size"], distance_range=tuple(d["distance_range"]), pitch_deg=d["pitch_deg"],
+            crop_margin=d["crop_margin"], min_body_px=d["min_body_px"], backgrounds=tuple(d["backgrounds"]),
+            backgrounds_dir=d["backgrounds_dir"],
+        )  # fmt: skip
+
+    def camera_sampling(self) -> CameraSampling:
+        return CameraSampling(self.focal_range, self.frame_size, self.distance_range, self.pitch_deg,
+                              self.crop_margin, self.min_body_px, self.image_size)  # fmt: skip
+
+
+@dataclass
+class BuildReport:
+    written: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    manifest_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def posed(body: BodyModel, bank: PoseBank, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices [N, V, 3] and joints [N, J, 3] (world frame) of pose-bank rows."""
+    a = bank.arrays
+    with torch.no_grad():
+        out = body.forward({k: torch.as_tensor(a[k][rows]) for k in ("global_orient", "body_pose", "shape")})
+    return out.vertices.numpy(), out.joints.numpy()
+
+
+def _params(bank: PoseBank, row: int) -> dict[str, np.ndarray]:
+    a = bank.arrays
+    return {"global_orient": a["global_orient"][row], "body_pose": a["body_pose"][row], "shape": a["shape"][row]}
+
+
+def _manifest_row(sample: Sample, shard: str, split: str, cam: Camera, extra: dict[str, Any]) -> dict[str, Any]:
+    lab = sample.labels
+    kp = np.asarray(lab["keypoints_2d"])
+    return {
+        "key": sample.key, "shard": shard, "split": split, "pose_id": lab["pose_id"], "seed": lab["seed"],
+        "body_model": lab["body_model"], "image_size": cam.width, "focal": float(cam.K[0, 0]),
+        "cx": float(cam.K[0, 2]), "cy": float(cam.K[1, 2]),
+        "bbox_x0": lab["bbox"][0], "bbox_y0": lab["bbox"][1], "bbox_x1": lab["bbox"][2], "bbox_y1": lab["bbox"][3],
+        "coco_visible": int((kp[:17, 2] == 2).sum()), "mask_fraction": float((sample.mask >= 128).mean()),
+        **extra,
+    }  # fmt: skip
+
+
+def _chunks(n: int, size: int) -> Iterator[range]:
+    for start in range(0, n, size):
+        yield range(start, min(n, start + size))
+
+
+def render_samples(
+    body: BodyModel,
+    renderer: BodyRenderer,
+    bank: PoseBank,
+    rows: np.ndarray,
+    settings: RenderSettings,
+    seed: int,
+    purpose: str,
+    key_prefix: str,
+    with_image: bool,
+    report: BuildReport,
+    desc: str,
+) -> list[Sample]:
+    """One sample per pose row with a freshly sampled camera (and appearance for reference)."""
+    files = list_background_images(settings.backgrounds_dir) if "images" in settings.backgrounds else None
+    cfg = settings.camera_sampling()
+    samples: list[Sample] = []
+    for chunk in tqdm(list(_chunks(len(rows), 64)), desc=desc, leave=False, disable=None):
+        verts, joints = posed(body, bank, rows[list(chunk)])
+        for j, i in enumerate(chunk):
+            rng = stream(seed, purpose, i)
+            cam = None
+            for _ in range(MAX_CAMERA_TRIES):
+                try:
+                    cam = sample_camera(verts[j], rng, cfg)
+                    break
+                except BodyTooSmall as exc:
+                    report.skipped[f"camera_redrawn_{exc.reason}"] += 1
+            if cam is None:
+                report.skipped["sample_dropped_no_valid_camera"] += 1
+                continue
+            app = sample_appearance(rng, settings.backgrounds) if with_image else None
+            out = renderer.render(verts[j], cam, settings.supersample, app, files)
+            row = int(rows[i])
+            sample_seed = int(rng.integers(2**31))
+            labels = make_labels(body_model=body.name, params=_params(bank, row), joints_world=joints[j],
+                                 camera=cam, depth=out.depth, mask=out.mask, seed=sample_seed,
+                                 pose_id=str(bank.arrays["pose_id"][row]))  # fmt: skip
+            samples.append(Sample(f"{key_prefix}{i:06d}", out.image, out.control, out.mask, labels, out.depth))
+    return samples
+
+
+def write_samples(folder: Path, samples: list[Sample], per_shard: int, split: str, first_shard: int = 0,
+                  extra_rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Write samples in shards of ``per_shard``; return their manifest rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, start in enumerate(range(0, len(samples), per_shard)):
+        name = shard_name(first_shard + k)
+        part = samples[start : start + per_shard]
+        digest = write_shard(folder / name, part)
+        update_index(folder, {name: {"sha256": digest, "num_samples": len(part)}})
+        for j, s in enumerate(part):
+            cam = Camera(np.asarray(s.labels["K"]), np.asarray(s.labels["R"]), np.asarray(s.labels["t"]),
+                         *s.labels["image_size"])  # fmt: skip
+            rows.append(_manifest_row(s, f"{split}/{name}" if split else name, split, cam,
+                                      (extra_rows or [{}] * len(samples))[start + j]))  # fmt: skip
+    return rows
+
+
+def write_manifest(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False), tmp, compression="zstd")
+
+
+def read_manifest(folder: str | Path) -> pd.DataFrame:
+    """``manifest.parquet``, or the per-shard ``manifest-*.parquet`` parts of a partitioned asset."""
+    folder = Path(folder)
+    parts = sorted(folder.glob("manifest*.parquet"))
+    if not parts:
+        from dreamer_core.errors import PipelineInputError
+
+        raise PipelineInputError(f"{folder}: no manifest.parquet; materialize the asset first")
+    return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+
+
+def split_pose_rows(bank: PoseBank, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint train / held-out pose rows, stable per pose_id (adding poses does not move others)."""
+    ids = bank.arrays["pose_id"]
+    u = np.array([stream(seed, "pose-split", str(p)).random() for p in ids])
+    return np.flatnonzero(u >= test_fraction), np.flatnonzero(u < test_fraction)
+
+
+def render_multiview(
+    body: BodyModel, renderer: BodyRenderer, bank: PoseBank, rows: np.ndarray, heldout: np.ndarray,
+    settings: RenderSettings, views_per_ring: int, elevations: list[float], radius: float, seed: int,
+    report: BuildReport,
+) -> tuple[list[Sample], list[dict[str, Any]]]:  # fmt: skip
+    """K calibrated views of each subject (pose + appearance), for GST's multi-view supervision."""
+    files = list_background_images(settings.backgrounds_dir) if "images" in settings.backgrounds else None
+    size = settings.image_size
+    samples, extra = [], []
+    verts, joints = posed(body, bank, rows)
+    for s_idx, row in enumerate(tqdm(rows, desc="multiview subjects", leave=False, disable=None)):
+        rng = stream(seed, "multiview", s_idx)
+        app = sample_appearance(rng, settings.backgrounds)
+        v = verts[s_idx]
+        centre = (v.max(0) + v.min(0)) / 2
+        extent = float(np.linalg.norm(v.max(0) - v.min(0)))
+        focal = size * radius / (extent * (1 + 2 * settings.crop_margin))  # the body fits every view
+        for k, cam in enumerate(multiview_rig(views_per_ring, radius, elevations, focal, size, centre)):
+            out = renderer.render(v, cam, settings.supersample, app, files)
+            labels = make_labels(body_model=body.name, params=_params(bank, int(row)), joints_world=joints[s_idx],
+                                 camera=cam, depth=out.depth, mask=out.mask, seed=int(app.background_seed),
+                                 pose_id=str(bank.arrays["pose_id"][row]),
+                                 extra={"subject": s_idx, "view": k, "heldout": bool(heldout[s_idx])})  # fmt: skip
+            samples.append(Sample(f"mv{s_idx:04d}v{k:02d}", out.image, out.control, out.mask, labels, out.depth))
+            extra.append({"subject": s_idx, "view": k, "heldout": bool(heldout[s_idx])})
+    report.written += len(samples)
+    return samples, extra

@@ -1,0 +1,206 @@
+"""WebDataset-style shards: ``shard-000000.tar`` holding per sample ``<key>.png`` (image),
+``<key>.control.png``, ``<key>.mask.png``, optional ``<key>.depth.png`` (uint16 millimetres) and
+``<key>.json`` (labels), plus one ``<shard>.index.json`` per shard with its SHA-256 and sample count.
+
+Writes are atomic (temp name, then rename) and byte-reproducible (fixed tar headers, sorted
+members). Reading validates: a truncated, tampered or malformed shard, a member with an absolute
+path or ``..``, a missing member, a wrong image size or a NaN label is reported with the shard's
+name, never silently read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from dreamer_core.errors import PipelineInputError
+from dreamer_core.io import atomic_path, write_json_atomic
+
+REQUIRED = ("png", "control.png", "mask.png", "json")
+OPTIONAL = ("depth.png",)
+
+
+class ShardError(PipelineInputError):
+    """A shard is unreadable, tampered with, or holds an invalid sample."""
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:06d}.tar"
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+@dataclass
+class Sample:
+    key: str
+    image: np.ndarray | None  # [H, W, 3] uint8 (None for control-only samples)
+    control: np.ndarray  # [H, W, 3] uint8
+    mask: np.ndarray  # [H, W] uint8
+    labels: dict[str, Any]
+    depth: np.ndarray | None = None  # [H, W] float32 metres
+
+
+def _encode(sample: Sample) -> dict[str, bytes]:
+    if "/" in sample.key or sample.key.startswith(".") or "." in sample.key:
+        raise ValueError(f"sample key {sample.key!r} must not contain '/' or '.'")
+    members = {
+        "control.png": png_bytes(sample.control),
+        "mask.png": png_bytes(sample.mask),
+        "json": json.dumps(sample.labels, sort_keys=True, allow_nan=False).encode(),
+    }
+    # Control-only samples store the control image as the image too, so every sample has <key>.png.
+    members["png"] = png_bytes(sample.image if sample.image is not None else sample.control)
+    if sample.depth is not None:
+        mm = np.clip(np.rint(sample.depth * 1000.0), 0, 65535).astype(np.uint16)
+        members["depth.png"] = png_bytes(mm)
+    return members
+
+
+def write_shard(path: str | Path, samples: list[Sample]) -> str:
+    """Write one shard atomically; return its SHA-256."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for sample in samples:
+                for ext, data in sorted(_encode(sample).items()):
+                    info = tarfile.TarInfo(f"{sample.key}.{ext}")
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    tar.addfile(info, io.BytesIO(data))
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    return digest
+
+
+def index_file(shard: str) -> str:
+    return f"{shard}.index.json"
+
+
+def update_index(folder: str | Path, entries: dict[str, dict[str, Any]]) -> None:
+    """Record ``{shard file: {"sha256", "num_samples"}}``: one small file per shard, so that
+    partitions writing different shards in parallel never race on a shared index."""
+    for name, entry in entries.items():
+        write_json_atomic(Path(folder) / index_file(name), {name: entry})
+
+
+def read_index(folder: str | Path) -> dict[str, dict[str, Any]]:
+    folder = Path(folder)
+    files = sorted(folder.glob("*.index.json"))
+    if not files:
+        raise ShardError(f"{folder}: no shard index (*.index.json); re-materialize the asset that writes it")
+    index: dict[str, dict[str, Any]] = {}
+    for f in files:
+        try:
+            index.update(json.loads(f.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ShardError(f"{f}: corrupt shard index ({exc})") from exc
+    for name in index:
+        _safe_member(folder / name, name)
+    return dict(sorted(index.items()))
+
+
+def _safe_member(shard: Path, name: str) -> None:
+    p = Path(name)
+    if p.is_absolute() or ".." in p.parts or name.startswith("/") or "\\" in name:
+        raise ShardError(f"{shard}: member {name!r} has an absolute path or '..'; refusing to read this shard")
+
+
+def _decode_png(shard: Path, name: str, data: bytes) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return np.asarray(im)
+    except Exception as exc:  # PIL raises many types for corrupt data
+        raise ShardError(f"{shard}: member {name!r} is not a valid PNG ({exc})") from exc
+
+
+def _check_labels(shard: Path, key: str, labels: Any) -> None:
+    if not isinstance(labels, dict):
+        raise ShardError(f"{shard}: {key}.json is not a JSON object")
+
+    def walk(v: Any, where: str) -> None:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ShardError(f"{shard}: {key}.json has a non-finite value at {where}")
+        if isinstance(v, dict):
+            for k, x in v.items():
+                walk(x, f"{where}.{k}")
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, f"{where}[{i}]")
+
+    walk(labels, "labels")
+    for field in ("image_size", "keypoints_2d", "K"):
+        if field not in labels:
+            raise ShardError(f"{shard}: {key}.json lacks {field!r}")
+
+
+def read_shard(path: str | Path, sha256: str | None = None) -> Iterator[Sample]:
+    """Yield the samples of one shard, validating everything; ``sha256`` (from the index) detects
+    tampering."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ShardError(f"{path}: unreadable shard ({exc.strerror})") from exc
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ShardError(f"{path}: SHA-256 differs from the shard index: the shard was modified or truncated")
+    groups: dict[str, dict[str, bytes]] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                _safe_member(path, member.name)
+                if not member.isfile():
+                    raise ShardError(f"{path}: member {member.name!r} is not a regular file")
+                key, _, ext = member.name.partition(".")
+                f = tar.extractfile(member)
+                groups.setdefault(key, {})[ext] = f.read() if f else b""
+    except (tarfile.TarError, EOFError) as exc:
+        raise ShardError(f"{path}: not a valid tar shard ({exc}); it may be truncated") from exc
+    if not groups:
+        raise ShardError(f"{path}: holds no samples")
+    for key, members in groups.items():
+        missing = [e for e in REQUIRED if e not in members]
+        if missing:
+            raise ShardError(f"{path}: sample {key!r} lacks members {[f'{key}.{e}' for e in missing]}")
+        unknown = set(members) - set(REQUIRED) - set(OPTIONAL)
+        if unknown:
+            raise ShardError(f"{path}: sample {key!r} has unexpected members {sorted(unknown)}")
+        try:
+            labels = json.loads(members["json"])
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ShardError(f"{path}: {key}.json is not valid JSON ({exc})") from exc
+        _check_labels(path, key, labels)
+        w, h = labels["image_size"]
+        image = _decode_png(path, f"{key}.png", members["png"])
+        control = _decode_png(path, f"{key}.control.png", members["control.png"])
+        mask = _decode_png(path, f"{key}.mask.png", members["mask.png"])
+        depth = None
+        if "depth.png" in members:
+            depth = _decode_png(path, f"{key}.depth.png", members["depth.png"]).astype(np.float32) / 1000.0
+        for name, arr, shape in (("png", image, (h, w, 3)), ("control.png", control, (h, w, 3)),
+                                 ("mask.png", mask, (h, w)), ("depth.png", depth, (h, w))):  # fmt: skip
+            if arr is not None and arr.shape != shape:
+                raise ShardError(f"{path}: {key}.{name} has shape {arr.shape}, labels say {shape}")
+        yield Sample(key=key, image=image, control=control, mask=mask, labels=labels, depth=depth)
+
+
+def iter_folder(folder: str | Path, verify: bool = True) -> Iterator[Sample]:
+    """Every sample of every shard listed in the folder's index, in shard order."""
+    folder = Path(folder)
+    index = read_index(folder)
+    for name, entry in index.items():
+        yield from read_shard(folder / name, entry["sha256"] if verify else None)

@@ -1,0 +1,245 @@
+"""Group ``renders``: reference renders (textured, the rendering-based baseline and GST's views)
+and control renders (PNCC conditions for the generator), both from the pose bank."""
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+
+from dreamer_core.datasets.build import (
+    BuildReport,
+    RenderSettings,
+    read_manifest,
+    render_multiview,
+    render_samples,
+    split_pose_rows,
+    write_manifest,
+    write_samples,
+)
+from dreamer_core.datasets.shards import Sample, iter_folder, shard_name
+from dreamer_core.io import write_json_atomic
+from dreamer_core.poses.bank import read_pose_bank
+from dreamer_core.render.renderer import BodyRenderer
+from dreamer_core.viz import sample_grid_png
+from orchestration.assets.bodies import pose_bank
+from orchestration.assets.common import dvc_meta, preview_md, settings_hash
+from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
+from orchestration.settings import PARAMS, ControlRendersConfig, ReferenceRendersConfig
+
+RENDER_CODE = [
+    "dreamer_core/render",
+    "dreamer_core/datasets",
+    "dreamer_core/bodies",
+    "dreamer_core/poses",
+    "dreamer_core/viz.py",
+    "orchestration/assets/renders.py",
+]
+CONTROL_PARTITIONS = dg.StaticPartitionsDefinition(
+    [shard_name(i).removesuffix(".tar") for i in range(PARAMS["control_renders"]["num_shards"])]
+)
+_RENDERERS: dict[int, BodyRenderer] = {}
+
+
+def _renderer(body_model: BodyModelResource) -> tuple[Any, BodyRenderer]:
+    body = body_model.load()
+    if id(body) not in _RENDERERS:
+        _RENDERERS[id(body)] = BodyRenderer(body)
+    return body, _RENDERERS[id(body)]
+
+
+def _preview(samples: list[Sample], n: int = 6) -> bytes:
+    picks = samples[:: max(1, len(samples) // n)][:n]
+    rows = [[s.image if s.image is not None else s.control, s.control, s.mask] for s in picks]
+    return sample_grid_png(rows, [np.asarray(s.labels["keypoints_2d"]) for s in picks])
+
+
+def _upstream_hash(storage: StorageResource) -> str:
+    summary = storage.asset_dir("pose_bank") / "summary.json"
+    return settings_hash(json.loads(summary.read_text())) if summary.exists() else "missing"
+
+
+@dg.asset(
+    group_name="renders",
+    deps=[pose_bank],
+    kinds={"python", "warp"},
+    metadata=dvc_meta(code=RENDER_CODE, params=["seed", "body_model", "render", "reference_renders"]),
+    description="Textured, lit renders of posed bodies over procedural backgrounds with exact labels: "
+    "train / test (held-out poses and appearances) / multiview (calibrated rings, held-out subjects).",
+)
+def reference_renders(
+    context: dg.AssetExecutionContext,
+    config: ReferenceRendersConfig,
+    body_model: BodyModelResource,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    settings = config.settings()
+    rs, ref = RenderSettings.from_dict(settings["render"]), settings["reference_renders"]
+    body, renderer = _renderer(body_model)
+    bank = read_pose_bank(storage.asset_dir("pose_bank"))
+    out = storage.asset_dir("reference_renders")
+    train_rows, test_rows = split_pose_rows(bank, ref["test_pose_fraction"], config.seed)
+    if len(train_rows) == 0 or len(test_rows) < ref["multiview_heldout"]:
+        raise dg.Failure(f"pose bank of {len(bank)} poses is too small for the train/test split; grow pose_bank")
+    params = {**settings, "seed": config.seed}
+    hashes = {"params": settings_hash(params), "pose_bank": _upstream_hash(storage)}
+    with mlflow.start_run(context, "reference_renders", params=params, input_hashes=hashes) as run:
+        report = BuildReport()
+        t0 = time.perf_counter()
+        manifest: list[dict[str, Any]] = []
+        previews = {}
+        for split, n, pool in (("train", ref["num_train"], train_rows), ("test", ref["num_test"], test_rows)):
+            rows = pool[np.arange(n) % len(pool)]
+            context.log.info(f"rendering {split}: {n} samples from {len(pool)} poses")
+            samples = render_samples(body, renderer, bank, rows, rs, config.seed, f"reference-{split}", f"{split}",
+                                     True, report, split)  # fmt: skip
+            manifest += write_samples(out / split, samples, ref["samples_per_shard"], split)
+            report.written += len(samples)
+            previews[split] = _preview(samples)
+        n_sub, n_held = ref["multiview_subjects"], ref["multiview_heldout"]
+        subjects = np.concatenate([train_rows[: n_sub - n_held], test_rows[:n_held]])
+        heldout = np.arange(len(subjects)) >= n_sub - n_held
+        context.log.info(
+            f"rendering multiview: {n_sub} subjects x {ref['views_per_ring'] * len(ref['elevations_deg'])} views"
+        )
+        mv, extra = render_multiview(body, renderer, bank, subjects, heldout, rs, ref["views_per_ring"],
+                                     ref["elevations_deg"], ref["multiview_radius"], config.seed, report)  # fmt: skip
+        manifest += write_samples(out / "multiview", mv, ref["samples_per_shard"], "multiview", extra_rows=extra)
+        previews["multiview"] = _preview(mv[: ref["views_per_ring"]], n=ref["views_per_ring"])
+        write_manifest(out / "manifest.parquet", manifest)
+        seconds = time.perf_counter() - t0
+        count = Counter(r["split"] for r in manifest)
+        summary = {
+            "num_train": count["train"], "num_test": count["test"],
+            "num_multiview_subjects": n_sub, "views_per_subject": ref["views_per_ring"] * len(ref["elevations_deg"]),
+            "skipped": dict(report.skipped), "seconds": round(seconds, 1), "image_size": rs.image_size,
+        }  # fmt: skip
+        write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k != "seconds"})
+        for split, png in previews.items():
+            (out / f"preview_{split}.png").write_bytes(png)
+            run.log_image_bytes(f"preview_{split}.png", png)
+        run.log_metrics({"num_train": summary["num_train"], "num_test": summary["num_test"],
+                         "samples_per_second": report.written / max(seconds, 1e-9),
+                         "skipped_camera_draws": sum(report.skipped.values())})  # fmt: skip
+        context.log.info(
+            f"reference renders: {report.written} samples in {seconds:.1f} s; skipped {dict(report.skipped)}"
+        )
+        versioning = dvc.version_output("reference_renders", "data/reference_renders", context.log)
+        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            "num_train": summary["num_train"],
+            "num_test": summary["num_test"],
+            "num_multiview_subjects": n_sub,
+            "views_per_subject": summary["views_per_subject"],
+            "skipped": dg.MetadataValue.json(summary["skipped"]),
+            "seconds": summary["seconds"],
+            "samples_per_second": round(report.written / max(seconds, 1e-9), 1),
+            "preview": preview_md(previews["train"], "train: image | control | mask | keypoints"),
+            "preview_multiview": preview_md(previews["multiview"], "multiview"),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+@dg.asset(
+    group_name="renders",
+    deps=[pose_bank],
+    partitions_def=CONTROL_PARTITIONS,
+    kinds={"python", "warp"},
+    metadata=dvc_meta(code=RENDER_CODE, params=["seed", "body_model", "render", "control_renders"]),
+    description="Per shard: one PNCC control image (+ mask, depth, labels) per pose-bank row and camera draw.",
+)
+def control_renders(
+    context: dg.AssetExecutionContext,
+    config: ControlRendersConfig,
+    body_model: BodyModelResource,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    settings = config.settings()
+    rs, ctl = RenderSettings.from_dict(settings["render"]), settings["control_renders"]
+    shard = context.partition_key
+    index = int(shard.rsplit("-", 1)[1])
+    body, renderer = _renderer(body_model)
+    bank = read_pose_bank(storage.asset_dir("pose_bank"))
+    out = storage.asset_dir("control_renders")
+    n = ctl["samples_per_shard"]
+    rows = (np.arange(n) + index * n) % len(bank)  # walks the bank shard by shard
+    params = {**settings, "seed": config.seed}
+    hashes = {"params": settings_hash(params), "pose_bank": _upstream_hash(storage)}
+    with mlflow.start_run(context, "control_renders", params=params, input_hashes=hashes) as run:
+        report = BuildReport()
+        t0 = time.perf_counter()
+        samples = render_samples(body, renderer, bank, rows, rs, config.seed, f"control-{shard}", f"s{index:06d}",
+                                 False, report, shard)  # fmt: skip
+        samples = [Sample(s.key, None, s.control, s.mask, s.labels, s.depth) for s in samples]
+        rows_meta = write_samples(out, samples, n, "", first_shard=index)
+        write_manifest(out / f"manifest-{shard}.parquet", rows_meta)
+        seconds = time.perf_counter() - t0
+        png = _preview(samples)
+        (out / f"preview-{shard}.png").write_bytes(png)
+        run.log_image_bytes(f"preview-{shard}.png", png)
+        run.log_metrics({"num_samples": len(samples), "samples_per_second": len(samples) / max(seconds, 1e-9)})
+        context.log.info(f"{shard}: {len(samples)} control samples in {seconds:.1f} s; skipped {dict(report.skipped)}")
+        versioning = dvc.version_output("control_renders", "data/control_renders", context.log)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out / f"{shard}.tar")),
+            "num_samples": len(samples),
+            "skipped": dg.MetadataValue.json(dict(report.skipped)),
+            "seconds": round(seconds, 1),
+            "preview": preview_md(png, "control | control | mask | keypoints"),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+def _validate_folder(folder: Path) -> tuple[int, float]:
+    """Read every shard with hash verification; count samples; fraction of visible COCO keypoints
+    that fall inside the body mask (labels agree with pixels)."""
+    n, inside, total = 0, 0, 0
+    for s in iter_folder(folder):
+        n += 1
+        kp = np.asarray(s.labels["keypoints_2d"])[:17]
+        vis = kp[kp[:, 2] == 2]
+        cols, rows = vis[:, 0].astype(int), vis[:, 1].astype(int)
+        inside += int((s.mask[rows, cols] > 0).sum())
+        total += len(vis)
+    return n, inside / max(total, 1)
+
+
+@dg.asset_check(asset=reference_renders, description="Every shard reads back with its hash; counts match; "
+                "visible keypoints lie on the body mask.")  # fmt: skip
+def reference_renders_valid(storage: StorageResource) -> dg.AssetCheckResult:
+    out = storage.asset_dir("reference_renders")
+    summary = json.loads((out / "summary.json").read_text())
+    manifest = read_manifest(out)
+    counts = {split: _validate_folder(out / split) for split in ("train", "test", "multiview")}
+    expected = {"train": summary["num_train"], "test": summary["num_test"],
+                "multiview": summary["num_multiview_subjects"] * summary["views_per_subject"]}  # fmt: skip
+    ok_counts = all(counts[s][0] == expected[s] == int((manifest.split == s).sum()) for s in expected)
+    on_mask = min(c[1] for c in counts.values())
+    return dg.AssetCheckResult(
+        passed=ok_counts and on_mask >= 0.97,
+        metadata={"counts": {s: c[0] for s, c in counts.items()}, "keypoints_on_mask": on_mask},
+    )
+
+
+@dg.asset_check(asset=control_renders, description="Every written shard reads back with its hash; "
+                "visible keypoints lie on the body mask.")  # fmt: skip
+def control_renders_valid(storage: StorageResource) -> dg.AssetCheckResult:
+    n, on_mask = _validate_folder(storage.asset_dir("control_renders"))
+    return dg.AssetCheckResult(passed=n > 0 and on_mask >= 0.97, metadata={"samples": n, "keypoints_on_mask": on_mask})
+
+
+CHECKS = [reference_renders_valid, control_renders_valid]

@@ -1,0 +1,157 @@
+"""Shards round-trip exactly; every kind of damage is reported with the shard's name."""
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+from torch.utils.data import DataLoader
+
+from dreamer_core.datasets.shards import (
+    Sample,
+    ShardError,
+    iter_folder,
+    read_index,
+    read_shard,
+    update_index,
+    write_shard,
+)
+from dreamer_core.datasets.torch_dataset import ShardDataset, ShardIterableDataset, collate
+
+
+def make_sample(i: int, size: int = 16, depth: bool = True) -> Sample:
+    rng = np.random.default_rng(i)
+    labels = {
+        "image_size": [size, size], "K": np.eye(3).tolist(), "R": np.eye(3).tolist(), "t": [0.0, 0.0, 3.0],
+        "keypoints_2d": rng.uniform(0, size, (23, 3)).tolist(), "joints_3d": rng.normal(size=(23, 3)).tolist(),
+        "bbox": [1.0, 2.0, 10.0, 12.0], "pose_id": f"pose_{i:06d}", "seed": i, "body_model": "anny",
+        "params": {"body_pose": rng.normal(size=(21, 3)).tolist(), "shape": [0.5] * 6},
+    }  # fmt: skip
+    return Sample(
+        key=f"s{i:06d}",
+        image=rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+        control=rng.integers(0, 256, (size, size, 3), dtype=np.uint8),
+        mask=rng.integers(0, 256, (size, size), dtype=np.uint8),
+        labels=labels,
+        depth=rng.uniform(1, 5, (size, size)).astype(np.float32) if depth else None,
+    )
+
+
+def write(folder, samples, name="shard-000000.tar"):
+    digest = write_shard(folder / name, samples)
+    update_index(folder, {name: {"sha256": digest, "num_samples": len(samples)}})
+    return folder / name
+
+
+def test_round_trip_is_exact_and_bytes_reproducible(tmp_path):
+    samples = [make_sample(i) for i in range(5)]
+    path = write(tmp_path, samples)
+    back = list(iter_folder(tmp_path))
+    assert [s.key for s in back] == [s.key for s in samples]
+    for a, b in zip(samples, back, strict=True):
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.control, b.control)
+        assert np.array_equal(a.mask, b.mask) and a.labels == b.labels
+        assert np.allclose(a.depth, b.depth, atol=5e-4)  # millimetre quantisation
+    first = path.read_bytes()
+    write_shard(tmp_path / "again.tar", samples)
+    assert (tmp_path / "again.tar").read_bytes() == first
+    assert read_index(tmp_path)["shard-000000.tar"]["num_samples"] == 5
+
+
+def test_truncated_shard(tmp_path):
+    path = write(tmp_path, [make_sample(i) for i in range(3)])
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ShardError, match="shard-000000.tar.*(modified or truncated)"):
+        list(iter_folder(tmp_path))
+    with pytest.raises(ShardError, match="shard-000000.tar"):
+        list(read_shard(path))  # without the index: still refused as a broken tar or PNG
+
+
+def test_tampered_shard_is_caught_by_its_hash(tmp_path):
+    path = write(tmp_path, [make_sample(0)])
+    data = bytearray(path.read_bytes())
+    data[1500] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ShardError, match="SHA-256"):
+        list(iter_folder(tmp_path))
+
+
+def raw_tar(path, members: dict[str, bytes]):
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def members_of(sample: Sample) -> dict[str, bytes]:
+    from dreamer_core.datasets.shards import _encode
+
+    return {f"{sample.key}.{ext}": data for ext, data in _encode(sample).items()}
+
+
+@pytest.mark.parametrize("bad_name", ["/etc/passwd", "../escape.json", "a/../../b.png"])
+def test_unsafe_member_paths_are_refused(tmp_path, bad_name):
+    members = members_of(make_sample(0))
+    members[bad_name] = b"x"
+    raw_tar(tmp_path / "bad.tar", members)
+    with pytest.raises(ShardError, match="absolute path or '..'"):
+        list(read_shard(tmp_path / "bad.tar"))
+
+
+def test_missing_member(tmp_path):
+    members = members_of(make_sample(0))
+    del members["s000000.mask.png"]
+    raw_tar(tmp_path / "m.tar", members)
+    with pytest.raises(ShardError, match=r"lacks members \['s000000.mask.png'\]"):
+        list(read_shard(tmp_path / "m.tar"))
+
+
+def test_wrong_image_size(tmp_path):
+    s = make_sample(0)
+    s.labels["image_size"] = [32, 32]
+    raw_tar(tmp_path / "w.tar", members_of(s))
+    with pytest.raises(ShardError, match="labels say"):
+        list(read_shard(tmp_path / "w.tar"))
+
+
+def test_nan_label_and_corrupt_png(tmp_path):
+    members = members_of(make_sample(0))
+    lab = json.loads(members["s000000.json"])
+    members["s000000.json"] = json.dumps(lab).replace('"seed": 0', '"seed": NaN').encode()
+    raw_tar(tmp_path / "n.tar", members)
+    with pytest.raises(ShardError, match="non-finite"):
+        list(read_shard(tmp_path / "n.tar"))
+    members = members_of(make_sample(0))
+    members["s000000.control.png"] = b"\x89PNG\r\n\x1a\n garbage"
+    raw_tar(tmp_path / "p.tar", members)
+    with pytest.raises(ShardError, match="not a valid PNG"):
+        list(read_shard(tmp_path / "p.tar"))
+
+
+def test_writer_refuses_nan_labels(tmp_path):
+    s = make_sample(0)
+    s.labels["t"] = [float("nan"), 0.0, 0.0]
+    with pytest.raises(ValueError):
+        write_shard(tmp_path / "x.tar", [s])
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_missing_index(tmp_path):
+    with pytest.raises(ShardError, match="no shard index"):
+        list(iter_folder(tmp_path))
+
+
+def test_torch_datasets_and_collate(tmp_path):
+    write(tmp_path, [make_sample(i) for i in range(4)], "shard-000000.tar")
+    write(tmp_path, [make_sample(i) for i in range(4, 7)], "shard-000001.tar")
+    ds = ShardDataset(tmp_path)
+    assert len(ds) == 7
+    batch = next(iter(DataLoader(ds, batch_size=4, collate_fn=collate)))
+    assert batch["image"].shape == (4, 3, 16, 16) and batch["mask"].shape == (4, 1, 16, 16)
+    assert batch["keypoints_2d"].shape == (4, 23, 3) and batch["param_body_pose"].shape == (4, 21, 3)
+    assert batch["pose_id"] == [f"pose_{i:06d}" for i in range(4)]
+    assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    streamed = list(DataLoader(ShardIterableDataset(tmp_path), batch_size=None, num_workers=2))
+    assert sorted(s["key"] for s in streamed) == sorted(f"s{i:06d}" for i in range(7))
