@@ -127,6 +127,13 @@ SCHEMA: dict[str, Any] = {
         "num_shards": _int(1, 100_000),
         "samples_per_shard": _int(1, 1_000_000),
     },
+    "pose_detector": {
+        "backend": _choice("heatmap"),
+        "steps": _int(1, 10_000_000),
+        "batch_size": _int(1, 100_000),
+        "lr": _float(1e-7, 1.0),
+        "width": Field(lambda v: isinstance(v, int) and v >= 8 and v % 8 == 0, "a multiple of 8, at least 8"),
+    },
 }
 
 

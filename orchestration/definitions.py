@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets import bodies, renders
+from orchestration.assets import bodies, models, renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 
-ASSETS = [bodies.pose_bank, renders.reference_renders, renders.control_renders]
-CHECKS = [*bodies.CHECKS, *renders.CHECKS]
+ASSETS = [bodies.pose_bank, renders.reference_renders, renders.control_renders, models.pose_detector]
+CHECKS = [*bodies.CHECKS, *renders.CHECKS, *models.CHECKS]
 
 RESOURCES = {
     "storage": StorageResource(),

@@ -159,13 +159,15 @@ def background(kind: str, size: int, seed: int, image_files: list[Path] | None =
         return (1 - w) * a + w * b
     if kind == "noise":
         cells = int(rng.integers(3, 9))
-        grid = rng.uniform(0, 1, (cells + 1, cells + 1, 3)) * 0.7 + _colour(rng) * 0.3
+        # Muted value noise around one base colour (a blurry room or foliage, not a rainbow).
+        base = _colour(rng)
+        grid = base * rng.uniform(0.5, 1.3, (cells + 1, cells + 1, 1)) + rng.normal(0, 0.06, (cells + 1, cells + 1, 3))
         gx, gy = xx * cells, yy * cells
         x0, y0 = np.minimum(gx.astype(int), cells - 1), np.minimum(gy.astype(int), cells - 1)
         fx, fy = (gx - x0)[..., None], (gy - y0)[..., None]
         top = grid[y0, x0] * (1 - fx) + grid[y0, x0 + 1] * fx
         bot = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
-        return top * (1 - fy) + bot * fy
+        return np.clip(top * (1 - fy) + bot * fy, 0, 1)
     if kind == "tiles":
         a, b = _colour(rng), _colour(rng)
         n = rng.uniform(3, 10)

@@ -28,7 +28,7 @@ def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "pose_bank" in keys
     assert {"pose_bank", "reference_renders", "control_renders"} <= keys
-    assert len(CHECKS) == 6
+    assert len(CHECKS) == 7
 
 
 @pytest.mark.slow

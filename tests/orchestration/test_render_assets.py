@@ -6,6 +6,7 @@ import pytest
 
 from dreamer_core.datasets.build import read_manifest
 from dreamer_core.datasets.torch_dataset import ShardDataset
+from orchestration.assets.models import PoseDetectorConfig
 from orchestration.definitions import ASSETS, CHECKS
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import ControlRendersConfig, PoseBankConfig, ReferenceRendersConfig
@@ -60,3 +61,18 @@ def test_render_assets(tmp_path, monkeypatch):
     assert manifest.heldout.fillna(False).astype(bool).sum() == 4
     assert (data / "control_renders" / "shard-000001.tar").is_file()
     assert len(ShardDataset(data / "control_renders")) == 12
+
+    # The detector trains on these renders, reports held-out scores and saves a reloadable checkpoint.
+    det = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=["pose_detector"],
+        instance=instance,
+        resources=resources,
+        run_config=dg.RunConfig(ops={"pose_detector": PoseDetectorConfig(steps=30, batch_size=8, width=16)}),
+    )
+    assert det.success
+    meta = {k: v.value for k, v in det.asset_materializations_for_node("pose_detector")[0].metadata.items()}
+    assert 0.0 <= meta["heldout_oks"] <= 1.0 and 0.0 <= meta["heldout_pck"] <= 1.0
+    assert (data / "pose_detector" / "model.safetensors").is_file()
+    evaluated = [e for e in det.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert [e.asset_check_evaluation_data.check_name for e in evaluated] == ["pose_detector_beats_baseline"]

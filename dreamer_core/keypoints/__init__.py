@@ -1,0 +1,1 @@
+"""2D keypoints: COCO object keypoint similarity (OKS), PCK, and keypoint detectors."""

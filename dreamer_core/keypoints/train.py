@@ -1,0 +1,153 @@
+"""Training and evaluation of the tiny keypoint detector on rendered shards.
+
+Loss: L1 on soft-argmax coordinates (normalised by image size) for labelled keypoints, a
+cross-entropy between each keypoint's spatial softmax and a small Gaussian at its label (keeps
+heatmaps peaked, so confidences mean something), and BCE on the person mask.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from dreamer_core.keypoints.heatmap import NUM_KEYPOINTS, HeatmapNet, HeatmapNetConfig
+from dreamer_core.keypoints.metrics import box_area, oks, pck
+from dreamer_core.tracking import NullTracker, Tracker
+
+
+@dataclass(frozen=True)
+class DetectorTraining:
+    steps: int
+    batch_size: int
+    lr: float
+    width: int
+    seed: int
+    log_every: int = 50
+
+
+def stack_split(dataset) -> dict[str, torch.Tensor]:
+    """Decoded samples -> tensors: images [N,3,H,W], masks [N,1,H,W], keypoints [N,17,3], bbox [N,4]."""
+    items = [dataset[i] for i in range(len(dataset))]
+    return {
+        "image": torch.stack([x["image"] for x in items]),
+        "mask": torch.stack([x["mask"] for x in items]),
+        "keypoints": torch.stack([x["keypoints_2d"][:NUM_KEYPOINTS] for x in items]),
+        "bbox": torch.stack([x["bbox"] for x in items]),
+    }
+
+
+def detector_loss(model: HeatmapNet, images: torch.Tensor, masks: torch.Tensor, kps: torch.Tensor) -> torch.Tensor:
+    heat, mask_logit = model(images)
+    h, w = images.shape[-2:]
+    pred, _ = model.decode(heat, (h, w))
+    labelled = (kps[..., 2] > 0).float()
+    scale = torch.tensor([w, h], dtype=images.dtype)
+    coord = ((pred - kps[..., :2]).abs() / scale).sum(-1)
+    coord_loss = (coord * labelled).sum() / labelled.sum().clamp_min(1)
+    b, k, hh, ww = heat.shape
+    ys = (torch.arange(hh) + 0.5) * (h / hh)
+    xs = (torch.arange(ww) + 0.5) * (w / ww)
+    sigma = 1.5 * h / hh
+    d2 = (xs[None, None, None, :] - kps[..., 0, None, None]) ** 2 + (
+        ys[None, None, :, None] - kps[..., 1, None, None]
+    ) ** 2
+    target = torch.exp(-d2 / (2 * sigma**2)).reshape(b, k, -1)
+    target = target / target.sum(-1, keepdim=True).clamp_min(1e-8)
+    logp = F.log_softmax(heat.reshape(b, k, -1) * model.log_beta.exp(), -1)
+    ce = -(target * logp).sum(-1)
+    ce_loss = (ce * labelled).sum() / labelled.sum().clamp_min(1)
+    mask_t = F.interpolate(masks, size=(hh, ww), mode="area")
+    mask_loss = F.binary_cross_entropy_with_logits(mask_logit, mask_t)
+    return coord_loss * 10 + 0.1 * ce_loss + mask_loss
+
+
+@torch.no_grad()
+def evaluate(model: HeatmapNet, data: dict[str, torch.Tensor], batch: int = 128) -> dict[str, float]:
+    preds = []
+    for start in range(0, len(data["image"]), batch):
+        preds.append(model.predict(data["image"][start : start + batch])["keypoints"])
+    pred = torch.cat(preds).numpy()
+    return score(pred, data)
+
+
+def score(pred: np.ndarray, data: dict[str, torch.Tensor]) -> dict[str, float]:
+    kp = data["keypoints"].numpy()
+    bbox = data["bbox"].numpy()
+    vis = kp[..., 2]
+    return {
+        "pck": pck(pred, kp[..., :2], vis, bbox, 0.1),
+        "oks": float(np.nanmean(oks(pred, kp[..., :2], vis, box_area(bbox)))),
+    }
+
+
+def mean_pose_baseline(train: dict[str, torch.Tensor], test: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Predict the training set's mean keypoints (relative to the box) in every test box."""
+
+    def rel(data):
+        kp, b = data["keypoints"][..., :2].numpy(), data["bbox"].numpy()
+        size = np.maximum(b[:, 2:] - b[:, :2], 1.0)
+        return (kp - b[:, None, :2]) / size[:, None], b, size
+
+    r, _, _ = rel(train)
+    mean = r.mean(0)
+    _, b, size = rel(test)
+    return score(b[:, None, :2] + mean[None] * size[:, None], test)
+
+
+def train_detector(
+    train: dict[str, torch.Tensor],
+    test: dict[str, torch.Tensor],
+    cfg: DetectorTraining,
+    tracker: Tracker | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[HeatmapNet, dict[str, float]]:
+    tracker = tracker or NullTracker()
+    say = log or (lambda m: None)
+    torch.manual_seed(cfg.seed)
+    model = HeatmapNet(HeatmapNetConfig(width=cfg.width))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps))
+    )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n = len(train["image"])
+    t0 = time.perf_counter()
+    model.train()
+    for step in tqdm(range(cfg.steps), desc="pose detector", leave=False, disable=None):
+        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
+        images, masks, kps = train["image"][idx], train["mask"][idx], train["keypoints"][idx]
+        if torch.rand((), generator=gen) < 0.5:  # horizontal flip, swapping left and right labels
+            images, masks, kps = flip(images, masks, kps)
+        loss = detector_loss(model, images, masks, kps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            tracker.log_metrics({"loss": loss.item(), "lr": sched.get_last_lr()[0]}, step=step + 1)
+        if (step + 1) % max(cfg.steps // 5, 1) == 0:
+            m = evaluate(model, test)
+            model.train()
+            tracker.log_metrics({"heldout_pck": m["pck"], "heldout_oks": m["oks"]}, step=step + 1)
+            say(f"step {step + 1}/{cfg.steps}: loss {loss.item():.4f}, held-out PCK {m['pck']:.3f}, OKS {m['oks']:.3f}")
+    metrics = evaluate(model, test)
+    metrics["seconds"] = time.perf_counter() - t0
+    return model.eval(), metrics
+
+
+# COCO-17 left/right pairs for flipping.
+FLIP_PERM = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+
+
+def flip(images: torch.Tensor, masks: torch.Tensor, kps: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    w = images.shape[-1]
+    kps = kps[:, FLIP_PERM].clone()
+    kps[..., 0] = w - kps[..., 0]
+    return images.flip(-1), masks.flip(-1), kps

@@ -1,0 +1,111 @@
+"""Group ``models``: the 2D pose detector that scores generations (OKS) and filters them."""
+
+import json
+import time
+
+import dagster as dg
+import numpy as np
+
+from dreamer_core.datasets.torch_dataset import ShardDataset
+from dreamer_core.io import write_json_atomic
+from dreamer_core.keypoints.heatmap import HeatmapNet
+from dreamer_core.keypoints.train import DetectorTraining, evaluate, mean_pose_baseline, stack_split, train_detector
+from dreamer_core.viz import sample_grid_png
+from orchestration.assets.common import dvc_meta, preview_md, settings_hash
+from orchestration.assets.renders import reference_renders
+from orchestration.resources import DVCResource, MLflowResource, StorageResource
+from orchestration.settings import config_class
+
+PoseDetectorConfig = config_class(
+    "PoseDetectorConfig", ("pose_detector",), "Tiny heatmap keypoint detector training (params.yaml: pose_detector)."
+)
+
+
+@dg.asset(
+    group_name="models",
+    deps=[reference_renders],
+    kinds={"pytorch"},
+    pool="gpu",
+    metadata=dvc_meta(
+        code=["dreamer_core/keypoints", "dreamer_core/datasets", "orchestration/assets/models.py"],
+        params=["seed", "pose_detector"],
+    ),  # fmt: skip
+    description="2D keypoint detector (COCO-17) trained on reference renders; held-out PCK@0.1 and OKS "
+    "against a mean-pose baseline.",
+)
+def pose_detector(
+    context: dg.AssetExecutionContext,
+    config: PoseDetectorConfig,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    settings = config.settings()["pose_detector"]
+    renders = storage.asset_dir("reference_renders")
+    out = storage.asset_dir("pose_detector")
+    context.log.info("loading reference renders (train / test)")
+    train = stack_split(ShardDataset(renders / "train"))
+    test = stack_split(ShardDataset(renders / "test"))
+    cfg = DetectorTraining(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
+                           width=settings["width"], seed=config.seed)  # fmt: skip
+    params = {"pose_detector": settings, "seed": config.seed, "num_train": len(train["image"])}
+    summary = json.loads((renders / "summary.json").read_text())
+    hashes = {"params": settings_hash(params), "reference_renders": settings_hash(summary)}
+    with mlflow.start_run(context, "pose_detector", params=params, input_hashes=hashes) as run:
+        baseline = mean_pose_baseline(train, test)
+        context.log.info(f"mean-pose baseline: held-out PCK {baseline['pck']:.3f}, OKS {baseline['oks']:.3f}")
+        t0 = time.perf_counter()
+        model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info)
+        seconds = time.perf_counter() - t0
+        model.save(out)
+        result = {
+            "heldout_pck": metrics["pck"],
+            "heldout_oks": metrics["oks"],
+            "baseline_pck": baseline["pck"],
+            "baseline_oks": baseline["oks"],
+            "num_train": len(train["image"]),
+            "num_test": len(test["image"]),
+        }
+        write_json_atomic(out / "metrics.json", result)
+        pred = model.predict(test["image"][:6])["keypoints"].numpy()
+        rows = [[(test["image"][i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)] for i in range(len(pred))]
+        kps = [np.concatenate([pred[i], np.full((17, 1), 2.0)], 1) for i in range(len(pred))]
+        png = sample_grid_png(rows, kps)
+        (out / "preview.png").write_bytes(png)
+        run.log_image_bytes("preview.png", png)
+        run.log_metrics({**result, "train_seconds": seconds})
+        run.log_artifact(out / "model.safetensors", "checkpoint")
+        run.log_artifact(out / "config.json", "checkpoint")
+        versioning = dvc.version_output("pose_detector", "data/pose_detector", context.log)
+        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
+    context.log.info(f"pose detector: held-out PCK {metrics['pck']:.3f} (baseline {baseline['pck']:.3f}), "
+                     f"OKS {metrics['oks']:.3f} (baseline {baseline['oks']:.3f}) in {seconds:.0f} s")  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            "heldout_pck": float(metrics["pck"]),
+            "heldout_oks": float(metrics["oks"]),
+            "baseline_pck": float(baseline["pck"]),
+            "baseline_oks": float(baseline["oks"]),
+            "seconds": round(seconds, 1),
+            "preview": preview_md(png, "held-out renders with predicted keypoints"),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+@dg.asset_check(asset=pose_detector, description="The saved detector reloads and beats the mean-pose baseline "
+                "on held-out renders (OKS).")  # fmt: skip
+def pose_detector_beats_baseline(storage: StorageResource) -> dg.AssetCheckResult:
+    out = storage.asset_dir("pose_detector")
+    saved = json.loads((out / "metrics.json").read_text())
+    test = stack_split(ShardDataset(storage.asset_dir("reference_renders") / "test"))
+    again = evaluate(HeatmapNet.load(out), test)
+    return dg.AssetCheckResult(
+        passed=again["oks"] > saved["baseline_oks"] and abs(again["oks"] - saved["heldout_oks"]) < 1e-4,
+        metadata={"heldout_oks_reloaded": again["oks"], "baseline_oks": saved["baseline_oks"]},
+    )
+
+
+CHECKS = [pose_detector_beats_baseline]
