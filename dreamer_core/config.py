@@ -128,7 +128,8 @@ SCHEMA: dict[str, Any] = {
         "samples_per_shard": _int(1, 1_000_000),
     },
     "pose_detector": {
-        "backend": _choice("heatmap"),
+        "backend": _choice("heatmap", "vitpose"),
+        "weights": _STR,
         "steps": _int(1, 10_000_000),
         "batch_size": _int(1, 100_000),
         "lr": _float(1e-7, 1.0),
@@ -139,6 +140,10 @@ SCHEMA: dict[str, Any] = {
 
 # Constraints between keys of one section: (predicate, message naming the keys).
 CROSS_CHECKS: dict[str, list[tuple[Callable[[Mapping[str, Any]], bool], str]]] = {
+    "pose_detector": [
+        (lambda d: d["backend"] != "vitpose" or bool(d["weights"]),
+         "backend vitpose needs weights (a folder saved with save_pretrained, or a hub id)"),
+    ],
     "reference_renders": [
         (lambda d: d["multiview_heldout"] < d["multiview_subjects"],
          "multiview_heldout must be smaller than multiview_subjects"),

@@ -1,6 +1,7 @@
 """Group ``models``: the 2D pose detector that scores generations (OKS) and filters them."""
 
 import json
+import os
 import time
 
 import dagster as dg
@@ -8,8 +9,9 @@ import numpy as np
 
 from dreamer_core.datasets.torch_dataset import ShardDataset
 from dreamer_core.io import write_json_atomic
-from dreamer_core.keypoints.heatmap import HeatmapNet
+from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.keypoints.train import DetectorTraining, evaluate, mean_pose_baseline, stack_split, train_detector
+from dreamer_core.keypoints.vitpose import VitPoseDetector
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import dvc_meta, preview_md, settings_hash
 from orchestration.assets.renders import reference_renders
@@ -17,7 +19,9 @@ from orchestration.resources import DVCResource, MLflowResource, StorageResource
 from orchestration.settings import config_class
 
 PoseDetectorConfig = config_class(
-    "PoseDetectorConfig", ("pose_detector",), "Tiny heatmap keypoint detector training (params.yaml: pose_detector)."
+    "PoseDetectorConfig",
+    ("pose_detector",),
+    "Keypoint detector: trained heatmap net or pretrained ViTPose (params.yaml: pose_detector).",
 )
 
 
@@ -43,6 +47,8 @@ def pose_detector(
     settings = config.settings()["pose_detector"]
     renders = storage.asset_dir("reference_renders")
     out = storage.asset_dir("pose_detector")
+    for stale in ("model.safetensors", "config.json"):  # a backend switch must not leave the other's files
+        (out / stale).unlink(missing_ok=True)
     context.log.info("loading reference renders (train / test)")
     train = stack_split(ShardDataset(renders / "train"))
     test = stack_split(ShardDataset(renders / "test"))
@@ -55,9 +61,15 @@ def pose_detector(
         baseline = mean_pose_baseline(train, test)
         context.log.info(f"mean-pose baseline: held-out PCK {baseline['pck']:.3f}, OKS {baseline['oks']:.3f}")
         t0 = time.perf_counter()
-        model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info)
+        if settings["backend"] == "vitpose":
+            context.log.info(f"loading pretrained ViTPose from {settings['weights']}")
+            model = VitPoseDetector.from_pretrained(settings["weights"], offline=bool(os.environ.get("HF_HUB_OFFLINE")))
+            model.model.save_pretrained(out)
+            metrics = evaluate(model, test)
+        else:
+            model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info)
+            model.save(out)
         seconds = time.perf_counter() - t0
-        model.save(out)
         result = {
             "heldout_pck": metrics["pck"],
             "heldout_oks": metrics["oks"],
@@ -74,8 +86,8 @@ def pose_detector(
         (out / "preview.png").write_bytes(png)
         run.log_image_bytes("preview.png", png)
         run.log_metrics({**result, "train_seconds": seconds})
-        run.log_artifact(out / "model.safetensors", "checkpoint")
-        run.log_artifact(out / "config.json", "checkpoint")
+        for f in sorted(out.glob("*.safetensors")) + [out / "config.json"]:
+            run.log_artifact(f, "checkpoint")
         versioning = dvc.version_output("pose_detector", "data/pose_detector", context.log)
         run.set_tags({"dvc_hash": versioning["dvc_hash"]})
     context.log.info(f"pose detector: held-out PCK {metrics['pck']:.3f} (baseline {baseline['pck']:.3f}), "
@@ -101,7 +113,7 @@ def pose_detector_beats_baseline(storage: StorageResource) -> dg.AssetCheckResul
     out = storage.asset_dir("pose_detector")
     saved = json.loads((out / "metrics.json").read_text())
     test = stack_split(ShardDataset(storage.asset_dir("reference_renders") / "test"))
-    again = evaluate(HeatmapNet.load(out), test)
+    again = evaluate(load_detector(out), test)
     return dg.AssetCheckResult(
         passed=again["oks"] > saved["baseline_oks"] and abs(again["oks"] - saved["heldout_oks"]) < 1e-4,
         metadata={"heldout_oks_reloaded": again["oks"], "baseline_oks": saved["baseline_oks"]},

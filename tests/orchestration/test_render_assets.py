@@ -76,3 +76,20 @@ def test_render_assets(tmp_path, monkeypatch):
     assert (data / "pose_detector" / "model.safetensors").is_file()
     evaluated = [e for e in det.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert [e.asset_check_evaluation_data.check_name for e in evaluated] == ["pose_detector_beats_baseline"]
+
+    # The full profile's backend: a pretrained ViTPose (here a tiny random one of the real class).
+    from tests.dreamer_core.keypoints.test_vitpose import save_tiny_vitpose
+
+    weights = save_tiny_vitpose(tmp_path / "vitpose")
+    vit = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=["pose_detector"],
+        instance=instance,
+        resources=resources,
+        run_config=dg.RunConfig(ops={"pose_detector": PoseDetectorConfig(backend="vitpose", weights=str(weights))}),
+    )
+    assert vit.success
+    from dreamer_core.keypoints.detectors import load_detector
+    from dreamer_core.keypoints.vitpose import VitPoseDetector
+
+    assert isinstance(load_detector(data / "pose_detector"), VitPoseDetector)  # the heatmap files were replaced
