@@ -1,0 +1,1 @@
+"""Control-conditioned image generation: prompts, generator backends, sampling and training."""
