@@ -97,6 +97,18 @@ def update_index(folder: str | Path, entries: dict[str, dict[str, Any]]) -> None
         write_json_atomic(Path(folder) / index_file(name), {name: entry})
 
 
+def remove_shards(folder: str | Path, keep: set[str] | None = None) -> None:
+    """Delete shards (with their index and manifest parts) whose stem is not in ``keep``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in folder.glob("shard-*.tar"):
+        stem = path.name.removesuffix(".tar")
+        if keep is None or stem not in keep:
+            for p in (path, folder / index_file(path.name), folder / f"manifest-{stem}.parquet"):
+                p.unlink(missing_ok=True)
+
+
 def read_index(folder: str | Path) -> dict[str, dict[str, Any]]:
     folder = Path(folder)
     files = sorted(folder.glob("*.index.json"))

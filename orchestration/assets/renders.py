@@ -20,7 +20,7 @@ from dreamer_core.datasets.build import (
     write_manifest,
     write_samples,
 )
-from dreamer_core.datasets.shards import Sample, iter_folder, shard_name
+from dreamer_core.datasets.shards import Sample, iter_folder, remove_shards, shard_name
 from dreamer_core.io import write_json_atomic
 from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.render.renderer import BodyRenderer
@@ -86,6 +86,8 @@ def reference_renders(
     train_rows, test_rows = split_pose_rows(bank, ref["test_pose_fraction"], config.seed)
     if len(train_rows) == 0 or len(test_rows) < ref["multiview_heldout"]:
         raise dg.Failure(f"pose bank of {len(bank)} poses is too small for the train/test split; grow pose_bank")
+    for split in ("train", "test", "multiview"):  # a smaller rerun must not leave shards of a larger one behind
+        remove_shards(out / split)
     params = {**settings, "seed": config.seed}
     hashes = {"params": settings_hash(params), "pose_bank": _upstream_hash(storage)}
     with mlflow.start_run(context, "reference_renders", params=params, input_hashes=hashes) as run:
@@ -174,6 +176,8 @@ def control_renders(
     out = storage.asset_dir("control_renders")
     n = ctl["samples_per_shard"]
     rows = (np.arange(n) + index * n) % len(bank)  # walks the bank shard by shard
+    # Shards beyond the configured partitions (left by a config with more shards) would be read as data.
+    remove_shards(out, keep=set(CONTROL_PARTITIONS.get_partition_keys()))
     params = {**settings, "seed": config.seed}
     hashes = {"params": settings_hash(params), "pose_bank": _upstream_hash(storage)}
     with mlflow.start_run(context, "control_renders", params=params, input_hashes=hashes) as run:

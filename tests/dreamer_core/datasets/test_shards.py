@@ -155,3 +155,15 @@ def test_torch_datasets_and_collate(tmp_path):
     assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
     streamed = list(DataLoader(ShardIterableDataset(tmp_path), batch_size=None, num_workers=2))
     assert sorted(s["key"] for s in streamed) == sorted(f"s{i:06d}" for i in range(7))
+
+
+def test_remove_shards_keeps_the_named_ones(tmp_path):
+    from dreamer_core.datasets.shards import remove_shards
+
+    write(tmp_path, [make_sample(0)], "shard-000000.tar")
+    write(tmp_path, [make_sample(1)], "shard-000007.tar")
+    (tmp_path / "manifest-shard-000007.parquet").write_bytes(b"x")
+    remove_shards(tmp_path, keep={"shard-000000"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-000000.tar", "shard-000000.tar.index.json"]
+    remove_shards(tmp_path)
+    assert not list(tmp_path.iterdir())
