@@ -8,7 +8,6 @@ OKS judge; `full` uses a pretrained ViTPose instead behind the same ``predict`` 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from dreamer_core.checkpoints import load_checkpoint, save_checkpoint
 
 NUM_KEYPOINTS = 17
 
@@ -88,32 +89,11 @@ class HeatmapNet(nn.Module):
         return {"keypoints": kp, "scores": conf, "mask": torch.sigmoid(mask[:, 0])}
 
     def save(self, folder: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        from dreamer_core.io import atomic_path, write_json_atomic
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "model.safetensors") as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp))
-        write_json_atomic(folder / "config.json", {"class": "HeatmapNet", **asdict(self.cfg)})
+        save_checkpoint(folder, "model", self.state_dict(), {"class": "HeatmapNet", **asdict(self.cfg)})
 
     @classmethod
     def load(cls, folder: str | Path) -> HeatmapNet:
-        from safetensors.torch import load_file
-
-        from dreamer_core.errors import PipelineInputError
-
-        folder = Path(folder)
-        try:
-            cfg = json.loads((folder / "config.json").read_text())
-            state = load_file(str(folder / "model.safetensors"))
-        except FileNotFoundError as exc:
-            raise PipelineInputError(
-                f"{folder}: missing detector files ({exc.filename}); materialize pose_detector"
-            ) from exc
-        if cfg.pop("class", None) != "HeatmapNet":
-            raise PipelineInputError(f"{folder}/config.json does not describe a HeatmapNet")
+        cfg, state = load_checkpoint(folder, "model", "HeatmapNet", "pose_detector")
         model = cls(HeatmapNetConfig(**cfg))
         model.load_state_dict(state)
         return model.eval()

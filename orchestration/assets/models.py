@@ -31,7 +31,12 @@ PoseDetectorConfig = config_class(
     kinds={"pytorch"},
     pool="gpu",
     metadata=dvc_meta(
-        code=["dreamer_core/keypoints", "dreamer_core/datasets", "orchestration/assets/models.py"],
+        code=[
+            "dreamer_core/keypoints",
+            "dreamer_core/datasets",
+            "dreamer_core/checkpoints.py",
+            "orchestration/assets/models.py",
+        ],
         params=["seed", "pose_detector"],
     ),  # fmt: skip
     description="2D keypoint detector (COCO-17) trained on reference renders; held-out PCK@0.1 and OKS "
