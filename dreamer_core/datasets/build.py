@@ -61,8 +61,6 @@ class RenderSettings:
 class BuildReport:
     written: int = 0
     skipped: Counter = field(default_factory=Counter)
-    seconds: float = 0.0
-    manifest_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def posed(body: BodyModel, bank: PoseBank, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
