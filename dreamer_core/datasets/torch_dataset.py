@@ -17,7 +17,6 @@ def sample_to_tensors(s: Sample) -> dict[str, Any]:
     lab = s.labels
     out: dict[str, Any] = {
         "key": s.key,
-        "image": torch.from_numpy(np.array(s.image)).permute(2, 0, 1).float() / 255.0,
         "control": torch.from_numpy(np.array(s.control)).permute(2, 0, 1).float() / 255.0,
         "mask": torch.from_numpy(np.array(s.mask)).float()[None] / 255.0,
         "keypoints_2d": torch.tensor(lab["keypoints_2d"], dtype=torch.float32),
@@ -30,6 +29,8 @@ def sample_to_tensors(s: Sample) -> dict[str, Any]:
     }
     for name, value in lab["params"].items():
         out[f"param_{name}"] = torch.tensor(value, dtype=torch.float32)
+    if s.image is not None:  # control-only shards (control_renders) carry no image
+        out["image"] = torch.from_numpy(np.array(s.image)).permute(2, 0, 1).float() / 255.0
     if s.depth is not None:
         out["depth"] = torch.from_numpy(s.depth)[None]
     return out
@@ -74,3 +75,17 @@ class ShardIterableDataset(IterableDataset):
             sha = self.index[name]["sha256"] if self.verify else None
             for s in read_shard(self.folder / name, sha):
                 yield sample_to_tensors(s)
+
+
+def stack_samples(folder: str | Path, keys: tuple[str, ...], limit: int | None = None) -> dict[str, Any]:
+    """The first ``limit`` samples of a shard folder (shard order) as stacked tensors per key;
+    string fields ("key", "pose_id") as lists. Keypoints are cut to COCO-17 ("keypoints")."""
+    out: dict[str, list[Any]] = {k: [] for k in keys}
+    for s in iter_folder(folder):
+        if limit is not None and len(out[keys[0]]) >= limit:
+            break
+        t = sample_to_tensors(s)
+        t["keypoints"] = t["keypoints_2d"][:17]
+        for k in keys:
+            out[k].append(t[k])
+    return {k: torch.stack(v) if v and isinstance(v[0], torch.Tensor) else v for k, v in out.items()}

@@ -29,6 +29,7 @@ class DetectorTraining:
     lr: float
     width: int
     seed: int
+    depth: int = 2
     log_every: int = 50
 
 
@@ -111,7 +112,7 @@ def train_detector(
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
-    model = HeatmapNet(HeatmapNetConfig(width=cfg.width))
+    model = HeatmapNet(HeatmapNetConfig(width=cfg.width, depth=cfg.depth))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps))

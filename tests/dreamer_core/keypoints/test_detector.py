@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from dreamer_core.datasets.build import BuildReport, RenderSettings, render_samples
 from dreamer_core.keypoints.heatmap import HeatmapNet
 from dreamer_core.keypoints.train import (
     DetectorTraining,
@@ -14,36 +13,11 @@ from dreamer_core.keypoints.train import (
     mean_pose_baseline,
     train_detector,
 )
-from dreamer_core.poses.bank import build_pose_bank
-from dreamer_core.render.renderer import BodyRenderer
-
-SETTINGS = RenderSettings(image_size=48, supersample=2, focal_range=(800.0, 1600.0), frame_size=1000,
-                          distance_range=(3.0, 6.0), pitch_deg=10.0, crop_margin=0.1, min_body_px=32.0,
-                          backgrounds=("gradient", "noise", "tiles"), backgrounds_dir="")  # fmt: skip
-
-
-def to_split(samples):
-    return {
-        "image": torch.stack([torch.from_numpy(s.image.copy()).permute(2, 0, 1).float() / 255 for s in samples]),
-        "mask": torch.stack([torch.from_numpy(s.mask.copy()).float()[None] / 255 for s in samples]),
-        "keypoints": torch.tensor(np.array([s.labels["keypoints_2d"][:17] for s in samples]), dtype=torch.float32),
-        "bbox": torch.tensor([s.labels["bbox"] for s in samples], dtype=torch.float32),
-    }
-
+from tests.helpers.renders import render_train_test
 
 @pytest.fixture(scope="module")
 def data(anny_body):
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=120, candidate_factor=1)
-    bank = build_pose_bank(pb, anny_body, seed=3)
-    renderer = BodyRenderer(anny_body)
-    rows = np.arange(120)
-    report = BuildReport()
-    train = render_samples(anny_body, renderer, bank, rows[:100].repeat(3), SETTINGS, 1, "t", "tr", True, report, "t")
-    test = render_samples(anny_body, renderer, bank, rows[100:].repeat(2), SETTINGS, 2, "h", "te", True, report, "h")
-    return to_split(train), to_split(test)
+    return render_train_test(anny_body)
 
 
 @pytest.mark.slow
