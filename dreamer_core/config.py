@@ -18,6 +18,7 @@ import yaml
 from dreamer_core.errors import ConfigError
 
 PROFILES = ("tiny", "full")
+GENERATOR_BACKENDS = ("tiny", "sd15_controlnet", "sdxl_controlnet", "flux_control")
 PROFILE_ENV = "PD_PROFILE"
 PARAMS_ENV = "PD_PARAMS"
 
@@ -134,6 +135,49 @@ SCHEMA: dict[str, Any] = {
         "batch_size": _int(1, 100_000),
         "lr": _float(1e-7, 1.0),
         "width": Field(lambda v: isinstance(v, int) and v >= 8 and v % 8 == 0, "a multiple of 8, at least 8"),
+        "judge_width": Field(lambda v: isinstance(v, int) and v >= 8 and v % 8 == 0, "a multiple of 8, at least 8"),
+        "judge_depth": _int(1, 8),
+        "judge_steps": _int(1, 10_000_000),
+    },
+    "generator": {
+        "backend": _choice(*GENERATOR_BACKENDS),
+        "weights": _STR,
+        "control_weights": _STR,
+        "objective": _choice("sample", "v_prediction", "epsilon", "flow"),
+        "unshuffle": _choice(1, 2, 4, 8),
+        "channels": Field(
+            lambda v: (
+                isinstance(v, list)
+                and 2 <= len(v) <= 5
+                and all(isinstance(c, int) and c >= 8 and c % 8 == 0 for c in v)
+            ),
+            "a list of 2 to 5 channel widths, each a multiple of 8",
+        ),
+        "steps": _int(1, 100_000_000),
+        "batch_size": _int(1, 100_000),
+        "lr": _float(1e-7, 1.0),
+        "ema_decay": _float(0.0, 0.99999),
+        "control_dropout": _float(0.0, 0.9),
+        "sample_steps": _int(1, 1000),
+        "guidance_scale": _float(0.0, 100.0),
+        "eval_samples": _int(2, 1_000_000),
+    },
+    "dpo": {
+        "num_controls": _int(1, 100_000_000),
+        "num_candidates": _int(2, 64),
+        "min_gap": _float(0.0, 1.0),
+        "min_winner_oks": _float(0.0, 1.0),
+        "beta": _float(1e-6, 1e9),
+        "steps": _int(1, 100_000_000),
+        "batch_pairs": _int(1, 100_000),
+        "lr": _float(1e-7, 1.0),
+        "lora_rank": _int(1, 1024),
+        "lora_targets": Field(
+            lambda v: isinstance(v, list) and bool(v) and all(isinstance(t, str) and t for t in v),
+            "a non-empty list of module names",
+        ),
+        "heldout_controls": _int(2, 1_000_000),
+        "heldout_seeds": _int(1, 100),
     },
 }
 
@@ -143,6 +187,12 @@ CROSS_CHECKS: dict[str, list[tuple[Callable[[Mapping[str, Any]], bool], str]]] =
     "pose_detector": [
         (lambda d: d["backend"] != "vitpose" or bool(d["weights"]),
          "backend vitpose needs weights (a folder saved with save_pretrained, or a hub id)"),
+    ],
+    "generator": [
+        (lambda d: d["backend"] == "tiny" or bool(d["weights"]),
+         "a pretrained backend needs weights (a pipeline folder or a hub id)"),
+        (lambda d: d["backend"] == "tiny" or bool(d["control_weights"]),
+         "a pretrained backend needs control_weights (a ControlNet / control-LoRA folder or hub id)"),
     ],
     "reference_renders": [
         (lambda d: d["multiview_heldout"] < d["multiview_subjects"],

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets import bodies, models, renders
+from orchestration.assets import bodies, generation, models, renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 
-ASSETS = [bodies.pose_bank, renders.reference_renders, renders.control_renders, models.pose_detector]
-CHECKS = [*bodies.CHECKS, *renders.CHECKS, *models.CHECKS]
+ASSETS = [
+    bodies.pose_bank,
+    renders.reference_renders,
+    renders.control_renders,
+    models.pose_detector,
+    generation.generator,
+    generation.dpo_pairs,
+    generation.dpo_generator,
+]
+CHECKS = [*bodies.CHECKS, *renders.CHECKS, *models.CHECKS, *generation.CHECKS]
 
 RESOURCES = {
     "storage": StorageResource(),

@@ -51,7 +51,9 @@ def _annotation(value: Any) -> Any:
     if isinstance(value, dict):
         return dict[str, float]
     if isinstance(value, list):
-        return list[str] if value and isinstance(value[0], str) else list[float]
+        if value and isinstance(value[0], str):
+            return list[str]
+        return list[int] if value and all(isinstance(v, int) for v in value) else list[float]
     raise TypeError(f"no config type for {value!r}")
 
 
@@ -97,4 +99,13 @@ ControlRendersConfig = config_class(
     "ControlRendersConfig", ("render", "control_renders"),
     "PNCC control images, masks, depth and labels per shard (params.yaml: render, control_renders).",
     fixed=("num_shards",),  # the partitions; change it in params.yaml
+)  # fmt: skip
+GeneratorConfig = config_class(
+    "GeneratorConfig", ("generator",),
+    "Control-conditioned generator: tiny (trained here on reference renders) or a pretrained diffusers "
+    "pipeline (params.yaml: generator).",
+)  # fmt: skip
+DPOConfig = config_class(
+    "DPOConfig", ("dpo",),
+    "Diffusion-DPO: candidates per control, pair rule, LoRA and training (params.yaml: dpo).",
 )  # fmt: skip

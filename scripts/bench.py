@@ -4,7 +4,9 @@ measured in one run.
 Prints poses/s at batch 1, 64 and 256 (and the speed-up of batching over batch 1), the time to
 build the configured pose bank and its diversity ratio, then control and reference renders/s at
 128, 256 and 512 px with Warp ray casting side by side with the same renderer on a straightforward
-baseline (trimesh's ray casting on the same mesh), as a ratio.
+baseline (trimesh's ray casting on the same mesh), as a ratio; then the tiny generator: images/s
+by batch size and training / DPO step times, for the configured pixel-unshuffle network side by
+side with the same UNet at full resolution (unshuffle 1).
 """
 
 from __future__ import annotations
@@ -137,6 +139,57 @@ def bench_renders(body) -> None:
           f"(on 1/16 of the rows): {warp_rays / base_rays:.0f}x")  # fmt: skip
 
 
+def _timed(fn, repeats: int, *args) -> float:
+    fn(*args)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn(*args)
+    return (time.perf_counter() - t0) / repeats
+
+
+def bench_generator(params: dict) -> None:
+    from dreamer_core.dpo.lora import LoraSettings
+    from dreamer_core.dpo.train import DPOTraining, train_dpo
+    from dreamer_core.generate.backends import tiny_config
+    from dreamer_core.generate.tiny import TinyGenerator
+    from dreamer_core.generate.train import GeneratorTraining, train_generator
+
+    size = params["render"]["image_size"]
+    settings = params["generator"]
+    lora = LoraSettings(targets=tuple(params["dpo"]["lora_targets"]))
+    print(f"\ntiny generator at {size} px, {settings['sample_steps']} sampling steps, guidance "
+          f"{settings['guidance_scale']}, channels {settings['channels']}")  # fmt: skip
+    print(f"{'unshuffle':>9} {'params':>8} {'b1 img/s':>9} {'b8 img/s':>9} {'b32 img/s':>10} {'train s/step':>13} "
+          f"{'dpo s/step':>11}")  # fmt: skip
+
+    def sample(gen: TinyGenerator, controls: torch.Tensor) -> None:
+        gen.sample(controls, [""] * len(controls), list(range(len(controls))))
+
+    def train(gen: TinyGenerator, images: torch.Tensor) -> None:
+        train_generator(gen, images, images, GeneratorTraining(steps=2, batch_size=32))
+
+    def dpo(cfg, images: torch.Tensor) -> None:
+        train_dpo(TinyGenerator(cfg), images[:16], images[16:32], images[:16], [""] * 16,
+                  DPOTraining(steps=2, batch_pairs=16, lora=lora))  # fmt: skip
+
+    rates = {}
+    images = torch.rand(64, 3, size, size)
+    for unshuffle in (settings["unshuffle"], 1):
+        gen = TinyGenerator(tiny_config({**settings, "unshuffle": unshuffle}, size))
+        n = sum(p.numel() for p in gen.net.parameters())
+        row = [b / _timed(sample, 1 if b > 1 else 2, gen, torch.rand(b, 3, size, size)) for b in (1, 8, 32)]
+        train_step = _timed(train, 1, gen, images) / 2
+        dpo_step = _timed(dpo, 1, gen.cfg, images) / 2
+        rates[unshuffle] = (row, train_step)
+        print(f"{unshuffle:>9} {n / 1e6:>7.2f}M {row[0]:>9.1f} {row[1]:>9.1f} {row[2]:>10.1f} {train_step:>13.3f} "
+              f"{dpo_step:>11.3f}")  # fmt: skip
+    (fast, fast_step), (slow, slow_step) = rates[settings["unshuffle"]], rates[1]
+    print(
+        f"pixel-unshuffle x{settings['unshuffle']} vs full resolution: sampling {fast[2] / slow[2]:.1f}x "
+        f"(batch 32), training {slow_step / fast_step:.1f}x faster per step"
+    )
+
+
 def main() -> None:
     params = load_params()
     body = load_body_model(params["body_model"])
@@ -157,6 +210,7 @@ def main() -> None:
           f"NN distance {s['nn_dist_mm']:.1f} mm vs random draw {s['nn_dist_random_mm']:.1f} mm "
           f"(ratio {s['nn_dist_mm'] / s['nn_dist_random_mm']:.2f})")  # fmt: skip
     bench_renders(body)
+    bench_generator(params)
 
 
 if __name__ == "__main__":

@@ -56,8 +56,10 @@ def select_pairs(scores: np.ndarray, rule: PairRule) -> list[tuple[int, int, int
     """(control, winner candidate, loser candidate) for every control whose best and worst
     candidates differ by at least ``min_gap`` with a winner of at least ``min_winner_oks``."""
     pairs = []
-    for c, row in enumerate(np.nan_to_num(scores, nan=-1.0)):
-        w, lo = int(np.argmax(row)), int(np.argmin(row))
-        if row[w] >= rule.min_winner_oks and row[lo] >= 0 and row[w] - row[lo] >= rule.min_gap:
+    for c, row in enumerate(scores):
+        if np.isfinite(row).sum() < 2:  # unscorable candidates (NaN: no visible label keypoint) are ignored
+            continue
+        w, lo = int(np.nanargmax(row)), int(np.nanargmin(row))
+        if row[w] >= rule.min_winner_oks and row[w] - row[lo] >= rule.min_gap:
             pairs.append((c, w, lo))
     return pairs

@@ -23,6 +23,7 @@ def tiny_config(settings: dict[str, Any], image_size: int) -> TinyGeneratorConfi
         block_out_channels=tuple(settings["channels"]),
         objective=settings["objective"],
         sample_steps=settings["sample_steps"],
+        guidance_scale=float(settings["guidance_scale"]),
     )
 
 

@@ -72,7 +72,11 @@ class DiffusersControlGenerator:
                 pipe.fuse_lora(adapter_names=["control"])
                 pipe.unload_lora_weights()
         else:
-            from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionXLControlNetPipeline
+            from diffusers import (
+                ControlNetModel,
+                StableDiffusionControlNetPipeline,
+                StableDiffusionXLControlNetPipeline,
+            )
 
             pipe_cls = StableDiffusionControlNetPipeline if backend == "sd15_controlnet" else (
                 StableDiffusionXLControlNetPipeline)  # fmt: skip

@@ -34,6 +34,7 @@ class TinyGeneratorConfig:
     objective: str = "v_prediction"  # epsilon | v_prediction (DDPM, cosine schedule) | flow (rectified flow)
     num_train_timesteps: int = 1000
     sample_steps: int = 20
+    guidance_scale: float = 1.0  # classifier-free guidance on the control (1 = none; needs control dropout)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -146,9 +147,15 @@ class TinyGenerator:
         x = sample_seeds_noise(tuple(controls.shape[1:]), seeds)
         if self.objective != "flow":
             x = x * sched.init_noise_sigma
+        w = self.cfg.guidance_scale
+        null = torch.zeros_like(controls)  # the "no control" input that control dropout trains
         for t in sched.timesteps:
             tb = t.expand(len(x)) if t.dim() == 0 else t
-            out = self.net(x, tb, controls)
+            if w == 1.0:
+                out = self.net(x, tb, controls)
+            else:
+                cond, uncond = self.net(torch.cat([x, x]), torch.cat([tb, tb]), torch.cat([controls, null])).chunk(2)
+                out = uncond + w * (cond - uncond)
             x = sched.step(out, t, x).prev_sample
         self.net.train(was_training)
         return ((x.clamp(-1, 1) + 1) / 2).float()

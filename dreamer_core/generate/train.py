@@ -28,6 +28,7 @@ class GeneratorTraining:
     lr: float = 1e-3
     ema_decay: float = 0.995
     min_snr_gamma: float = 5.0  # 0 disables the weighting
+    control_dropout: float = 0.1  # share of samples trained without control (enables guidance)
     seed: int = 0
     log_every: int = 25
 
@@ -70,6 +71,9 @@ def train_generator(
     for step in tqdm(range(cfg.steps), desc="generator", leave=False, disable=None):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen_rng)
         x, c = images[idx], controls[idx]
+        if cfg.control_dropout > 0:
+            keep = torch.rand(len(idx), generator=gen_rng) >= cfg.control_dropout
+            c = c * keep.view(-1, 1, 1, 1)
         t = gen.draw_timesteps(len(idx), gen_rng)
         noise = gen.draw_noise(x, gen_rng)
         per_sample = gen.loss(x, c, [""] * len(idx), t, noise)

@@ -39,8 +39,8 @@ PoseDetectorConfig = config_class(
         ],
         params=["seed", "pose_detector"],
     ),  # fmt: skip
-    description="2D keypoint detector (COCO-17) trained on reference renders; held-out PCK@0.1 and OKS "
-    "against a mean-pose baseline.",
+    description="2D keypoint detector (COCO-17) trained on reference renders (or pretrained ViTPose); "
+    "held-out PCK@0.1 and OKS against a mean-pose baseline; plus an independent judge detector (judge/).",
 )
 def pose_detector(
     context: dg.AssetExecutionContext,
@@ -75,6 +75,14 @@ def pose_detector(
             model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info)
             model.save(out)
         seconds = time.perf_counter() - t0
+        # DPO uses this detector as its reward; an independently trained judge (own seed, width
+        # and depth) tells whether DPO improved the pose or only learned this detector's quirks.
+        context.log.info("training the independent judge detector")
+        judge_cfg = DetectorTraining(steps=settings["judge_steps"], batch_size=settings["batch_size"],
+                                     lr=settings["lr"], width=settings["judge_width"],
+                                     depth=settings["judge_depth"], seed=config.seed + 7919)  # fmt: skip
+        judge, judge_metrics = train_detector(train, test, judge_cfg, log=context.log.info)
+        judge.save(out / "judge")
         result = {
             "heldout_pck": metrics["pck"],
             "heldout_oks": metrics["oks"],
@@ -82,6 +90,8 @@ def pose_detector(
             "baseline_oks": baseline["oks"],
             "num_train": len(train["image"]),
             "num_test": len(test["image"]),
+            "judge_heldout_pck": judge_metrics["pck"],
+            "judge_heldout_oks": judge_metrics["oks"],
         }
         write_json_atomic(out / "metrics.json", result)
         pred = model.predict(test["image"][:6])["keypoints"].numpy()
@@ -104,6 +114,7 @@ def pose_detector(
             "heldout_oks": float(metrics["oks"]),
             "baseline_pck": float(baseline["pck"]),
             "baseline_oks": float(baseline["oks"]),
+            "judge_heldout_oks": float(judge_metrics["oks"]),
             "seconds": round(seconds, 1),
             "preview": preview_md(png, "held-out renders with predicted keypoints"),
             "mlflow_run_url": dg.MetadataValue.url(run.url),

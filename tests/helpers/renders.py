@@ -29,8 +29,9 @@ def to_split(samples) -> dict[str, torch.Tensor]:
     }
 
 
-def render_train_test(anny_body, num_poses: int = 120, heldout: int = 20, train_repeat: int = 3,
-                      test_repeat: int = 2) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def render_train_test(
+    anny_body, num_poses: int = 120, heldout: int = 20, train_repeat: int = 3, test_repeat: int = 2
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Train and test splits on disjoint poses (held-out poses), each pose under several cameras
     and appearances."""
     from dreamer_core.config import load_params

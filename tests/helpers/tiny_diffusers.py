@@ -43,18 +43,28 @@ def _t5():
     return T5EncoderModel(cfg), tokenizer
 
 
+DOWN = ("DownBlock2D", "CrossAttnDownBlock2D")
+
+
+def _sd_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(block_out_channels=[8, 16], in_channels=3, out_channels=3, latent_channels=4,
+                         norm_num_groups=4, down_block_types=["DownEncoderBlock2D"] * 2,
+                         up_block_types=["UpDecoderBlock2D"] * 2)  # fmt: skip
+
+
 def save_sd15(root: Path, prediction_type: str = "epsilon") -> tuple[Path, Path]:
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline
+    from diffusers import ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline
     from diffusers import UNet2DConditionModel as Unet
 
     torch.manual_seed(0)
-    blocks = dict(block_out_channels=(8, 16), layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    blocks = dict(block_out_channels=(8, 16), layers_per_block=1, down_block_types=DOWN,
                   cross_attention_dim=32, norm_num_groups=4, attention_head_dim=4)  # fmt: skip
     unet = Unet(sample_size=16, in_channels=4, out_channels=4, up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                 **blocks)  # fmt: skip
     controlnet = ControlNetModel(in_channels=4, conditioning_embedding_out_channels=(8, 16), **blocks)
-    vae = AutoencoderKL(block_out_channels=[8, 16], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)  # fmt: skip
+    vae = _sd_vae()
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                               set_alpha_to_one=False, prediction_type=prediction_type)  # fmt: skip
     pipe = StableDiffusionControlNetPipeline(vae=vae, text_encoder=_clip_text(), tokenizer=_clip_tokenizer(), unet=unet,
@@ -64,19 +74,18 @@ def save_sd15(root: Path, prediction_type: str = "epsilon") -> tuple[Path, Path]
 
 
 def save_sdxl(root: Path) -> tuple[Path, Path]:
-    from diffusers import AutoencoderKL, ControlNetModel, EulerDiscreteScheduler, StableDiffusionXLControlNetPipeline
+    from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionXLControlNetPipeline
     from diffusers import UNet2DConditionModel as Unet
 
     torch.manual_seed(0)
-    blocks = dict(block_out_channels=(8, 16), layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    blocks = dict(block_out_channels=(8, 16), layers_per_block=1, down_block_types=DOWN,
                   cross_attention_dim=64, norm_num_groups=4, attention_head_dim=4, use_linear_projection=True,
                   addition_embed_type="text_time", addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
                   projection_class_embeddings_input_dim=80)  # fmt: skip
     unet = Unet(sample_size=16, in_channels=4, out_channels=4, up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
                 **blocks)  # fmt: skip
     controlnet = ControlNetModel(in_channels=4, conditioning_embedding_out_channels=(8, 16), **blocks)
-    vae = AutoencoderKL(block_out_channels=[8, 16], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-                        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2)  # fmt: skip
+    vae = _sd_vae()
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, steps_offset=1,
                                        beta_schedule="scaled_linear", timestep_spacing="leading")  # fmt: skip
     pipe = StableDiffusionXLControlNetPipeline(

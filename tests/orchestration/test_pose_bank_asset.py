@@ -27,8 +27,9 @@ def resources(root, tmp_path):
 def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "pose_bank" in keys
-    assert {"pose_bank", "reference_renders", "control_renders"} <= keys
-    assert len(CHECKS) == 7
+    assert {"pose_bank", "reference_renders", "control_renders", "pose_detector", "generator", "dpo_pairs",
+            "dpo_generator"} <= keys  # fmt: skip
+    assert len(CHECKS) == 9
 
 
 @pytest.mark.slow

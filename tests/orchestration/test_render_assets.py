@@ -9,7 +9,13 @@ from dreamer_core.datasets.torch_dataset import ShardDataset
 from orchestration.assets.models import PoseDetectorConfig
 from orchestration.definitions import ASSETS, CHECKS
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
-from orchestration.settings import ControlRendersConfig, PoseBankConfig, ReferenceRendersConfig
+from orchestration.settings import (
+    ControlRendersConfig,
+    DPOConfig,
+    GeneratorConfig,
+    PoseBankConfig,
+    ReferenceRendersConfig,
+)
 
 
 @pytest.mark.slow
@@ -68,7 +74,9 @@ def test_render_assets(tmp_path, monkeypatch):
         selection=["pose_detector"],
         instance=instance,
         resources=resources,
-        run_config=dg.RunConfig(ops={"pose_detector": PoseDetectorConfig(steps=30, batch_size=8, width=16)}),
+        run_config=dg.RunConfig(
+            ops={"pose_detector": PoseDetectorConfig(steps=30, batch_size=8, width=16, judge_steps=10)}
+        ),
     )
     assert det.success
     meta = {k: v.value for k, v in det.asset_materializations_for_node("pose_detector")[0].metadata.items()}
@@ -76,6 +84,9 @@ def test_render_assets(tmp_path, monkeypatch):
     assert (data / "pose_detector" / "model.safetensors").is_file()
     evaluated = [e for e in det.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert [e.asset_check_evaluation_data.check_name for e in evaluated] == ["pose_detector_beats_baseline"]
+    assert (data / "pose_detector" / "judge" / "model.safetensors").is_file()
+
+    _generation_assets(data, instance, resources)
 
     # The full profile's backend: a pretrained ViTPose (here a tiny random one of the real class).
     from tests.dreamer_core.keypoints.test_vitpose import save_tiny_vitpose
@@ -93,3 +104,31 @@ def test_render_assets(tmp_path, monkeypatch):
     from dreamer_core.keypoints.vitpose import VitPoseDetector
 
     assert isinstance(load_detector(data / "pose_detector"), VitPoseDetector)  # the heatmap files were replaced
+
+
+def _generation_assets(data, instance, resources):
+    """generator -> dpo_pairs -> dpo_generator on the small renders above: the metadata later
+    checks read, the files, and the checks' evaluations (a few steps cannot promise quality;
+    the quality claims are measured by `make demo` and the learning tests)."""
+    run_config = dg.RunConfig(ops={
+        "generator": GeneratorConfig(steps=4, batch_size=4, channels=[16, 32], eval_samples=6, sample_steps=2),
+        "dpo_pairs": DPOConfig(num_controls=6, num_candidates=2, min_gap=0.0, min_winner_oks=0.0),
+        "dpo_generator": DPOConfig(steps=2, batch_pairs=2, heldout_controls=4, heldout_seeds=2, lora_rank=2),
+    })  # fmt: skip
+    gen = dg.materialize([*ASSETS, *CHECKS], selection=["generator", "dpo_pairs", "dpo_generator"],
+                         instance=instance, resources=resources, run_config=run_config)  # fmt: skip
+    assert gen.success
+    meta = {n: {k: v.value for k, v in gen.asset_materializations_for_node(n)[0].metadata.items()}
+            for n in ("generator", "dpo_pairs", "dpo_generator")}  # fmt: skip
+    assert 0 <= meta["generator"]["oks_matched"] <= 1 and 0 <= meta["generator"]["oks_shuffled"] <= 1
+    assert (meta["dpo_pairs"]["num_controls"], meta["dpo_pairs"]["num_candidates"]) == (6, 12)
+    assert 0 < meta["dpo_pairs"]["num_pairs"] <= 6
+    for key in ("heldout_oks_before", "heldout_oks_after", "heldout_oks_delta_std", "judge_oks_before",
+                "judge_oks_after"):  # fmt: skip
+        assert key in meta["dpo_generator"]
+    for f in ("generator/model.safetensors", "dpo_pairs/pairs.parquet", "dpo_pairs/candidates.npz",
+              "dpo_generator/lora.safetensors"):  # fmt: skip
+        assert (data / f).is_file(), f
+    checks = {e.asset_check_evaluation_data.check_name for e in gen.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
+    assert checks == {"generator_follows_control", "dpo_improves_heldout_oks"}

@@ -70,10 +70,19 @@ def heldout_figure_error(gen: TinyGenerator, test: dict, controls: torch.Tensor)
 @pytest.mark.slow
 def test_training_learns_to_follow_the_control(anny_body):
     train, test = render_train_test(anny_body, num_poses=120, heldout=20)
-    gen = TinyGenerator(TinyGeneratorConfig(image_size=48, unshuffle=4, block_out_channels=(32, 64), objective="sample"))
+    gen = TinyGenerator(TinyGeneratorConfig(image_size=48, unshuffle=4, block_out_channels=(32, 64)))
     untrained = heldout_figure_error(gen, test, test["control"])
     result = train_generator(gen, train["image"], train["control"], GeneratorTraining(steps=600, batch_size=16, seed=0))
     matched = heldout_figure_error(gen, test, test["control"])
     shuffled = heldout_figure_error(gen, test, test["control"].roll(1, 0))
     assert matched < 0.5 * untrained, (matched, untrained)
     assert matched < 0.9 * shuffled, (matched, shuffled, result)
+
+
+def test_control_guidance_batches_cond_and_null_consistently():
+    guided = TinyGenerator(TinyGeneratorConfig(guidance_scale=2.5, **SMALL))
+    plain = TinyGenerator(TinyGeneratorConfig(**SMALL), net=guided.net)
+    controls = torch.rand(2, 3, 32, 32)
+    a = guided.sample(controls, ["", ""], [1, 2])
+    assert torch.allclose(guided.sample(controls[1:], [""], [2])[0], a[1], atol=1e-5)
+    assert not torch.allclose(plain.sample(controls, ["", ""], [1, 2]), a, atol=1e-3)

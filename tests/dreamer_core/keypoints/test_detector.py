@@ -1,7 +1,6 @@
 """The tiny detector learns: on held-out renders it beats the mean-pose baseline; it saves and
 reloads bit-exactly through safetensors; flipping swaps left and right labels."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,6 +13,7 @@ from dreamer_core.keypoints.train import (
     train_detector,
 )
 from tests.helpers.renders import render_train_test
+
 
 @pytest.fixture(scope="module")
 def data(anny_body):

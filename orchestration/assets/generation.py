@@ -1,0 +1,359 @@
+"""Group ``generation``: the control-conditioned generator, DPO preference pairs, and the
+DPO-aligned generator (LoRA), each with OKS measured by the pose detector."""
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import torch
+
+from dreamer_core.datasets.torch_dataset import stack_samples
+from dreamer_core.dpo.lora import LoraSettings, adapters_disabled, load_lora, lora_parameter_count, save_lora
+from dreamer_core.dpo.pairs import PairRule, derive_seed, generate_batched, score_candidates, select_pairs
+from dreamer_core.dpo.train import DPOTraining, compare_before_after, heldout_seeds, train_dpo
+from dreamer_core.generate.backends import load_generator, tiny_config
+from dreamer_core.generate.evaluate import control_agreement, grain
+from dreamer_core.generate.prompts import build_prompt
+from dreamer_core.generate.tiny import TinyGenerator
+from dreamer_core.generate.train import GeneratorTraining, train_generator
+from dreamer_core.io import atomic_path, load_npz, write_json_atomic, write_npz_atomic
+from dreamer_core.keypoints.detectors import load_detector
+from dreamer_core.poses.bank import stream
+from dreamer_core.viz import sample_grid_png
+from orchestration.assets.common import dvc_meta, preview_md, settings_hash
+from orchestration.assets.models import pose_detector
+from orchestration.assets.renders import control_renders, reference_renders
+from orchestration.resources import DVCResource, MLflowResource, StorageResource
+from orchestration.settings import DPOConfig, GeneratorConfig
+
+GEN_CODE = ["dreamer_core/generate", "dreamer_core/keypoints", "dreamer_core/datasets", "dreamer_core/checkpoints.py"]
+DPO_CODE = [*GEN_CODE, "dreamer_core/dpo"]
+
+
+def _u8(x: torch.Tensor) -> np.ndarray:
+    """[3, H, W] in [0, 1] -> uint8 [H, W, 3]."""
+    return (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def _hash_of(storage: StorageResource, asset: str, name: str) -> str:
+    path = storage.asset_dir(asset) / name
+    return settings_hash(json.loads(path.read_text())) if path.exists() else "missing"
+
+
+def _prompts(seed: int, keys: list[str]) -> list[str]:
+    return [build_prompt(stream(seed, "prompt", k), i).text for i, k in enumerate(keys)]
+
+
+def _log_progress(context: dg.AssetExecutionContext, what: str):
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 10 or done == total:
+            last[0] = time.perf_counter()
+            context.log.info(f"{what}: {done}/{total}")
+
+    return report
+
+
+@dg.asset(
+    group_name="generation",
+    deps=[reference_renders, pose_detector],
+    kinds={"pytorch", "diffusers"},
+    pool="gpu",
+    metadata=dvc_meta(code=[*GEN_CODE, "orchestration/assets/generation.py"], params=["seed", "generator"]),
+    description="Control-conditioned generator (control image -> photo-like image): tiny is trained here on "
+    "reference renders, pretrained backends are loaded. Scored by OKS of the pose detector on held-out controls, "
+    "against shuffled controls.",
+)
+def generator(
+    context: dg.AssetExecutionContext,
+    config: GeneratorConfig,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    settings = config.settings()["generator"]
+    renders = storage.asset_dir("reference_renders")
+    out = storage.asset_dir("generator")
+    test = stack_samples(renders / "test", ("image", "control", "mask", "keypoints", "bbox", "key"),
+                         settings["eval_samples"])  # fmt: skip
+    params = {"generator": settings, "seed": config.seed}
+    hashes = {"params": settings_hash(params), "reference_renders": _hash_of(storage, "reference_renders",
+                                                                              "summary.json")}  # fmt: skip
+    with mlflow.start_run(context, "generator", params=params, input_hashes=hashes) as run:
+        t0 = time.perf_counter()
+        if settings["backend"] == "tiny":
+            train = stack_samples(renders / "train", ("image", "control"))
+            gen = TinyGenerator(tiny_config(settings, image_size=train["image"].shape[-1]))
+            n_params = sum(p.numel() for p in gen.net.parameters())
+            context.log.info(f"training the tiny generator ({n_params / 1e6:.2f} M parameters) on "
+                             f"{len(train['image'])} reference renders for {settings['steps']} steps")  # fmt: skip
+            cfg = GeneratorTraining(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
+                                    ema_decay=settings["ema_decay"], control_dropout=settings["control_dropout"],
+                                    seed=config.seed)  # fmt: skip
+            train_generator(gen, train["image"], train["control"], cfg, tracker=run, log=context.log.info)
+            gen.save(out)
+        else:
+            from dreamer_core.generate.pretrained import DiffusersControlGenerator
+
+            context.log.info(f"loading pretrained {settings['backend']} from {settings['weights']}")
+            gen = DiffusersControlGenerator.from_settings(settings)
+            gen.save(out)
+            n_params = sum(p.numel() for p in gen.denoiser.parameters())
+        train_seconds = time.perf_counter() - t0
+        keys = list(test["key"])
+        seeds = [derive_seed(config.seed, "generator-eval", k) for k in keys]
+        t1 = time.perf_counter()
+        images = generate_batched(gen, test["control"], _prompts(config.seed, keys), seeds, 32,
+                                  _log_progress(context, "sampling held-out controls"))  # fmt: skip
+        sample_seconds = time.perf_counter() - t1
+        detector = load_detector(storage.asset_dir("pose_detector"))
+        scores = control_agreement(detector, images, test["keypoints"], test["bbox"], test["mask"])
+        real = control_agreement(detector, test["image"], test["keypoints"], test["bbox"], test["mask"])
+        metrics = {
+            **scores,
+            "oks_real_renders": real["oks_matched"],
+            "grain": grain(images),
+            "grain_real_renders": grain(test["image"]),
+            "train_seconds": train_seconds,
+            "images_per_second": len(images) / max(sample_seconds, 1e-9),
+            "num_parameters": n_params,
+        }
+        write_json_atomic(out / "metrics.json", metrics)
+        second = gen.sample(test["control"][:6], [""] * 6, [s + 1 for s in seeds[:6]])
+        rows = [[_u8(test["control"][i]), _u8(images[i]), _u8(second[i]), _u8(test["image"][i])] for i in range(6)]
+        png = sample_grid_png(rows)
+        (out / "preview.png").write_bytes(png)
+        run.log_image_bytes("preview.png", png)
+        run.log_metrics(metrics)
+        for f in sorted(out.glob("*.safetensors")):
+            run.log_artifact(f, "checkpoint")
+        run.log_artifact(out / "config.json", "checkpoint")
+        versioning = dvc.version_output("generator", "data/generator", context.log)
+        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
+    context.log.info(f"generator: OKS {scores['oks_matched']:.3f} on own controls vs {scores['oks_shuffled']:.3f} "
+                     f"shuffled (real renders {real['oks_matched']:.3f}); mask IoU {scores['mask_iou_matched']:.3f} "
+                     f"vs {scores['mask_iou_shuffled']:.3f}")  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            **{k: float(v) for k, v in metrics.items()},
+            "preview": preview_md(png, "control | sample (seed a) | sample (seed b) | reference render"),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+@dg.asset_check(asset=generator, description="Samples follow their controls: OKS against the own controls is "
+                "well above OKS against shuffled controls (and the saved generator reloads).")  # fmt: skip
+def generator_follows_control(storage: StorageResource) -> dg.AssetCheckResult:
+    out = storage.asset_dir("generator")
+    m = json.loads((out / "metrics.json").read_text())
+    load_generator(out)
+    return dg.AssetCheckResult(
+        passed=m["oks_matched"] > m["oks_shuffled"] + 0.1 and m["mask_iou_matched"] > m["mask_iou_shuffled"],
+        metadata={k: m[k] for k in ("oks_matched", "oks_shuffled", "mask_iou_matched", "mask_iou_shuffled")},
+    )
+
+
+@dg.asset(
+    group_name="generation",
+    deps=[generator, control_renders, pose_detector],
+    kinds={"pytorch"},
+    pool="gpu",
+    metadata=dvc_meta(code=[*DPO_CODE, "orchestration/assets/generation.py"], params=["seed", "dpo"]),
+    description="Preference pairs for Diffusion-DPO: N seeded candidates per held-in control, each scored by OKS "
+    "against the control's label; best vs worst when the gap and the winner are large enough.",
+)
+def dpo_pairs(
+    context: dg.AssetExecutionContext,
+    config: DPOConfig,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    settings = config.settings()["dpo"]
+    out = storage.asset_dir("dpo_pairs")
+    controls = stack_samples(storage.asset_dir("control_renders"), ("control", "keypoints", "bbox", "key"),
+                             settings["num_controls"])  # fmt: skip
+    n_ctl, n_cand = len(controls["key"]), settings["num_candidates"]
+    if n_ctl < 2:
+        raise dg.Failure("control_renders holds fewer than 2 samples; materialize its partitions first")
+    keys = list(controls["key"])
+    prompts = _prompts(config.seed, keys)
+    seeds = np.array([[derive_seed(config.seed, "dpo-candidate", k, j) for j in range(n_cand)] for k in keys])
+    params = {"dpo": settings, "seed": config.seed}
+    hashes = {"params": settings_hash(params), "generator": _hash_of(storage, "generator", "config.json")}
+    with mlflow.start_run(context, "dpo_pairs", params=params, input_hashes=hashes) as run:
+        gen = load_generator(storage.asset_dir("generator"))
+        t0 = time.perf_counter()
+        flat = generate_batched(gen, controls["control"].repeat_interleave(n_cand, 0),
+                                [p for p in prompts for _ in range(n_cand)], seeds.reshape(-1).tolist(), 32,
+                                _log_progress(context, "candidates"))  # fmt: skip
+        seconds = time.perf_counter() - t0
+        images = flat.reshape(n_ctl, n_cand, *flat.shape[1:])
+        oks = score_candidates(load_detector(storage.asset_dir("pose_detector")), images, controls["keypoints"],
+                               controls["bbox"])  # fmt: skip
+        rule = PairRule(settings["min_gap"], settings["min_winner_oks"])
+        pairs = select_pairs(oks, rule)
+        write_npz_atomic(out / "candidates.npz", {
+            "images": (images.clamp(0, 1).permute(0, 1, 3, 4, 2).numpy() * 255).round().astype(np.uint8),
+            "controls": (controls["control"].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8),
+            "oks": oks.astype(np.float32), "seeds": seeds.astype(np.int64),
+        })  # fmt: skip
+        cand_rows = [{"control_key": k, "candidate": j, "seed": int(seeds[c, j]), "oks": float(oks[c, j]),
+                      "prompt": prompts[c]} for c, k in enumerate(keys) for j in range(n_cand)]  # fmt: skip
+        pair_rows = [{"control": c, "control_key": keys[c], "winner": w, "loser": lo,
+                      "winner_seed": int(seeds[c, w]), "loser_seed": int(seeds[c, lo]),
+                      "winner_oks": float(oks[c, w]), "loser_oks": float(oks[c, lo]), "prompt": prompts[c]}
+                     for c, w, lo in pairs]  # fmt: skip
+        _write_parquet(out / "candidates.parquet", pd.DataFrame(cand_rows))
+        _write_parquet(out / "pairs.parquet", pd.DataFrame(pair_rows, columns=list(_PAIR_COLUMNS)))
+        gaps = [r["winner_oks"] - r["loser_oks"] for r in pair_rows]
+        summary = {
+            "num_controls": n_ctl,
+            "num_candidates": n_ctl * n_cand,
+            "candidates_per_control": n_cand,
+            "num_pairs": len(pairs),
+            "mean_candidate_oks": float(np.nanmean(oks)),
+            "mean_pair_gap": float(np.mean(gaps)) if gaps else 0.0,
+            "images_per_second": n_ctl * n_cand / max(seconds, 1e-9),
+        }
+        write_json_atomic(out / "summary.json", summary)
+        shown = pairs[:6] or [(c, 0, 1) for c in range(min(6, n_ctl))]
+        png = sample_grid_png([[_u8(controls["control"][c]), _u8(images[c, w]), _u8(images[c, lo])]
+                               for c, w, lo in shown])  # fmt: skip
+        (out / "preview.png").write_bytes(png)
+        run.log_image_bytes("preview.png", png)
+        run.log_metrics(summary)
+        versioning = dvc.version_output("dpo_pairs", "data/dpo_pairs", context.log)
+    context.log.info(f"dpo pairs: {len(pairs)} of {n_ctl} controls ({n_cand} candidates each, mean OKS "
+                     f"{summary['mean_candidate_oks']:.3f}, mean gap {summary['mean_pair_gap']:.3f})")  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            **summary,
+            "preview": preview_md(png, "control | winner | loser"),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+_PAIR_COLUMNS = ("control", "control_key", "winner", "loser", "winner_seed", "loser_seed", "winner_oks",
+                 "loser_oks", "prompt")  # fmt: skip
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def load_dpo_generator(storage: StorageResource) -> Any:
+    """The base generator with the DPO LoRA loaded (what generation rounds sample from)."""
+    gen = load_generator(storage.asset_dir("generator"))
+    load_lora(storage.asset_dir("dpo_generator"), gen.denoiser)
+    return gen
+
+
+@dg.asset(
+    group_name="generation",
+    deps=[dpo_pairs, generator, reference_renders, pose_detector],
+    kinds={"pytorch", "peft"},
+    pool="gpu",
+    metadata=dvc_meta(code=[*DPO_CODE, "orchestration/assets/generation.py"], params=["seed", "dpo"]),
+    description="The generator aligned to its control with Diffusion-DPO (a LoRA); mean OKS on held-out controls "
+    "with fixed seeds before and after, under the reward detector and an independent judge.",
+)
+def dpo_generator(
+    context: dg.AssetExecutionContext,
+    config: DPOConfig,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    settings = config.settings()["dpo"]
+    out = storage.asset_dir("dpo_generator")
+    pairs_dir = storage.asset_dir("dpo_pairs")
+    pairs = pd.read_parquet(pairs_dir / "pairs.parquet")
+    cand = load_npz(pairs_dir / "candidates.npz")
+    to_t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+    c_idx, w_idx, l_idx = (pairs[k].to_numpy() for k in ("control", "winner", "loser"))
+    winners, losers = to_t(cand["images"][c_idx, w_idx]), to_t(cand["images"][c_idx, l_idx])
+    controls = to_t(cand["controls"][c_idx])
+    held = stack_samples(storage.asset_dir("reference_renders") / "test", ("control", "keypoints", "bbox"),
+                         settings["heldout_controls"])  # fmt: skip
+    seeds = heldout_seeds(config.seed, settings["heldout_seeds"], len(held["control"]))
+    det_dir = storage.asset_dir("pose_detector")
+    detectors = {"reward": load_detector(det_dir), "judge": load_detector(det_dir / "judge")}
+    lora = LoraSettings(rank=settings["lora_rank"], alpha=float(settings["lora_rank"]),
+                        targets=tuple(settings["lora_targets"]))  # fmt: skip
+    cfg = DPOTraining(steps=settings["steps"], batch_pairs=settings["batch_pairs"], lr=settings["lr"],
+                      beta=settings["beta"], seed=config.seed, lora=lora)  # fmt: skip
+    params = {"dpo": settings, "seed": config.seed, "num_pairs": len(pairs)}
+    hashes = {"params": settings_hash(params), "dpo_pairs": _hash_of(storage, "dpo_pairs", "summary.json"),
+              "generator": _hash_of(storage, "generator", "config.json")}  # fmt: skip
+    with mlflow.start_run(context, "dpo", params=params, input_hashes=hashes) as run:
+        gen = load_generator(storage.asset_dir("generator"))
+        context.log.info(f"DPO on {len(pairs)} pairs: {cfg.steps} steps of {cfg.batch_pairs} pairs, beta {cfg.beta}, "
+                         f"objective {gen.objective}")  # fmt: skip
+        stats = train_dpo(gen, winners, losers, controls, list(pairs["prompt"]), cfg, tracker=run,
+                          log=context.log.info)  # fmt: skip
+        save_lora(out, gen.denoiser, lora, extra={"base": "generator", "objective": gen.objective})
+        context.log.info(f"held-out evaluation: {len(held['control'])} controls x {len(seeds)} seeds, before/after")
+        result = compare_before_after(gen, detectors, held["control"], held["keypoints"], held["bbox"], seeds)
+        result.update(num_pairs=len(pairs), lora_parameters=lora_parameter_count(gen.denoiser),
+                      train_seconds=stats["seconds"], final_implicit_accuracy=stats["implicit_accuracy"])  # fmt: skip
+        write_json_atomic(out / "metrics.json", result)
+        with adapters_disabled(gen.denoiser):
+            before = gen.sample(held["control"][:6], [""] * 6, seeds[0][:6])
+        after = gen.sample(held["control"][:6], [""] * 6, seeds[0][:6])
+        png = sample_grid_png([[_u8(held["control"][i]), _u8(before[i]), _u8(after[i])] for i in range(6)])
+        (out / "preview.png").write_bytes(png)
+        run.log_image_bytes("preview.png", png)
+        run.log_metrics(result)
+        run.log_artifact(out / "lora.safetensors", "lora")
+        versioning = dvc.version_output("dpo_generator", "data/dpo_generator", context.log)
+        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
+    context.log.info(
+        f"held-out OKS {result['heldout_oks_before']:.4f} -> {result['heldout_oks_after']:.4f} "
+        f"({result['heldout_oks_delta']:+.4f} +/- {result['heldout_oks_delta_std']:.4f} over seeds); judge "
+        f"{result['judge_oks_before']:.4f} -> {result['judge_oks_after']:.4f}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            **{k: float(v) for k, v in result.items()},
+            "preview": preview_md(png, "held-out control | before DPO | after DPO (same seed)"),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+@dg.asset_check(asset=dpo_generator, description="DPO raised mean held-out OKS (same controls, same seeds) "
+                "under the reward detector; the judge's change is reported alongside.")  # fmt: skip
+def dpo_improves_heldout_oks(storage: StorageResource) -> dg.AssetCheckResult:
+    m = json.loads((storage.asset_dir("dpo_generator") / "metrics.json").read_text())
+    load_dpo_generator(storage)
+    return dg.AssetCheckResult(
+        passed=m["heldout_oks_after"] > m["heldout_oks_before"],
+        metadata={
+            k: m[k]
+            for k in (
+                "heldout_oks_before",
+                "heldout_oks_after",
+                "heldout_oks_delta_std",
+                "judge_oks_before",
+                "judge_oks_after",
+            )
+        },  # fmt: skip
+    )
+
+
+CHECKS = [generator_follows_control, dpo_improves_heldout_oks]
