@@ -44,11 +44,14 @@ def control_agreement(
     kp, bb = keypoints.numpy(), bbox.numpy()
     pred = det["keypoints"].numpy()
     roll = np.roll(np.arange(len(kp)), 1)
+    has_mask = "mask" in det  # the heatmap detector segments the person; ViTPose does not (then NaN)
     return {
         "oks_matched": float(np.nanmean(per_sample_oks(pred, kp, bb))),
         "oks_shuffled": float(np.nanmean(per_sample_oks(pred, kp[roll], bb[roll]))),
-        "mask_iou_matched": float(mask_iou(det["mask"], masks).mean()),
-        "mask_iou_shuffled": float(mask_iou(det["mask"], masks[torch.as_tensor(roll)]).mean()),
+        "mask_iou_matched": float(mask_iou(det["mask"], masks).mean()) if has_mask else float("nan"),
+        "mask_iou_shuffled": float(mask_iou(det["mask"], masks[torch.as_tensor(roll)]).mean())
+        if has_mask
+        else float("nan"),
     }
 
 
