@@ -12,12 +12,14 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from dreamer_core.generate.tiny import TinyGenerator
+from dreamer_core.resume import clear_state, load_state, save_state
 from dreamer_core.tracking import NullTracker, Tracker
 
 
@@ -49,10 +51,15 @@ def train_generator(
     cfg: GeneratorTraining,
     tracker: Tracker | None = None,
     log: Callable[[str], None] | None = None,
-    on_checkpoint: Callable[[int], None] | None = None,
-    checkpoint_every: int = 0,
+    resume_dir: str | Path | None = None,
+    checkpoint_every: int = 100,
+    after_step: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Trains ``gen`` in place on (image, control) pairs in [0, 1]; leaves the EMA weights in it."""
+    """Trains ``gen`` in place on (image, control) pairs in [0, 1]; leaves the EMA weights in it.
+
+    With ``resume_dir``, the full state is saved there every ``checkpoint_every`` steps and a
+    rerun continues from it (same final weights as an uninterrupted run); it is removed at the end.
+    """
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
@@ -65,10 +72,17 @@ def train_generator(
     )
     gen_rng = torch.Generator().manual_seed(cfg.seed)
     n = len(images)
+    fingerprint = {"training": asdict(cfg), "model": repr(gen.cfg), "num_samples": n}
+    modules = {"net": net, "ema": ema}
+    start = load_state(resume_dir, modules, opt, gen_rng, fingerprint) if resume_dir else 0
+    for _ in range(start):
+        sched.step()
+    if start:
+        say(f"resuming generator training at step {start}/{cfg.steps} from {resume_dir}")
     t0 = time.perf_counter()
     running = None
     net.train()
-    for step in tqdm(range(cfg.steps), desc="generator", leave=False, disable=None):
+    for step in tqdm(range(start, cfg.steps), desc="generator", leave=False, disable=None):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen_rng)
         x, c = images[idx], controls[idx]
         if cfg.control_dropout > 0:
@@ -92,8 +106,12 @@ def train_generator(
             tracker.log_metrics({"loss": running, "lr": sched.get_last_lr()[0]}, step=step + 1)
         if (step + 1) % max(cfg.steps // 10, 1) == 0:
             say(f"step {step + 1}/{cfg.steps}: loss {running:.4f} ({time.perf_counter() - t0:.0f} s)")
-        if on_checkpoint and checkpoint_every and (step + 1) % checkpoint_every == 0:
-            on_checkpoint(step + 1)
+        if resume_dir and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.steps:
+            save_state(resume_dir, step + 1, modules, opt, gen_rng, fingerprint)
+        if after_step:
+            after_step(step + 1)
+    if resume_dir:
+        clear_state(resume_dir)
     net.load_state_dict(ema.state_dict())
     net.eval()
     return {"final_loss": float(running or 0.0), "seconds": time.perf_counter() - t0}

@@ -95,7 +95,9 @@ def generator(
             cfg = GeneratorTraining(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
                                     ema_decay=settings["ema_decay"], control_dropout=settings["control_dropout"],
                                     seed=config.seed)  # fmt: skip
-            train_generator(gen, train["image"], train["control"], cfg, tracker=run, log=context.log.info)
+            # A killed run continues from data/generator/resume (saved every 100 steps) when rematerialized.
+            train_generator(gen, train["image"], train["control"], cfg, tracker=run, log=context.log.info,
+                            resume_dir=out / "resume")  # fmt: skip
             gen.save(out)
         else:
             from dreamer_core.generate.pretrained import DiffusersControlGenerator
