@@ -88,6 +88,7 @@ def generator(
         t0 = time.perf_counter()
         if settings["backend"] == "tiny":
             train = stack_samples(renders / "train", ("image", "control"))
+            torch.manual_seed(config.seed)  # initial weights from the seed, not from whatever ran before in-process
             gen = TinyGenerator(tiny_config(settings, image_size=train["image"].shape[-1]))
             n_params = sum(p.numel() for p in gen.net.parameters())
             context.log.info(f"training the tiny generator ({n_params / 1e6:.2f} M parameters) on "
