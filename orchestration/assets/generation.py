@@ -128,8 +128,9 @@ def generator(
             "num_parameters": n_params,
         }
         write_json_atomic(out / "metrics.json", metrics)
-        second = gen.sample(test["control"][:6], [""] * 6, [s + 1 for s in seeds[:6]])
-        rows = [[_u8(test["control"][i]), _u8(images[i]), _u8(second[i]), _u8(test["image"][i])] for i in range(6)]
+        k = min(6, len(images))
+        second = gen.sample(test["control"][:k], [""] * k, [s + 1 for s in seeds[:k]])
+        rows = [[_u8(test["control"][i]), _u8(images[i]), _u8(second[i]), _u8(test["image"][i])] for i in range(k)]
         png = sample_grid_png(rows)
         (out / "preview.png").write_bytes(png)
         run.log_image_bytes("preview.png", png)
@@ -315,10 +316,11 @@ def dpo_generator(
         result.update(num_pairs=len(pairs), lora_parameters=lora_parameter_count(gen.denoiser),
                       train_seconds=stats["seconds"], final_implicit_accuracy=stats["implicit_accuracy"])  # fmt: skip
         write_json_atomic(out / "metrics.json", result)
+        k = min(6, len(held["control"]))
         with adapters_disabled(gen.denoiser):
-            before = gen.sample(held["control"][:6], [""] * 6, seeds[0][:6])
-        after = gen.sample(held["control"][:6], [""] * 6, seeds[0][:6])
-        png = sample_grid_png([[_u8(held["control"][i]), _u8(before[i]), _u8(after[i])] for i in range(6)])
+            before = gen.sample(held["control"][:k], [""] * k, seeds[0][:k])
+        after = gen.sample(held["control"][:k], [""] * k, seeds[0][:k])
+        png = sample_grid_png([[_u8(held["control"][i]), _u8(before[i]), _u8(after[i])] for i in range(k)])
         (out / "preview.png").write_bytes(png)
         run.log_image_bytes("preview.png", png)
         run.log_metrics(result)

@@ -53,30 +53,31 @@ def test_bad_configs_say_what_to_change():
         TinyGeneratorConfig(image_size=36, unshuffle=4, block_out_channels=(16, 32, 32))
 
 
-def heldout_figure_error(gen: TinyGenerator, test: dict, controls: torch.Tensor) -> float:
-    """x0 error on the figure (inside the body mask) of held-out renders, at fixed mid-to-high
-    noise levels and noise: there the control is the only source of the figure's shape."""
-    g = torch.Generator().manual_seed(123)
-    errors = []
+def control_localisation(gen: TinyGenerator, test: dict, controls: torch.Tensor) -> float:
+    """How much more the network's clean-image prediction (at high noise, where the figure can only
+    come from the control) changes inside the true body mask than outside it, when the control
+    is given instead of the empty control: > 1 means the figure lands where the label puts it."""
+    g = torch.Generator().manual_seed(5)
+    x = test["image"]
+    noisy, _, t_in = gen.noisy_and_target(x, torch.full((len(x),), 900), gen.draw_noise(x, g))
     with torch.no_grad():
-        for t in (500, 700, 900):
-            tt = torch.full((len(controls),), t)
-            noisy, target, t_in = gen.noisy_and_target(test["image"], tt, gen.draw_noise(test["image"], g))
-            err = (gen.net(noisy, t_in, controls) - target).pow(2).mean(1, keepdim=True)
-            errors.append((err * test["mask"]).sum() / test["mask"].sum())
-    return float(torch.stack(errors).mean())
+        change = (gen.net(noisy, t_in, controls) - gen.net(noisy, t_in, torch.zeros_like(controls))).abs()
+    inside = test["mask"] > 0.5
+    change = change.mean(1, keepdim=True)
+    return float((change * inside).sum() / inside.sum() / ((change * ~inside).sum() / (~inside).sum()))
 
 
 @pytest.mark.slow
 def test_training_learns_to_follow_the_control(anny_body):
     train, test = render_train_test(anny_body, num_poses=120, heldout=20)
+    torch.manual_seed(0)
     gen = TinyGenerator(TinyGeneratorConfig(image_size=48, unshuffle=4, block_out_channels=(32, 64)))
-    untrained = heldout_figure_error(gen, test, test["control"])
-    result = train_generator(gen, train["image"], train["control"], GeneratorTraining(steps=600, batch_size=16, seed=0))
-    matched = heldout_figure_error(gen, test, test["control"])
-    shuffled = heldout_figure_error(gen, test, test["control"].roll(1, 0))
-    assert matched < 0.5 * untrained, (matched, untrained)
-    assert matched < 0.9 * shuffled, (matched, shuffled, result)
+    untrained = control_localisation(gen, test, test["control"])
+    train_generator(gen, train["image"], train["control"], GeneratorTraining(steps=400, batch_size=16, seed=0))
+    matched = control_localisation(gen, test, test["control"])
+    shuffled = control_localisation(gen, test, test["control"].roll(1, 0))  # another held-out pose's control
+    # Measured: untrained ~1.7, shuffled ~1.85, matched ~2.3 after 300 steps (two seeds).
+    assert matched > 1.2 * untrained and matched > 1.15 * shuffled, (matched, untrained, shuffled)
 
 
 def test_control_guidance_batches_cond_and_null_consistently():
