@@ -81,6 +81,8 @@ class DiffusersControlGenerator:
             pipe_cls = StableDiffusionControlNetPipeline if backend == "sd15_controlnet" else (
                 StableDiffusionXLControlNetPipeline)  # fmt: skip
             pipe = _pretrained(pipe_cls, base, controlnet=_pretrained(ControlNetModel, control))
+        if torch.cuda.is_available():  # the pretrained backends are meant for GPU nodes
+            pipe.to("cuda")
         return cls(pipe, backend, settings["sample_steps"], settings["guidance_scale"],
                    {"weights": base, "control_weights": control})  # fmt: skip
 
