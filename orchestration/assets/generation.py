@@ -127,7 +127,8 @@ def generator(
             "images_per_second": len(images) / max(sample_seconds, 1e-9),
             "num_parameters": n_params,
         }
-        write_json_atomic(out / "metrics.json", metrics)
+        timing = ("train_seconds", "images_per_second")  # metadata and MLflow only: files must be reproducible
+        write_json_atomic(out / "metrics.json", {k: v for k, v in metrics.items() if k not in timing})
         k = min(6, len(images))
         second = gen.sample(test["control"][:k], [""] * k, [s + 1 for s in seeds[:k]])
         rows = [[_u8(test["control"][i]), _u8(images[i]), _u8(second[i]), _u8(test["image"][i])] for i in range(k)]
@@ -230,7 +231,7 @@ def dpo_pairs(
             "mean_pair_gap": float(np.mean(gaps)) if gaps else 0.0,
             "images_per_second": n_ctl * n_cand / max(seconds, 1e-9),
         }
-        write_json_atomic(out / "summary.json", summary)
+        write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k != "images_per_second"})
         shown = pairs[:6] or [(c, 0, 1) for c in range(min(6, n_ctl))]
         png = sample_grid_png([[_u8(controls["control"][c]), _u8(images[c, w]), _u8(images[c, lo])]
                                for c, w, lo in shown])  # fmt: skip
@@ -315,7 +316,7 @@ def dpo_generator(
         result = compare_before_after(gen, detectors, held["control"], held["keypoints"], held["bbox"], seeds)
         result.update(num_pairs=len(pairs), lora_parameters=lora_parameter_count(gen.denoiser),
                       train_seconds=stats["seconds"], final_implicit_accuracy=stats["implicit_accuracy"])  # fmt: skip
-        write_json_atomic(out / "metrics.json", result)
+        write_json_atomic(out / "metrics.json", {k: v for k, v in result.items() if k != "train_seconds"})
         k = min(6, len(held["control"]))
         with adapters_disabled(gen.denoiser):
             before = gen.sample(held["control"][:k], [""] * k, seeds[0][:k])
