@@ -179,6 +179,44 @@ SCHEMA: dict[str, Any] = {
         "heldout_controls": _int(2, 1_000_000),
         "heldout_seeds": _int(1, 100),
     },
+    "round_generations": {
+        "samples_per_shard": _int(1, 1_000_000),
+        "initial_shards": _int(1, 100_000),
+        "regenerate_shards": _int(1, 10_000),
+        "schedule_cron": Field(
+            lambda v: isinstance(v, str) and len(v.split()) == 5, 'a cron string with five fields, e.g. "0 3 * * *"'
+        ),
+        "batch_size": _int(1, 100_000),
+        "hard_pool_fraction": _float(0.001, 1.0),
+    },
+    "hardness_model": {
+        "max_iter": _int(1, 100_000),
+        "learning_rate": _float(1e-4, 1.0),
+        "max_leaf_nodes": _int(2, 4096),
+        "min_samples_leaf": _int(1, 100_000),
+        "l2_regularization": _float(0.0, 1e6),
+        "heldout_fraction": _float(0.05, 0.9),
+        "bins": Field(
+            lambda v: (
+                isinstance(v, list)
+                and bool(v)
+                and all(_float(0.0, 1.0).check(x) for x in v)
+                and all(a > b for a, b in zip(v, v[1:], strict=False))
+            ),
+            "a non-empty, strictly decreasing list of OKS thresholds in [0, 1] (e.g. [0.8, 0.6, 0.4])",
+        ),
+    },
+    "filtered_dataset": {
+        "max_people": _int(1, 1000),
+        "min_person_area": _float(0.0, 1.0),
+        "min_keypoint_score": _float(0.0, 1.0),
+        "min_oks": _float(0.0, 1.0),
+        "min_std": _float(0.0, 1.0),
+        "max_saturated": _float(0.0, 1.0),
+        "min_sharpness": _float(0.0, 1e6),
+        "max_hash_distance": _int(0, 64),
+        "samples_per_shard": _int(1, 1_000_000),
+    },
 }
 
 

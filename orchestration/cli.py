@@ -3,6 +3,7 @@ keep dvc.yaml in step with the asset graph.
 
     python -m orchestration.cli materialize --all        # the whole graph (make demo)
     python -m orchestration.cli materialize pose_bank    # one asset (what each DVC stage runs)
+    python -m orchestration.cli materialize round1_generations --workers 2   # a local shard backfill
     python -m orchestration.cli status                   # what the Dagster instance holds
     python -m orchestration.cli dvc-yaml [--check]
 """
@@ -10,19 +11,52 @@ keep dvc.yaml in step with the asset graph.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from orchestration.env import REPO_ROOT, ensure_dagster_home
 
 
-def materialize(keys: list[str], select_all: bool, partitions: list[str] | None = None) -> int:
-    """Materialize assets in dependency order; a partitioned asset runs once per partition
-    (all of them unless ``partitions`` names some)."""
+def _run_one(key: str, partition: str | None, threads: int = 0) -> tuple[str, bool, str, list[str]]:
+    """Materialize one asset (one partition) in this process: (label, success, run id, failed checks)."""
     ensure_dagster_home()
     import dagster as dg
 
-    from orchestration.definitions import ASSETS, CHECKS, RESOURCES, defs
+    from orchestration.definitions import ASSETS, CHECKS, RESOURCES
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # workers share the cores instead of oversubscribing them
+    label = key if partition is None else f"{key}[{partition}]"
+    result = dg.materialize(
+        [*ASSETS, *CHECKS],
+        selection=[key],
+        partition_key=partition,
+        instance=dg.DagsterInstance.get(),
+        resources=RESOURCES,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        raise_on_error=False,
+    )
+    bad_checks = [
+        e.asset_check_evaluation_data.check_name
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
+    ]
+    return label, result.success, result.run_id, bad_checks
+
+
+def materialize(keys: list[str], select_all: bool, partitions: list[str] | None = None, workers: int = 1) -> int:
+    """Materialize assets in dependency order; a partitioned asset runs once per partition (all
+    of them unless ``partitions`` names some). Generation rounds with no shard yet get
+    ``round_generations.initial_shards``. With ``workers`` > 1 the partitions of one asset run in
+    that many processes at once (a local backfill; each run writes only its own shard)."""
+    ensure_dagster_home()
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from orchestration.schedules import ensure_initial_shards
 
     graph = defs.resolve_asset_graph()
     known = [k.to_user_string() for k in graph.toposorted_asset_keys]
@@ -33,34 +67,29 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
         print(f"unknown or no asset keys {unknown}; known: {known}", file=sys.stderr)
         return 2
     instance = dg.DagsterInstance.get()
+    ensure_initial_shards(instance)
     failed: list[str] = []
     for key in [k for k in known if k in keys]:
         pdef = graph.get(dg.AssetKey(key)).partitions_def
-        runs = [None] if pdef is None else (partitions or pdef.get_partition_keys())
-        for partition in runs:
-            label = key if partition is None else f"{key}[{partition}]"
-            result = dg.materialize(
-                [*ASSETS, *CHECKS],
-                selection=[key],
-                partition_key=partition,
-                instance=instance,
-                resources=RESOURCES,
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-                raise_on_error=False,
-            )
-            bad_checks = [
-                e.asset_check_evaluation_data.check_name
-                for e in result.all_events
-                if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.asset_check_evaluation_data.passed
-            ]
-            print(f"materialized {label}: {'ok' if result.success else 'FAILED'} (run {result.run_id})", flush=True)
+        runs = [None] if pdef is None else (partitions or pdef.get_partition_keys(dynamic_partitions_store=instance))
+        if workers > 1 and len(runs) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                results = list(pool.map(_run_one, [key] * len(runs), runs, [threads] * len(runs)))
+        else:
+            results = [_run_one(key, partition) for partition in runs]
+        for label, success, run_id, bad_checks in results:
+            print(f"materialized {label}: {'ok' if success else 'FAILED'} (run {run_id})", flush=True)
             if bad_checks:
                 print(f"  failed asset checks: {bad_checks}", file=sys.stderr)
-            if not result.success or bad_checks:
+            if not success or bad_checks:
                 failed.append(label)
-                if not result.success:
-                    print(f"stopping: {label} failed; its downstream assets were not run", file=sys.stderr)
-                    return 1
+        if any(not r[1] for r in results):
+            print(f"stopping: {key} failed; its downstream assets were not run", file=sys.stderr)
+            return 1
     return 1 if failed else 0
 
 
@@ -82,6 +111,15 @@ def status() -> int:
         "num_multiview_subjects",
         "views_per_subject",
         "num_samples",
+        "heldout_mae",
+        "baseline_mae",
+        "heldout_r2",
+        "num_raw",
+        "num_kept",
+        "round1_mean_oks",
+        "round2_mean_oks",
+        "round1_mean_predicted_oks",
+        "round2_mean_predicted_oks",
         "seconds",
         "dvc_hash",
         "mlflow_run_url",
@@ -129,13 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("keys", nargs="*")
     m.add_argument("--all", action="store_true", help="the whole asset graph")
     m.add_argument("--partition", action="append", help="only this partition of partitioned assets (repeatable)")
+    m.add_argument("--workers", type=int, default=1, help="processes running partitions of one asset at once")
     sub.add_parser("status", help="latest materialization of every asset in the Dagster instance")
     d = sub.add_parser("dvc-yaml", help="write dvc.yaml from the asset graph")
     d.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the asset graph")
     args = parser.parse_args(argv)
     try:
         if args.command == "materialize":
-            return materialize(args.keys, args.all, args.partition)
+            return materialize(args.keys, args.all, args.partition, args.workers)
         if args.command == "status":
             return status()
         return dvc_yaml(args.check)

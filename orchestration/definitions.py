@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets import bodies, generation, models, renders
+from orchestration import schedules
+from orchestration.assets import bodies, dataset, generation, mining, models, renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 
 ASSETS = [
@@ -15,8 +16,12 @@ ASSETS = [
     generation.generator,
     generation.dpo_pairs,
     generation.dpo_generator,
+    mining.round1_generations,
+    mining.hardness_model,
+    mining.round2_generations,
+    dataset.filtered_dataset,
 ]
-CHECKS = [*bodies.CHECKS, *renders.CHECKS, *models.CHECKS, *generation.CHECKS]
+CHECKS = [*bodies.CHECKS, *renders.CHECKS, *models.CHECKS, *generation.CHECKS, *mining.CHECKS, *dataset.CHECKS]
 
 RESOURCES = {
     "storage": StorageResource(),
@@ -25,4 +30,11 @@ RESOURCES = {
     "dvc": DVCResource(),
 }
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, resources=RESOURCES)
+defs = dg.Definitions(
+    assets=ASSETS,
+    asset_checks=CHECKS,
+    jobs=schedules.JOBS,
+    schedules=schedules.SCHEDULES,
+    sensors=schedules.SENSORS,
+    resources=RESOURCES,
+)

@@ -109,3 +109,17 @@ DPOConfig = config_class(
     "DPOConfig", ("dpo",),
     "Diffusion-DPO: candidates per control, pair rule, LoRA and training (params.yaml: dpo).",
 )  # fmt: skip
+RoundGenerationsConfig = config_class(
+    "RoundGenerationsConfig", ("render", "round_generations"),
+    "One generation shard: poses drawn from the bank (round 1 at random, round 2 the predicted hardest), "
+    "control renders, DPO-generator samples, OKS (params.yaml: render, round_generations).",
+    fixed=("initial_shards", "regenerate_shards", "schedule_cron"),  # partitions and schedule: params.yaml
+)  # fmt: skip
+HardnessConfig = config_class(
+    "HardnessConfig", ("hardness_model",),
+    "Gradient-boosted regressor pose + shape -> round-1 OKS (params.yaml: hardness_model).",
+)  # fmt: skip
+FilteredDatasetConfig = config_class(
+    "FilteredDatasetConfig", ("filtered_dataset",),
+    "Filter stages and their thresholds, output shard size (params.yaml: filtered_dataset).",
+)  # fmt: skip

@@ -200,6 +200,19 @@ class SMPLXBody(BodyModel):
     def part_labels(self) -> np.ndarray:
         return self._part_labels
 
+    @torch.no_grad()
+    def native_pelvis(self, shape: torch.Tensor) -> torch.Tensor:
+        """[B, 3] pelvis of the model's own output at zero pose and translation: our world puts the
+        pelvis at the origin, so exporting SMPL-native translations (BEDLAM .npz) subtracts this."""
+        batch = shape.shape[0]
+        z = shape.new_zeros
+        pose = z(batch, 69 if self.name == "smpl" else 63)
+        extra = {} if self.name == "smpl" else dict(jaw_pose=z(batch, 3), leye_pose=z(batch, 3),
+                                                      reye_pose=z(batch, 3), left_hand_pose=z(batch, 45),
+                                                      right_hand_pose=z(batch, 45), expression=z(batch, 0))  # fmt: skip
+        out = self.model(betas=shape, body_pose=pose, global_orient=z(batch, 3), transl=z(batch, 3), **extra)
+        return out.joints[:, 0]
+
     def _forward(self, global_orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor) -> BodyOutput:
         batch = global_orient.shape[0]
         pose = body_pose.reshape(batch, -1)

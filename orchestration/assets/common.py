@@ -5,9 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
+
+from dreamer_core.generate.prompts import build_prompt
+from dreamer_core.io import atomic_path
+from dreamer_core.poses.bank import stream
 
 
 def preview_md(png: bytes, alt: str = "preview") -> dg.MetadataValue:
@@ -22,3 +30,32 @@ def settings_hash(settings: dict[str, Any]) -> str:
 def dvc_meta(code: list[str], params: list[str]) -> dict[str, Any]:
     """Asset metadata from which dvc.yaml is generated (code folders and params sections)."""
     return {"dvc/code_deps": code, "dvc/params": params}
+
+
+def file_hash(storage: Any, asset: str, name: str) -> str:
+    """Hash of an upstream asset's JSON file (its config or summary): tags MLflow runs with the
+    version of their inputs."""
+    path = storage.asset_dir(asset) / name
+    return settings_hash(json.loads(path.read_text())) if path.exists() else "missing"
+
+
+def prompts_for(seed: int, keys: list[str]) -> list[str]:
+    """One text prompt per sample key, seeded by the key (so it does not depend on batching)."""
+    return [build_prompt(stream(seed, "prompt", k), i).text for i, k in enumerate(keys)]
+
+
+def log_progress(context: dg.AssetExecutionContext, what: str) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that logs to Dagster at most every 10 s."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 10 or done == total:
+            last[0] = time.perf_counter()
+            context.log.info(f"{what}: {done}/{total}")
+
+    return report
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)

@@ -3,7 +3,6 @@ DPO-aligned generator (LoRA), each with OKS measured by the pose detector."""
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,14 +16,20 @@ from dreamer_core.dpo.pairs import PairRule, derive_seed, generate_batched, scor
 from dreamer_core.dpo.train import DPOTraining, compare_before_after, heldout_seeds, train_dpo
 from dreamer_core.generate.backends import load_generator, tiny_config
 from dreamer_core.generate.evaluate import control_agreement, grain
-from dreamer_core.generate.prompts import build_prompt
 from dreamer_core.generate.tiny import TinyGenerator
 from dreamer_core.generate.train import GeneratorTraining, train_generator
-from dreamer_core.io import atomic_path, load_npz, write_json_atomic, write_npz_atomic
+from dreamer_core.io import load_npz, write_json_atomic, write_npz_atomic
 from dreamer_core.keypoints.detectors import load_detector
-from dreamer_core.poses.bank import stream
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import dvc_meta, preview_md, settings_hash
+from orchestration.assets.common import (
+    dvc_meta,
+    file_hash,
+    log_progress,
+    preview_md,
+    prompts_for,
+    settings_hash,
+    write_parquet,
+)
 from orchestration.assets.models import pose_detector
 from orchestration.assets.renders import control_renders, reference_renders
 from orchestration.resources import DVCResource, MLflowResource, StorageResource
@@ -37,26 +42,6 @@ DPO_CODE = [*GEN_CODE, "dreamer_core/dpo"]
 def _u8(x: torch.Tensor) -> np.ndarray:
     """[3, H, W] in [0, 1] -> uint8 [H, W, 3]."""
     return (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-
-
-def _hash_of(storage: StorageResource, asset: str, name: str) -> str:
-    path = storage.asset_dir(asset) / name
-    return settings_hash(json.loads(path.read_text())) if path.exists() else "missing"
-
-
-def _prompts(seed: int, keys: list[str]) -> list[str]:
-    return [build_prompt(stream(seed, "prompt", k), i).text for i, k in enumerate(keys)]
-
-
-def _log_progress(context: dg.AssetExecutionContext, what: str):
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 10 or done == total:
-            last[0] = time.perf_counter()
-            context.log.info(f"{what}: {done}/{total}")
-
-    return report
 
 
 @dg.asset(
@@ -82,7 +67,7 @@ def generator(
     test = stack_samples(renders / "test", ("image", "control", "mask", "keypoints", "bbox", "key"),
                          settings["eval_samples"])  # fmt: skip
     params = {"generator": settings, "seed": config.seed}
-    hashes = {"params": settings_hash(params), "reference_renders": _hash_of(storage, "reference_renders",
+    hashes = {"params": settings_hash(params), "reference_renders": file_hash(storage, "reference_renders",
                                                                               "summary.json")}  # fmt: skip
     with mlflow.start_run(context, "generator", params=params, input_hashes=hashes) as run:
         t0 = time.perf_counter()
@@ -112,8 +97,8 @@ def generator(
         keys = list(test["key"])
         seeds = [derive_seed(config.seed, "generator-eval", k) for k in keys]
         t1 = time.perf_counter()
-        images = generate_batched(gen, test["control"], _prompts(config.seed, keys), seeds, 32,
-                                  _log_progress(context, "sampling held-out controls"))  # fmt: skip
+        images = generate_batched(gen, test["control"], prompts_for(config.seed, keys), seeds, 32,
+                                  log_progress(context, "sampling held-out controls"))  # fmt: skip
         sample_seconds = time.perf_counter() - t1
         detector = load_detector(storage.asset_dir("pose_detector"))
         scores = control_agreement(detector, images, test["keypoints"], test["bbox"], test["mask"])
@@ -192,16 +177,16 @@ def dpo_pairs(
     if n_ctl < 2:
         raise dg.Failure("control_renders holds fewer than 2 samples; materialize its partitions first")
     keys = list(controls["key"])
-    prompts = _prompts(config.seed, keys)
+    prompts = prompts_for(config.seed, keys)
     seeds = np.array([[derive_seed(config.seed, "dpo-candidate", k, j) for j in range(n_cand)] for k in keys])
     params = {"dpo": settings, "seed": config.seed}
-    hashes = {"params": settings_hash(params), "generator": _hash_of(storage, "generator", "config.json")}
+    hashes = {"params": settings_hash(params), "generator": file_hash(storage, "generator", "config.json")}
     with mlflow.start_run(context, "dpo_pairs", params=params, input_hashes=hashes) as run:
         gen = load_generator(storage.asset_dir("generator"))
         t0 = time.perf_counter()
         flat = generate_batched(gen, controls["control"].repeat_interleave(n_cand, 0),
                                 [p for p in prompts for _ in range(n_cand)], seeds.reshape(-1).tolist(), 32,
-                                _log_progress(context, "candidates"))  # fmt: skip
+                                log_progress(context, "candidates"))  # fmt: skip
         seconds = time.perf_counter() - t0
         images = flat.reshape(n_ctl, n_cand, *flat.shape[1:])
         oks = score_candidates(load_detector(storage.asset_dir("pose_detector")), images, controls["keypoints"],
@@ -219,8 +204,8 @@ def dpo_pairs(
                       "winner_seed": int(seeds[c, w]), "loser_seed": int(seeds[c, lo]),
                       "winner_oks": float(oks[c, w]), "loser_oks": float(oks[c, lo]), "prompt": prompts[c]}
                      for c, w, lo in pairs]  # fmt: skip
-        _write_parquet(out / "candidates.parquet", pd.DataFrame(cand_rows))
-        _write_parquet(out / "pairs.parquet", pd.DataFrame(pair_rows, columns=list(_PAIR_COLUMNS)))
+        write_parquet(out / "candidates.parquet", pd.DataFrame(cand_rows))
+        write_parquet(out / "pairs.parquet", pd.DataFrame(pair_rows, columns=list(_PAIR_COLUMNS)))
         gaps = [r["winner_oks"] - r["loser_oks"] for r in pair_rows]
         summary = {
             "num_controls": n_ctl,
@@ -254,11 +239,6 @@ def dpo_pairs(
 
 _PAIR_COLUMNS = ("control", "control_key", "winner", "loser", "winner_seed", "loser_seed", "winner_oks",
                  "loser_oks", "prompt")  # fmt: skip
-
-
-def _write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
 
 
 def load_dpo_generator(storage: StorageResource) -> Any:
@@ -303,8 +283,8 @@ def dpo_generator(
     cfg = DPOTraining(steps=settings["steps"], batch_pairs=settings["batch_pairs"], lr=settings["lr"],
                       beta=settings["beta"], seed=config.seed, lora=lora)  # fmt: skip
     params = {"dpo": settings, "seed": config.seed, "num_pairs": len(pairs)}
-    hashes = {"params": settings_hash(params), "dpo_pairs": _hash_of(storage, "dpo_pairs", "summary.json"),
-              "generator": _hash_of(storage, "generator", "config.json")}  # fmt: skip
+    hashes = {"params": settings_hash(params), "dpo_pairs": file_hash(storage, "dpo_pairs", "summary.json"),
+              "generator": file_hash(storage, "generator", "config.json")}  # fmt: skip
     with mlflow.start_run(context, "dpo", params=params, input_hashes=hashes) as run:
         gen = load_generator(storage.asset_dir("generator"))
         context.log.info(f"DPO on {len(pairs)} pairs: {cfg.steps} steps of {cfg.batch_pairs} pairs, beta {cfg.beta}, "

@@ -33,7 +33,7 @@ class DVCResource(dg.ConfigurableResource):
     dvc_bin: str = ""  # empty: PD_DVC_BIN or <repo>/.venv-dvc/bin/dvc
     repo_dir: str = ""  # empty: the repository root
     push: bool = True
-    enabled: bool = True
+    enabled: bool = True  # PD_DVC=off also switches versioning off (a scratch data folder outside the repo)
     retries: int = 5
 
     def _repo(self) -> Path:
@@ -70,7 +70,7 @@ class DVCResource(dg.ConfigurableResource):
 
     def version_output(self, stage: str, out: str, log: Any) -> dict[str, str]:
         """Commit (and push) one stage's outputs; return metadata for the asset."""
-        if not self.enabled:
+        if not self.enabled or os.environ.get("PD_DVC", "on").lower() in ("off", "0", "false"):
             return {"dvc_hash": "disabled"}
         if os.environ.get(UNDER_DVC_ENV):
             return {"dvc_hash": "committed by dvc repro"}

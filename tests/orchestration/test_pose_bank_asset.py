@@ -28,8 +28,11 @@ def test_definitions_load():
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert "pose_bank" in keys
     assert {"pose_bank", "reference_renders", "control_renders", "pose_detector", "generator", "dpo_pairs",
-            "dpo_generator"} <= keys  # fmt: skip
-    assert len(CHECKS) == 9
+            "dpo_generator", "round1_generations", "hardness_model", "round2_generations",
+            "filtered_dataset"} <= keys  # fmt: skip
+    assert {s.name for s in defs.schedules} == {"scheduled_regeneration"}
+    assert {s.name for s in defs.sensors} == {"generation_shards_sensor"}
+    assert len(CHECKS) == 14
 
 
 @pytest.mark.slow

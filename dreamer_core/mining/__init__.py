@@ -1,0 +1,1 @@
+"""Hard-pose mining: round draws, sharded generation, and the hardness regressor."""

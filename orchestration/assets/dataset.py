@@ -1,0 +1,336 @@
+"""``filtered_dataset``: every finished shard of both rounds through the filter stages; the kept
+samples as shards, a manifest of every generated sample (kept and rejected, with each stage's
+decision, score and reason), a dataset card, and a BEDLAM-style export for SMPL / SMPL-X."""
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from dreamer_core.datasets.build import write_manifest
+from dreamer_core.datasets.shards import (
+    Sample,
+    iter_folder,
+    read_index,
+    read_shard,
+    remove_shards,
+    shard_name,
+    update_index,
+    write_shard,
+)
+from dreamer_core.filters.bedlam import bedlam_arrays
+from dreamer_core.filters.card import bar_png, dataset_card, histogram_png
+from dreamer_core.filters.stages import STAGES, FilterSettings, decide, score_images, stage_counts
+from dreamer_core.io import write_json_atomic, write_npz_atomic, write_text_atomic
+from dreamer_core.keypoints.detectors import load_detector
+from dreamer_core.mining.hardness import HardnessModel, pose_features
+from dreamer_core.poses.bank import read_pose_bank
+from dreamer_core.viz import sample_grid_png
+from orchestration.assets.common import dvc_meta, file_hash, preview_md, settings_hash, write_parquet
+from orchestration.assets.mining import (
+    ROUND_PARTITIONS,
+    committed_shards,
+    hardness_model,
+    round1_generations,
+    round2_generations,
+    round_asset_name,
+    round_manifest,
+)
+from orchestration.assets.models import pose_detector
+from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
+from orchestration.settings import FilteredDatasetConfig
+
+SCORE_VERSION = 1  # bump when score_images changes, so cached per-shard scores are recomputed
+
+
+def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min_area: float,
+                   detector: Any) -> pd.DataFrame:  # fmt: skip
+    """Scores of one raw shard, reused while the shard, the detector and the person-area setting
+    are unchanged: a rerun after a kill (or after new shards arrive) scores only what is new."""
+    stamp = hashlib.sha256(f"{digest}/{detector_hash}/{min_area}/{SCORE_VERSION}".encode()).hexdigest()[:16]
+    path = folder / f"{raw.parent.name}-{raw.stem}.parquet"
+    if path.exists():
+        cached = pd.read_parquet(path)
+        if "stamp" in cached and len(cached) and cached.stamp.iloc[0] == stamp:
+            return cached.drop(columns="stamp")
+    samples = list(read_shard(raw, digest))
+    images = np.stack([s.image for s in samples])
+    kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in samples])
+    bbox = np.stack([np.asarray(s.labels["bbox"], dtype=np.float32) for s in samples])
+    scores = score_images(detector, images, kp, bbox, min_area)
+    scores.insert(0, "key", [s.key for s in samples])
+    write_parquet(path, scores.assign(stamp=stamp))
+    return scores
+
+
+@dg.asset(
+    group_name="generation",
+    deps=[round1_generations, round2_generations, hardness_model, pose_detector],
+    kinds={"pytorch", "parquet"},
+    metadata=dvc_meta(
+        code=[
+            "dreamer_core/filters",
+            "dreamer_core/mining",
+            "dreamer_core/datasets",
+            "orchestration/assets/dataset.py",
+        ],
+        params=["seed", "filtered_dataset"],
+    ),  # fmt: skip
+    description="The dataset: every finished round-1 and round-2 shard through four filter stages (crowding / "
+    "empty, pose OKS, image quality, near-duplicates); kept samples as shards, manifest.parquet with every "
+    "sample's per-stage decision, score and reason, a dataset card, and a BEDLAM .npz for SMPL / SMPL-X.",
+)
+def filtered_dataset(
+    context: dg.AssetExecutionContext,
+    config: FilteredDatasetConfig,
+    body_model: BodyModelResource,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    settings = config.settings()["filtered_dataset"]
+    fs = FilterSettings.from_dict(settings)
+    out = storage.asset_dir("filtered_dataset")
+    cache = out / "scores"
+    cache.mkdir(exist_ok=True)
+    detector = load_detector(storage.asset_dir("pose_detector"))
+    detector_hash = file_hash(storage, "pose_detector", "metrics.json")
+    sources: list[tuple[int, str, Path, str]] = []  # (round, shard, path, sha256)
+    for r, pdef in ROUND_PARTITIONS.items():
+        asset = round_asset_name(r)
+        shards = committed_shards(storage, asset, context.instance.get_dynamic_partitions(pdef.name))
+        index = read_index(storage.asset_dir(asset)) if shards else {}
+        sources += [(r, s, storage.asset_dir(asset) / f"{s}.tar", index[f"{s}.tar"]["sha256"]) for s in shards]
+    if not sources:
+        raise dg.Failure("no finished generation shards; materialize round1_generations / round2_generations first")
+    params = {"filtered_dataset": settings, "seed": config.seed, "shards": [f"r{r}/{s}" for r, s, _, _ in sources]}
+    with mlflow.start_run(context, "filtered_dataset", params=params,
+                          input_hashes={"params": settings_hash(params)}) as run:  # fmt: skip
+        t0 = time.perf_counter()
+        parts = []
+        for i, (r, shard, path, digest) in enumerate(sources):
+            parts.append(_cached_scores(cache, path, digest, detector_hash, fs.min_person_area, detector))
+            context.log.info(f"scored {i + 1}/{len(sources)} shards (round {r} {shard})")
+        scores = pd.concat(parts, ignore_index=True)
+        raw = pd.concat([round_manifest(storage, round_asset_name(r), [s]) for r, s, _, _ in sources],
+                        ignore_index=True)  # fmt: skip
+        raw = raw.drop(columns=["oks"]).rename(columns={"shard": "raw_shard"})
+        scores = scores.merge(raw, on="key", how="left", validate="one_to_one").sort_values("key", ignore_index=True)
+        bank = read_pose_bank(storage.asset_dir("pose_bank"))
+        hardness = HardnessModel.load(storage.asset_dir("hardness_model"))
+        row_of = {p: i for i, p in enumerate(bank.arrays["pose_id"])}
+        scores["predicted_oks"] = hardness.predict(pose_features(bank.arrays))[[row_of[p] for p in scores.pose_id]]
+        decisions = decide(scores, scores.key.tolist(), fs)
+        manifest = pd.concat([scores.drop(columns=["phash"]), decisions.drop(columns="key")], axis=1)
+        manifest["phash"] = scores.phash.to_numpy().view(np.uint64).astype(str)  # 64 bits, readable anywhere
+        filter_seconds = time.perf_counter() - t0
+        kept_keys = set(manifest.key[manifest.decision == "kept"])
+        out_shard, kept_labels, previews = _write_kept(out, sources, kept_keys, settings["samples_per_shard"],
+                                                       manifest.set_index("key"))  # fmt: skip
+        manifest["out_shard"] = manifest.key.map(out_shard).fillna("")
+        write_manifest(out / "manifest.parquet", manifest.to_dict("records"))
+        counts = stage_counts(decisions)
+        body_name = str(manifest.body_model.iloc[0])
+        if body_name in ("smpl", "smplx") and kept_labels:
+            _export_bedlam(out, body_model, kept_labels)
+        else:
+            (out / "bedlam_labels.npz").unlink(missing_ok=True)
+        gen_cfg = json.loads((storage.asset_dir("generator") / "config.json").read_text())
+        backend = "tiny" if gen_cfg.get("class") == "TinyGenerator" else str(gen_cfg.get("backend", "pretrained"))
+        images = _card_images(out, manifest)
+        write_text_atomic(out / "README.md", dataset_card(manifest, counts, settings, body_name, backend, images))
+        summary = _summary(manifest, counts)
+        write_json_atomic(out / "summary.json", summary)
+        write_json_atomic(out / "thresholds.json", settings)  # what the checks hold the kept samples to
+        png = sample_grid_png(previews) if previews else b""
+        if png:
+            (out / "preview.png").write_bytes(png)
+            run.log_image_bytes("preview.png", png)
+        for name in images.values():
+            run.log_artifact(out / name, "card")
+        run.log_artifact(out / "README.md", "card")
+        run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
+        versioning = dvc.version_output("filtered_dataset", "data/filtered_dataset", context.log)
+    sm = summary
+    context.log.info(f"filtered dataset: kept {sm['num_kept']} of {sm['num_raw']}; per stage {counts}; round OKS "
+                     f"{sm['round1_mean_oks']:.3f} / {sm['round2_mean_oks']:.3f}, predicted "
+                     f"{sm['round1_mean_predicted_oks']:.3f} / {sm['round2_mean_predicted_oks']:.3f}")  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            **summary,
+            "stage_counts": dg.MetadataValue.json(counts),
+            "filter_seconds": round(filter_seconds, 2),
+            "dataset_card": dg.MetadataValue.path(str(out / "README.md")),
+            **({"preview": preview_md(png, "kept: image | control; rejected: image | control")} if png else {}),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+Written = tuple[dict[str, str], list[dict[str, Any]], list[list[np.ndarray]]]
+
+
+def _write_kept(out: Path, sources: list[tuple[int, str, Path, str]], kept: set[str], per_shard: int,
+                manifest: pd.DataFrame) -> Written:  # fmt: skip
+    """Stream raw shards in (round, shard) order and write kept samples into output shards of
+    ``per_shard``; return key -> output shard, the kept labels (for exports) and preview rows."""
+    out_shard: dict[str, str] = {}
+    labels: list[dict[str, Any]] = []
+    kept_rows: list[list[np.ndarray]] = []
+    rejected_rows: list[list[np.ndarray]] = []
+    buffer: list[Sample] = []
+    written: list[str] = []
+
+    def flush() -> None:
+        name = shard_name(len(written))
+        digest = write_shard(out / name, buffer)
+        update_index(out, {name: {"sha256": digest, "num_samples": len(buffer)}})
+        for s in buffer:
+            out_shard[s.key] = name
+        written.append(name.removesuffix(".tar"))
+        buffer.clear()
+
+    for _, _, path, digest in sources:
+        for s in read_shard(path, digest):
+            if s.key not in kept:
+                if len(rejected_rows) < 3:
+                    rejected_rows.append([s.image, s.control])
+                continue
+            row = manifest.loc[s.key]
+            s.labels["filter"] = {"oks": float(row.oks), "people": int(row.people),
+                                  "predicted_oks": float(row.predicted_oks)}  # fmt: skip
+            buffer.append(s)
+            labels.append({**s.labels, "imgname": f"{s.key}.png"})
+            if len(kept_rows) < 3:
+                kept_rows.append([s.image, s.control])
+            if len(buffer) == per_shard:
+                flush()
+    if buffer:
+        flush()
+    remove_shards(out, keep=set(written))  # shards of an earlier, larger result
+    return out_shard, labels, kept_rows + rejected_rows
+
+
+def _export_bedlam(out: Path, body_model: BodyModelResource, labels: list[dict[str, Any]]) -> None:
+    import torch
+
+    body = body_model.load()
+    shape = torch.tensor(np.array([lab["params"]["shape"] for lab in labels]), dtype=torch.float32)
+    pelvis = body.native_pelvis(shape).numpy()
+    write_npz_atomic(out / "bedlam_labels.npz", bedlam_arrays(labels, [lab["imgname"] for lab in labels], pelvis))
+
+
+def _card_images(out: Path, manifest: pd.DataFrame) -> dict[str, str]:
+    kept = manifest[manifest.decision == "kept"]
+    oks_groups = {f"round {r} (raw)": manifest.oks[manifest["round"] == r].to_numpy() for r in (1, 2)}
+    oks_groups["kept"] = kept.oks.to_numpy()
+    files = {
+        "OKS before and after filtering": ("oks_histogram.png", histogram_png(
+            oks_groups, np.linspace(0, 1, 26), "OKS of the detector against the label", "pose alignment")),
+        "predicted OKS (hardness model) per round": ("predicted_oks_histogram.png", histogram_png(
+            {f"round {r}": manifest.predicted_oks[manifest["round"] == r].to_numpy() for r in (1, 2)},
+            np.linspace(0, 1, 26), "predicted OKS", "hardness of the drawn poses")),
+        "pose families, generated vs kept": ("pose_families.png", bar_png(pd.DataFrame({
+            "generated": manifest.family.value_counts(), "kept": kept.family.value_counts()}).fillna(0),
+            "pose families")),
+    }  # fmt: skip
+    for name, data in files.values():
+        (out / name).write_bytes(data)
+    return {caption: name for caption, (name, _) in files.items()}
+
+
+def _summary(manifest: pd.DataFrame, counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    def mean(col: str, r: int) -> float:
+        v = manifest.loc[manifest["round"] == r, col]
+        return float(v.mean()) if len(v) else float("nan")
+
+    return {
+        "num_raw": len(manifest),
+        "num_kept": int((manifest.decision == "kept").sum()),
+        "num_rejected": int((manifest.decision == "rejected").sum()),
+        **{f"rejected_{s}": counts[s]["rejected"] for s in STAGES},
+        "round1_num_raw": int((manifest["round"] == 1).sum()),
+        "round2_num_raw": int((manifest["round"] == 2).sum()),
+        "round1_mean_oks": mean("oks", 1),
+        "round2_mean_oks": mean("oks", 2),
+        "round1_mean_predicted_oks": mean("predicted_oks", 1),
+        "round2_mean_predicted_oks": mean("predicted_oks", 2),
+        "kept_mean_oks": float(manifest.oks[manifest.decision == "kept"].mean()),
+    }
+
+
+def _kept_meets_thresholds(m: pd.DataFrame, f: FilterSettings) -> pd.Series:
+    return (
+        (m.people >= 1) & (m.people <= f.max_people) & (m.keypoint_score >= f.min_keypoint_score)
+        & (m.oks >= f.min_oks) & (m.contrast >= f.min_std) & (m.saturated <= f.max_saturated)
+        & (m.sharpness >= f.min_sharpness) & (m.near_duplicate_score > f.max_hash_distance)
+        & (m[[f"{s}_decision" for s in STAGES]] == "pass").all(axis=1)
+    )  # fmt: skip
+
+
+def _shard_keys(folder: Path) -> list[str]:
+    return [s.key for s in iter_folder(folder)] if any(folder.glob("*.index.json")) else []
+
+
+def _load(storage: StorageResource) -> tuple[pd.DataFrame, dict[str, Any]]:
+    out = storage.asset_dir("filtered_dataset")
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    runs = json.loads((out / "summary.json").read_text())
+    return manifest, runs
+
+
+@dg.asset_check(asset=filtered_dataset, description="Every kept sample meets every stage's threshold (the "
+                "thresholds of the materialization), and the kept shards hold exactly the kept keys.")  # fmt: skip
+def filtered_kept_meet_thresholds(storage: StorageResource) -> dg.AssetCheckResult:
+    out = storage.asset_dir("filtered_dataset")
+    manifest, _ = _load(storage)
+    f = FilterSettings.from_dict(json.loads((out / "thresholds.json").read_text()))
+    kept = manifest[manifest.decision == "kept"]
+    bad = kept[~_kept_meets_thresholds(kept, f)]
+    shard_keys = _shard_keys(out)
+    return dg.AssetCheckResult(
+        passed=bad.empty and sorted(shard_keys) == sorted(kept.key),
+        metadata={"kept": len(kept), "violations": len(bad), "samples_in_shards": len(shard_keys)},
+    )
+
+
+@dg.asset_check(asset=filtered_dataset, description="Nothing lost: kept + rejected equals every sample of the "
+                "generation shards the dataset was built from.")  # fmt: skip
+def filtered_nothing_lost(storage: StorageResource) -> dg.AssetCheckResult:
+    manifest, _ = _load(storage)
+    raw_keys: set[str] = set()
+    n_raw = 0
+    for r in ROUND_PARTITIONS:
+        sub = manifest[manifest["round"] == r]
+        asset = storage.asset_dir(round_asset_name(r))
+        for shard in sorted(set(sub.raw_shard)):
+            keys = [s.key for s in read_shard(asset / f"{shard}.tar", read_index(asset)[f"{shard}.tar"]["sha256"])]
+            raw_keys |= set(keys)
+            n_raw += len(keys)
+    kept, rejected = int((manifest.decision == "kept").sum()), int((manifest.decision == "rejected").sum())
+    return dg.AssetCheckResult(
+        passed=kept + rejected == n_raw == len(manifest) and set(manifest.key) == raw_keys,
+        metadata={"kept": kept, "rejected": rejected, "raw": n_raw},
+    )
+
+
+@dg.asset_check(asset=filtered_dataset, description="No sample key appears twice (manifest and kept shards).")
+def filtered_unique_keys(storage: StorageResource) -> dg.AssetCheckResult:
+    manifest, _ = _load(storage)
+    shard_keys = _shard_keys(storage.asset_dir("filtered_dataset"))
+    dup_manifest = int(manifest.key.duplicated().sum())
+    dup_shards = len(shard_keys) - len(set(shard_keys))
+    return dg.AssetCheckResult(
+        passed=dup_manifest == 0 and dup_shards == 0,
+        metadata={"duplicate_manifest_keys": dup_manifest, "duplicate_shard_keys": dup_shards},
+    )
+
+
+CHECKS = [filtered_kept_meet_thresholds, filtered_nothing_lost, filtered_unique_keys]

@@ -1,0 +1,301 @@
+"""Group ``raw_generations``: round-1 shards (random poses), the hardness model fitted on them,
+and round-2 shards (the poses predicted hardest). Shards are Dagster dynamic partitions, so a
+backfill fans out and a schedule can add shards with fresh seeds."""
+
+import time
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from dreamer_core.datasets.build import RenderSettings, read_manifest, write_manifest
+from dreamer_core.datasets.shards import iter_folder, read_index, update_index, write_shard
+from dreamer_core.errors import PipelineInputError
+from dreamer_core.io import write_json_atomic
+from dreamer_core.keypoints.detectors import load_detector
+from dreamer_core.mining.hardness import HardnessModel, HardnessSettings, bin_names, difficulty, pose_features
+from dreamer_core.mining.rounds import draw_hard, draw_random, generate_shard
+from dreamer_core.poses.bank import PoseBank, read_pose_bank
+from dreamer_core.viz import sample_grid_png
+from orchestration.assets.bodies import pose_bank
+from orchestration.assets.common import (
+    dvc_meta,
+    file_hash,
+    log_progress,
+    preview_md,
+    prompts_for,
+    settings_hash,
+    write_parquet,
+)
+from orchestration.assets.generation import dpo_generator, load_dpo_generator
+from orchestration.assets.models import pose_detector
+from orchestration.assets.renders import _renderer, reference_renders
+from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
+from orchestration.settings import HardnessConfig, RoundGenerationsConfig
+
+ROUND1_SHARDS = dg.DynamicPartitionsDefinition(name="round1_shards")
+ROUND2_SHARDS = dg.DynamicPartitionsDefinition(name="round2_shards")
+ROUND_PARTITIONS = {1: ROUND1_SHARDS, 2: ROUND2_SHARDS}
+ROUND_CODE = ["dreamer_core/mining", "dreamer_core/generate", "dreamer_core/dpo", "dreamer_core/render",
+              "dreamer_core/datasets", "dreamer_core/keypoints", "orchestration/assets/mining.py"]  # fmt: skip
+
+
+def round_asset_name(round_index: int) -> str:
+    return f"round{round_index}_generations"
+
+
+def training_pool(bank: PoseBank, storage: StorageResource) -> np.ndarray:
+    """Bank rows whose poses are not in reference_renders' test split: generated training data must
+    not contain the poses the benchmarks hold out."""
+    manifest = read_manifest(storage.asset_dir("reference_renders"))
+    held = set(manifest.pose_id[manifest.split == "test"])
+    pool = np.flatnonzero(~np.isin(bank.arrays["pose_id"], list(held)))
+    if len(pool) == 0:
+        raise dg.Failure("every pose-bank row is a held-out test pose; grow pose_bank")
+    return pool
+
+
+def committed_shards(storage: StorageResource, asset: str, partitions: list[str]) -> list[str]:
+    """Shards of ``asset`` that finished (their index file is written last) and whose partition
+    still exists; a shard killed half-way has no index and is not read."""
+    folder = storage.asset_dir(asset)
+    try:
+        index = read_index(folder)
+    except PipelineInputError:
+        return []
+    return [name.removesuffix(".tar") for name in index if name.removesuffix(".tar") in set(partitions)]
+
+
+def round_manifest(storage: StorageResource, asset: str, shards: list[str]) -> pd.DataFrame:
+    folder = storage.asset_dir(asset)
+    parts = [pd.read_parquet(folder / f"manifest-{s}.parquet") for s in shards]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, body_model: BodyModelResource,
+              storage: StorageResource, mlflow: MLflowResource, dvc: DVCResource) -> dg.MaterializeResult:  # fmt: skip
+    settings = config.settings()
+    rs, rg = RenderSettings.from_dict(settings["render"]), settings["round_generations"]
+    shard, asset = context.partition_key, round_asset_name(round_index)
+    out = storage.asset_dir(asset)
+    body, renderer = _renderer(body_model)
+    bank = read_pose_bank(storage.asset_dir("pose_bank"))
+    pool = training_pool(bank, storage)
+    n = rg["samples_per_shard"]
+    params = {**settings, "seed": config.seed, "round": round_index}
+    hashes = {"params": settings_hash(params), "dpo_generator": file_hash(storage, "dpo_generator", "lora.json"),
+              "pose_detector": file_hash(storage, "pose_detector", "config.json")}  # fmt: skip
+    extra: dict[str, np.ndarray] = {}
+    if round_index == 1:
+        rows = draw_random(pool, n, config.seed, shard)
+    else:
+        model = HardnessModel.load(storage.asset_dir("hardness_model"))
+        predicted = model.predict(pose_features(bank.arrays))
+        rows = draw_hard(pool, predicted, rg["hard_pool_fraction"], n, config.seed, shard)
+        hashes["hardness_model"] = file_hash(storage, "hardness_model", "metrics.json")
+        extra = {"predicted_oks_at_draw": predicted[rows].astype(np.float64)}
+        context.log.info(f"{shard}: drawing from the {rg['hard_pool_fraction']:.0%} of {len(pool)} training poses "
+                         f"predicted hardest (mean predicted OKS {predicted[rows].mean():.3f} vs "
+                         f"{predicted[pool].mean():.3f} over all)")  # fmt: skip
+    with mlflow.start_run(context, "round_generations", params=params, input_hashes=hashes) as run:
+        t0 = time.perf_counter()
+        generator, detector = load_dpo_generator(storage), load_detector(storage.asset_dir("pose_detector"))
+        context.log.info(f"{shard}: generating {n} samples (round {round_index})")
+        result = generate_shard(body, renderer, bank, rows, rs, generator, detector, config.seed, round_index, shard,
+                                rg["batch_size"], lambda keys: prompts_for(config.seed, keys),
+                                log_progress(context, f"{shard} generated"), extra)  # fmt: skip
+        seconds = time.perf_counter() - t0
+        for row in result.rows:
+            row["family"] = str(bank.table.family.iloc[row["bank_row"]])
+        # Manifest, then shard, then index: the index is the commit mark readers go by, so a run
+        # killed at any point leaves nothing a reader accepts and a rerun rewrites the whole shard.
+        write_manifest(out / f"manifest-{shard}.parquet", result.rows)
+        digest = write_shard(out / f"{shard}.tar", result.samples)
+        update_index(out, {f"{shard}.tar": {"sha256": digest, "num_samples": len(result.samples)}})
+        mean_oks = float(np.nanmean(result.oks))
+        picks = result.samples[:: max(1, len(result.samples) // 6)][:6]
+        png = sample_grid_png([[s.control, s.image] for s in picks],
+                              [np.asarray(s.labels["keypoints_2d"]) for s in picks])  # fmt: skip
+        (out / f"preview-{shard}.png").write_bytes(png)
+        run.log_image_bytes(f"preview-{shard}.png", png)
+        metrics = {"num_samples": len(result.samples), "mean_oks": mean_oks,
+                   "images_per_second": len(result.samples) / max(seconds, 1e-9)}  # fmt: skip
+        if extra:
+            metrics["mean_predicted_oks"] = float(extra["predicted_oks_at_draw"].mean())
+        run.log_metrics(metrics)
+        versioning = dvc.version_output(asset, f"data/{asset}", context.log)
+    context.log.info(f"{shard}: {len(result.samples)} samples in {seconds:.1f} s, mean OKS {mean_oks:.3f}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out / f"{shard}.tar")),
+            "round": round_index,
+            **metrics,
+            "unique_poses": len(set(rows.tolist())),
+            "seconds": round(seconds, 1),
+            "preview": preview_md(png, "control | generated (label keypoints)"),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+_RESOURCES = dict(body_model=BodyModelResource, storage=StorageResource, mlflow=MLflowResource, dvc=DVCResource)
+
+
+@dg.asset(
+    group_name="raw_generations",
+    deps=[pose_bank, reference_renders, dpo_generator, pose_detector],
+    partitions_def=ROUND1_SHARDS,
+    kinds={"pytorch", "warp"},
+    pool="gpu",
+    metadata=dvc_meta(code=ROUND_CODE, params=["seed", "render", "round_generations"]),
+    description="Round 1, one shard per partition: training poses drawn at random, their control renders, "
+    "DPO-generator samples with per-sample seeds, and OKS of the pose detector against the labels.",
+)
+def round1_generations(
+    context: dg.AssetExecutionContext,
+    config: RoundGenerationsConfig,
+    body_model: BodyModelResource,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    return _generate(context, config, 1, body_model, storage, mlflow, dvc)
+
+
+@dg.asset(
+    group_name="raw_generations",
+    deps=[round1_generations, pose_bank],
+    kinds={"scikitlearn"},
+    metadata=dvc_meta(
+        code=["dreamer_core/mining", "orchestration/assets/mining.py"], params=["seed", "hardness_model"]
+    ),  # fmt: skip
+    description="Gradient-boosted regressor from pose + shape parameters to the OKS round-1 samples reached; "
+    "held-out MAE / R^2 on unseen poses against predicting the mean; difficulty bins over the pose bank.",
+)
+def hardness_model(
+    context: dg.AssetExecutionContext,
+    config: HardnessConfig,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    hs = HardnessSettings.from_dict(config.settings()["hardness_model"])
+    out = storage.asset_dir("hardness_model")
+    shards = committed_shards(storage, "round1_generations",
+                              context.instance.get_dynamic_partitions(ROUND1_SHARDS.name))  # fmt: skip
+    rows = round_manifest(storage, "round1_generations", shards)
+    if rows.empty:
+        raise dg.Failure("round1_generations has no finished shards; materialize (backfill) its partitions first")
+    bank = read_pose_bank(storage.asset_dir("pose_bank"))
+    index = {p: i for i, p in enumerate(bank.arrays["pose_id"])}
+    missing = sorted(set(rows.pose_id) - set(index))
+    if missing:
+        raise dg.Failure(f"{len(missing)} round-1 poses (e.g. {missing[0]}) are not in the pose bank: the bank "
+                         "changed since round 1; re-materialize round1_generations")  # fmt: skip
+    features = pose_features(bank.arrays)
+    sample_rows = np.array([index[p] for p in rows.pose_id])
+    params = {"hardness_model": config.settings()["hardness_model"], "seed": config.seed, "shards": shards}
+    with mlflow.start_run(context, "hardness", params=params, input_hashes={"params": settings_hash(params)}) as run:
+        model = HardnessModel(hs, config.seed)
+        metrics = model.fit(features[sample_rows], rows.oks.to_numpy(dtype=np.float64), rows.pose_id.to_numpy())
+        model.save(out)
+        predicted = model.predict(features)
+        bins = difficulty(predicted, hs.bins)
+        counts = {name: int((bins == name).sum()) for name in bin_names(hs.bins)}
+        table = pd.DataFrame({"pose_id": bank.arrays["pose_id"], "family": bank.table.family.to_numpy(),
+                              "predicted_oks": predicted, "difficulty": bins})  # fmt: skip
+        write_parquet(out / "predictions.parquet", table)
+        measured = rows.groupby("family").oks.mean()
+        by_family = table.groupby("family").predicted_oks.mean()
+        write_json_atomic(out / "metrics.json", {**metrics, "difficulty_counts": counts, "num_shards": len(shards)})
+        png = _hardness_png(model.heldout_true, model.heldout_pred, measured, by_family)
+        (out / "preview.png").write_bytes(png)
+        run.log_image_bytes("preview.png", png)
+        run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float | int)})
+        versioning = dvc.version_output("hardness_model", "data/hardness_model", context.log)
+    context.log.info(f"hardness model on {metrics['num_train_samples']} + {metrics['num_heldout_samples']} samples: "
+                     f"held-out MAE {metrics['heldout_mae']:.4f} vs mean {metrics['baseline_mae']:.4f}, "
+                     f"R^2 {metrics['heldout_r2']:.3f}; bins {counts}")  # fmt: skip
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            **{k: v for k, v in metrics.items()},
+            "difficulty_counts": dg.MetadataValue.json(counts),
+            "mean_oks_by_family": dg.MetadataValue.json({k: round(float(v), 4) for k, v in measured.items()}),
+            "preview": preview_md(png, "held-out predicted vs measured OKS | OKS by family"),
+            "mlflow_run_url": dg.MetadataValue.url(run.url),
+            **versioning,
+        }
+    )
+
+
+def _hardness_png(true: np.ndarray, pred: np.ndarray, measured: pd.Series, predicted: pd.Series) -> bytes:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=100)
+    a.scatter(true, pred, s=8, alpha=0.6)
+    a.plot([0, 1], [0, 1], "k--", lw=0.8)
+    a.set_xlabel("measured OKS (held-out poses)")
+    a.set_ylabel("predicted OKS")
+    frame = pd.DataFrame({"measured (round 1)": measured, "predicted (bank)": predicted})
+    frame.plot.bar(ax=b, rot=30)
+    b.set_ylabel("mean OKS")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@dg.asset(
+    group_name="raw_generations",
+    deps=[hardness_model, pose_bank, reference_renders, dpo_generator, pose_detector],
+    partitions_def=ROUND2_SHARDS,
+    kinds={"pytorch", "warp"},
+    pool="gpu",
+    metadata=dvc_meta(code=ROUND_CODE, params=["seed", "render", "round_generations"]),
+    description="Round 2, one shard per partition: training poses drawn from those the current hardness model "
+    "predicts hardest (a curriculum), generated and scored like round 1.",
+)
+def round2_generations(
+    context: dg.AssetExecutionContext,
+    config: RoundGenerationsConfig,
+    body_model: BodyModelResource,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    return _generate(context, config, 2, body_model, storage, mlflow, dvc)
+
+
+def _check_round(storage: StorageResource, instance: dg.DagsterInstance, round_index: int) -> dg.AssetCheckResult:
+    asset = round_asset_name(round_index)
+    folder = storage.asset_dir(asset)
+    shards = committed_shards(storage, asset, instance.get_dynamic_partitions(ROUND_PARTITIONS[round_index].name))
+    keys = [s.key for s in iter_folder(folder) if s.key.split("-", 1)[1].rsplit("-", 1)[0] in set(shards)]
+    manifest = round_manifest(storage, asset, shards)
+    ok = len(keys) == len(set(keys)) == len(manifest) and set(keys) == set(manifest.key)
+    return dg.AssetCheckResult(passed=bool(ok), metadata={"shards": len(shards), "samples": len(keys)})
+
+
+@dg.asset_check(asset=round1_generations, description="Every finished shard reads back with its hash and matches "
+                "its manifest part (no key twice, none missing).")  # fmt: skip
+def round1_shards_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    return _check_round(storage, context.instance, 1)
+
+
+@dg.asset_check(asset=round2_generations, description="Every finished shard reads back with its hash and matches "
+                "its manifest part (no key twice, none missing).")  # fmt: skip
+def round2_shards_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    return _check_round(storage, context.instance, 2)
+
+
+CHECKS = [round1_shards_valid, round2_shards_valid]
+ASSETS = [round1_generations, hardness_model, round2_generations]

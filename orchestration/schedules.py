@@ -1,0 +1,108 @@
+"""Scheduled regeneration: a job (launchable from the UI) adds N new shards per round with fresh
+seeds (a new shard name is a new seed stream); a schedule runs that job on a cron (off until a
+user switches it on); a sensor requests the runs of shards that exist but were never
+materialized, then refreshes ``hardness_model`` and ``filtered_dataset`` once they all landed.
+
+Round-2 shards draw their poses with whatever hardness model is current when they run.
+"""
+
+import dagster as dg
+
+from dreamer_core.datasets.shards import shard_name
+from orchestration.assets.dataset import filtered_dataset
+from orchestration.assets.mining import ROUND_PARTITIONS, hardness_model, round1_generations, round2_generations
+from orchestration.settings import PARAMS
+
+RG = PARAMS["round_generations"]
+
+
+def next_shards(existing: list[str], n: int) -> list[str]:
+    """``n`` shard names after the highest existing index (names are never reused: a deleted
+    shard's seeds do not come back under another partition)."""
+    used = [int(k.rsplit("-", 1)[1]) for k in existing if k.startswith("shard-") and k.rsplit("-", 1)[1].isdigit()]
+    start = max(used, default=-1) + 1
+    return [shard_name(start + i).removesuffix(".tar") for i in range(n)]
+
+
+def add_shards(instance: dg.DagsterInstance, round_index: int, n: int) -> list[str]:
+    pdef = ROUND_PARTITIONS[round_index]
+    new = next_shards(instance.get_dynamic_partitions(pdef.name), n)
+    if new:
+        instance.add_dynamic_partitions(pdef.name, new)
+    return new
+
+
+def ensure_initial_shards(instance: dg.DagsterInstance) -> None:
+    """A round with no shard yet gets ``round_generations.initial_shards`` (what `make demo` runs)."""
+    for r, pdef in ROUND_PARTITIONS.items():
+        if not instance.get_dynamic_partitions(pdef.name):
+            add_shards(instance, r, RG["initial_shards"])
+
+
+class AddShardsConfig(dg.Config):
+    """How many new shards each round gets (defaults: params.yaml round_generations.regenerate_shards)."""
+
+    round1_shards: int = RG["regenerate_shards"]
+    round2_shards: int = RG["regenerate_shards"]
+
+
+@dg.op(description="Add new shard partitions to both generation rounds; the sensor requests their runs.")
+def add_generation_shards(context: dg.OpExecutionContext, config: AddShardsConfig) -> None:
+    for r, n in ((1, config.round1_shards), (2, config.round2_shards)):
+        if n < 0:
+            raise dg.Failure(f"round{r}_shards must be >= 0, got {n}")
+        new = add_shards(context.instance, r, n)
+        context.log.info(f"round {r}: added {len(new)} shards {new}")
+
+
+@dg.job(description="Scheduled regeneration: add new generation shards with fresh seeds (round 2 drawn with the "
+        "current hardness model); `generation_shards_sensor` launches their runs.")  # fmt: skip
+def regenerate_shards() -> None:
+    add_generation_shards()
+
+
+regeneration_schedule = dg.ScheduleDefinition(
+    name="scheduled_regeneration",
+    job=regenerate_shards,
+    cron_schedule=RG["schedule_cron"],
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Adds round_generations.regenerate_shards shards per round on the cron in params.yaml. Off by "
+    "default: switch it on under Automation in the web UI.",
+)
+
+
+@dg.sensor(
+    name="generation_shards_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    target=[round1_generations, round2_generations, hardness_model, filtered_dataset],
+    description="Requests a run for every generation shard that was added but never materialized; when all have "
+    "landed and a shard is newer than filtered_dataset, refreshes hardness_model and filtered_dataset.",
+)
+def generation_shards_sensor(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
+    instance = context.instance
+    requests = []
+    latest_shard = 0
+    for r, pdef in ROUND_PARTITIONS.items():
+        key = dg.AssetKey(f"round{r}_generations")
+        if r == 2 and instance.get_latest_materialization_event(hardness_model.key) is None:
+            continue  # round 2 needs a hardness model; round 1's shards come first
+        done = instance.get_materialized_partitions(key)
+        for p in instance.get_dynamic_partitions(pdef.name):
+            if p not in done:
+                requests.append(dg.RunRequest(run_key=f"{key.to_user_string()}:{p}", asset_selection=[key],
+                                              partition_key=p))  # fmt: skip
+        event = instance.get_latest_materialization_event(key)
+        latest_shard = max(latest_shard, event.storage_id if event else 0)
+    if requests:
+        return requests
+    dataset = instance.get_latest_materialization_event(filtered_dataset.key)
+    if latest_shard and (dataset is None or dataset.storage_id < latest_shard):
+        return [dg.RunRequest(run_key=f"refresh-dataset:{latest_shard}",
+                              asset_selection=[hardness_model.key, filtered_dataset.key])]  # fmt: skip
+    return []
+
+
+SCHEDULES = [regeneration_schedule]
+SENSORS = [generation_shards_sensor]
+JOBS = [regenerate_shards]
