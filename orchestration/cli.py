@@ -4,6 +4,7 @@ keep dvc.yaml in step with the asset graph.
     python -m orchestration.cli materialize --all        # the whole graph (make demo)
     python -m orchestration.cli materialize pose_bank    # one asset (what each DVC stage runs)
     python -m orchestration.cli materialize round1_generations --workers 2   # a local shard backfill
+    python -m orchestration.cli add-shards --round1 2    # new generation shards (fresh seeds)
     python -m orchestration.cli status                   # what the Dagster instance holds
     python -m orchestration.cli dvc-yaml [--check]
 """
@@ -140,6 +141,19 @@ def status() -> int:
     return 1 if missing else 0
 
 
+def add_shards(round1: int, round2: int) -> int:
+    """What the regenerate_shards job does, from the shell: new shard partitions with fresh seeds."""
+    ensure_dagster_home()
+    import dagster as dg
+
+    from orchestration import schedules
+
+    instance = dg.DagsterInstance.get()
+    for r, n in ((1, round1), (2, round2)):
+        print(f"round {r}: added {schedules.add_shards(instance, r, n)}")
+    return 0
+
+
 def dvc_yaml(check: bool) -> int:
     from orchestration.definitions import defs
     from orchestration.dvc_yaml import render
@@ -169,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--partition", action="append", help="only this partition of partitioned assets (repeatable)")
     m.add_argument("--workers", type=int, default=1, help="processes running partitions of one asset at once")
     sub.add_parser("status", help="latest materialization of every asset in the Dagster instance")
+    a = sub.add_parser("add-shards", help="add generation shard partitions (then materialize them)")
+    a.add_argument("--round1", type=int, default=0)
+    a.add_argument("--round2", type=int, default=0)
     d = sub.add_parser("dvc-yaml", help="write dvc.yaml from the asset graph")
     d.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the asset graph")
     args = parser.parse_args(argv)
@@ -177,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             return materialize(args.keys, args.all, args.partition, args.workers)
         if args.command == "status":
             return status()
+        if args.command == "add-shards":
+            return add_shards(args.round1, args.round2)
         return dvc_yaml(args.check)
     except Exception as exc:  # the boundary: one clear line for input errors
         from dreamer_core.errors import PipelineInputError

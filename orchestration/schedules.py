@@ -82,7 +82,7 @@ regeneration_schedule = dg.ScheduleDefinition(
 def generation_shards_sensor(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
     instance = context.instance
     requests = []
-    latest_shard = 0
+    latest_shard = 0.0  # timestamp of the newest shard materialization
     for r, pdef in ROUND_PARTITIONS.items():
         key = dg.AssetKey(f"round{r}_generations")
         if r == 2 and instance.get_latest_materialization_event(hardness_model.key) is None:
@@ -93,11 +93,11 @@ def generation_shards_sensor(context: dg.SensorEvaluationContext) -> list[dg.Run
                 requests.append(dg.RunRequest(run_key=f"{key.to_user_string()}:{p}", asset_selection=[key],
                                               partition_key=p))  # fmt: skip
         event = instance.get_latest_materialization_event(key)
-        latest_shard = max(latest_shard, event.storage_id if event else 0)
+        latest_shard = max(latest_shard, event.timestamp if event else 0.0)
     if requests:
         return requests
     dataset = instance.get_latest_materialization_event(filtered_dataset.key)
-    if latest_shard and (dataset is None or dataset.storage_id < latest_shard):
+    if latest_shard and (dataset is None or dataset.timestamp < latest_shard):
         return [dg.RunRequest(run_key=f"refresh-dataset:{latest_shard}",
                               asset_selection=[hardness_model.key, filtered_dataset.key])]  # fmt: skip
     return []

@@ -29,7 +29,7 @@ def phash(images: np.ndarray, hash_size: int = 8, highfreq: int = 4) -> np.ndarr
 
 
 def hamming(a: np.uint64 | np.ndarray, b: np.ndarray) -> np.ndarray:
-    x = np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64))
+    x = np.atleast_1d(np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)))
     return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
 
 

@@ -69,7 +69,7 @@ def _regressor(s: HardnessSettings, seed: int) -> HistGradientBoostingRegressor:
 def difficulty(oks: np.ndarray, bins: tuple[float, ...]) -> np.ndarray:
     """Bin names per value: easy >= bins[0] > medium >= bins[1] > hard >= bins[2] > very_hard ..."""
     names = bin_names(bins)
-    idx = np.searchsorted(-np.asarray(bins), -np.asarray(oks), side="right")
+    idx = np.searchsorted(-np.asarray(bins), -np.asarray(oks), side="left")
     return np.array(names)[idx]
 
 

@@ -1,0 +1,57 @@
+"""Scheduled regeneration, evaluated the way the Dagster daemon evaluates it: the schedule is off
+by default and launches the regenerate_shards job; the job adds shards with new names (fresh
+seeds); the sensor requests a run per new shard (round 2 only once a hardness model exists),
+once per shard, and refreshes the dataset when every shard has landed."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from orchestration.definitions import defs
+from orchestration.schedules import generation_shards_sensor, next_shards, regeneration_schedule
+
+
+def _keys(requests):
+    return sorted((r.asset_selection[0].to_user_string(), r.partition_key) for r in requests)
+
+
+def test_next_shards_never_reuses_names():
+    assert next_shards([], 2) == ["shard-000000", "shard-000001"]
+    assert next_shards(["shard-000000", "shard-000007", "other"], 1) == ["shard-000008"]
+
+
+def test_schedule_job_and_sensor(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    instance = dg.DagsterInstance.ephemeral()
+    assert regeneration_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    with dg.build_schedule_context(instance=instance) as ctx:
+        requests = regeneration_schedule.evaluate_tick(ctx).run_requests
+    assert len(requests) == 1 and regeneration_schedule.job_name == "regenerate_shards"
+
+    job = defs.get_job_def("regenerate_shards")
+    run_config = {"ops": {"add_generation_shards": {"config": {"round1_shards": 2, "round2_shards": 1}}}}
+    assert job.execute_in_process(instance=instance, run_config=run_config).success
+    assert instance.get_dynamic_partitions("round1_shards") == ["shard-000000", "shard-000001"]
+    assert instance.get_dynamic_partitions("round2_shards") == ["shard-000000"]
+
+    def tick():
+        with dg.build_sensor_context(instance=instance, definitions=defs) as ctx:
+            return generation_shards_sensor(ctx)
+
+    # No hardness model yet: only round 1's shards are requested.
+    assert _keys(tick()) == [("round1_generations", "shard-000000"), ("round1_generations", "shard-000001")]
+    for p in ("shard-000000", "shard-000001"):
+        instance.report_runless_asset_event(dg.AssetMaterialization("round1_generations", partition=p))
+    instance.report_runless_asset_event(dg.AssetMaterialization("hardness_model"))
+    assert _keys(tick()) == [("round2_generations", "shard-000000")]
+    instance.report_runless_asset_event(dg.AssetMaterialization("round2_generations", partition="shard-000000"))
+    refresh = tick()
+    assert len(refresh) == 1 and {k.to_user_string() for k in refresh[0].asset_selection} == {
+        "hardness_model", "filtered_dataset"}  # fmt: skip
+    instance.report_runless_asset_event(dg.AssetMaterialization("filtered_dataset"))
+    assert tick() == []
+
+    # A second regeneration continues the numbering: new names, so new seed streams.
+    assert job.execute_in_process(instance=instance, run_config=run_config).success
+    assert instance.get_dynamic_partitions("round1_shards")[-2:] == ["shard-000002", "shard-000003"]
+    assert ("round1_generations", "shard-000002") in _keys(tick())
