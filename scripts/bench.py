@@ -6,7 +6,8 @@ build the configured pose bank and its diversity ratio, then control and referen
 128, 256 and 512 px with Warp ray casting side by side with the same renderer on a straightforward
 baseline (trimesh's ray casting on the same mesh), as a ratio; then the tiny generator: images/s
 by batch size and training / DPO step times, for the configured pixel-unshuffle network side by
-side with the same UNet at full resolution (unshuffle 1).
+side with the same UNet at full resolution (unshuffle 1); then the filter stages' samples/s and
+the banded near-duplicate search against brute force.
 """
 
 from __future__ import annotations
@@ -190,6 +191,92 @@ def bench_generator(params: dict) -> None:
     )
 
 
+def _filter_images(body, bank, params: dict, n: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Generated samples of the round shards when `make demo` made them, else reference renders."""
+    from dreamer_core.datasets.build import BuildReport, RenderSettings, render_samples
+    from dreamer_core.datasets.shards import iter_folder
+    from dreamer_core.render.renderer import BodyRenderer
+    from orchestration.env import asset_dir
+
+    samples, source = [], "generated (round1/round2 shards)"
+    for r in (1, 2):
+        folder = asset_dir(f"round{r}_generations")
+        if any(folder.glob("*.index.json")):
+            samples += [s for s, _ in zip(iter_folder(folder), range(n - len(samples)), strict=False)]
+    if len(samples) < n:
+        source = "reference renders (materialize the round shards to bench on generated images)"
+        rs = RenderSettings.from_dict(params["render"])
+        samples = render_samples(body, BodyRenderer(body), bank, np.arange(n) % len(bank), rs, 0, "bench", "b",
+                                 True, BuildReport(), "bench images")  # fmt: skip
+    images = np.stack([s.image for s in samples])
+    kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in samples])
+    bbox = np.stack([np.asarray(s.labels["bbox"], dtype=np.float32) for s in samples])
+    return images, kp, bbox, source
+
+
+def bench_filters(body, bank, params: dict) -> None:
+    """Per filter stage samples/s on the same images, and the banded near-duplicate search side by
+    side with brute force (all pairs) on the same hashes."""
+    from dreamer_core.filters.phash import hamming, near_duplicates, phash
+    from dreamer_core.filters.quality import contrast, grey, saturated_fraction, sharpness
+    from dreamer_core.filters.stages import count_people
+    from dreamer_core.generate.evaluate import detect, per_sample_oks
+    from dreamer_core.keypoints.detectors import load_detector
+    from dreamer_core.keypoints.heatmap import HeatmapNet, HeatmapNetConfig
+    from orchestration.env import asset_dir
+
+    images, kp, bbox, source = _filter_images(body, bank, params)
+    try:
+        detector, det_name = load_detector(asset_dir("pose_detector")), "pose_detector asset"
+    except Exception:
+        detector = HeatmapNet(HeatmapNetConfig(width=params["pose_detector"]["width"]))
+        det_name = "untrained heatmap net of the configured width"
+    f = params["filtered_dataset"]
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    det = detect(detector, x)
+    g = grey(images)
+    timings = {
+        "detector forward (crowding + pose)": _timed(detect, 1, detector, x),
+        "crowding: mask components": _timed(count_people, 3, det, f["min_person_area"]),
+        "pose: OKS vs label": _timed(per_sample_oks, 3, det["keypoints"].numpy(), kp, bbox),
+        "quality: std / clipped / Laplacian": _timed(
+            lambda: (contrast(grey(images)), saturated_fraction(images), sharpness(g)), 3
+        ),  # fmt: skip
+        "near-duplicate: pHash": _timed(phash, 1, images),
+    }
+    hashes = phash(images)
+    alive = np.ones(len(hashes), dtype=bool)
+    timings["near-duplicate: banded search"] = _timed(near_duplicates, 3, hashes, alive, f["max_hash_distance"])
+    n = len(images)
+    print(f"\nfilter stages on {n} {images.shape[1]} px images ({source}); detector: {det_name}")
+    print(f"{'stage':>38} {'samples/s':>11}")
+    for name, seconds in timings.items():
+        print(f"{name:>38} {n / seconds:>11.0f}")
+    total = sum(timings.values())
+    print(f"{'all stages':>38} {n / total:>11.0f}")
+
+    def brute(h: np.ndarray, d: int) -> int:
+        kept: list[int] = []
+        for i in range(len(h)):
+            if not kept or hamming(h[i], h[kept]).min() > d:
+                kept.append(i)
+        return len(kept)
+
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 2**63, 20000, dtype=np.uint64)
+    big[1::2] = big[::2] ^ (np.uint64(1) << rng.integers(0, 64, 10000).astype(np.uint64))  # planted near-duplicates
+    d = f["max_hash_distance"]
+    t0 = time.perf_counter()
+    dup, _ = near_duplicates(big, np.ones(len(big), dtype=bool), d)
+    t_band = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    kept_brute = brute(big, d)
+    t_brute = time.perf_counter() - t0
+    assert len(big) - int((dup >= 0).sum()) == kept_brute  # the same answer
+    print(f"near-duplicate search over {len(big)} hashes (distance <= {d}): banded {t_band:.2f} s, brute force "
+          f"{t_brute:.2f} s ({t_brute / t_band:.1f}x), same kept set size")  # fmt: skip
+
+
 def main() -> None:
     params = load_params()
     body = load_body_model(params["body_model"])
@@ -211,6 +298,7 @@ def main() -> None:
           f"(ratio {s['nn_dist_mm'] / s['nn_dist_random_mm']:.2f})")  # fmt: skip
     bench_renders(body)
     bench_generator(params)
+    bench_filters(body, bank, params)
 
 
 if __name__ == "__main__":

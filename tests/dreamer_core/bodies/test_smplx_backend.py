@@ -118,3 +118,38 @@ def test_corrupt_model_file(tmp_path):
     (tmp_path / "smpl" / "SMPL_NEUTRAL.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(BodyModelFilesError, match="SMPL_NEUTRAL.npz"):
         load_body_model({"name": "smpl", "model_dir": str(tmp_path)})
+
+
+def test_bedlam_export_reproduces_the_camera_frame_mesh(smpl_dir):
+    """SMPL's own forward pass on the exported (pose_cam, shape, trans_cam) lands every vertex
+    where our labels put it in the camera frame: the exported translation accounts for SMPL
+    rotating about its shape-dependent pelvis."""
+    from scipy.spatial.transform import Rotation
+
+    from dreamer_core.datasets.labels import make_labels
+    from dreamer_core.filters.bedlam import bedlam_arrays
+    from dreamer_core.render.cameras import Camera
+
+    body = load_body_model({"name": "smpl", "model_dir": str(smpl_dir)})
+    params = random_params(3, seed=8)
+    with torch.no_grad():
+        ours = body.forward(params)
+    labels, expected = [], []
+    for i in range(3):
+        cam = Camera(np.array([[500.0, 0, 32], [0, 500.0, 32], [0, 0, 1]]),
+                     Rotation.random(random_state=i).as_matrix(), np.array([0.1, -0.2, 4.0 + i]), 64, 64)  # fmt: skip
+        labels.append(make_labels(body_model="smpl", params={k: v[i].numpy() for k, v in params.items()},
+                                  joints_world=ours.joints[i].numpy(), camera=cam, depth=np.zeros((64, 64)),
+                                  mask=np.full((64, 64), 255, np.uint8), seed=0, pose_id=str(i)))  # fmt: skip
+        expected.append(cam.to_camera(ours.vertices[i].numpy()))
+    pelvis = body.native_pelvis(params["shape"]).numpy()
+    out = bedlam_arrays(labels, ["a", "b", "c"], pelvis)
+    with np.load(smpl_dir / "SMPL_NEUTRAL.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    ref_model = smplx.SMPL(model_path=None, data_struct=Struct(**arrays), vertex_ids=vertex_ids_for())
+    pose = torch.as_tensor(out["pose_cam"])
+    with torch.no_grad():
+        ref = ref_model(betas=torch.as_tensor(out["shape"]), global_orient=pose[:, :3],
+                        body_pose=torch.cat([pose[:, 3:], torch.zeros(3, 6)], dim=1),
+                        transl=torch.as_tensor(out["trans_cam"]))  # fmt: skip
+    np.testing.assert_allclose(ref.vertices.numpy(), np.stack(expected), atol=1e-4)
