@@ -71,11 +71,24 @@ regeneration_schedule = dg.ScheduleDefinition(
 )
 
 
+# One job per partitioned asset (a job's assets share one partitioning), and one for the refresh.
+SHARD_JOBS = {
+    1: dg.define_asset_job("round1_shard", selection=[round1_generations], partitions_def=ROUND_PARTITIONS[1],
+                           description="One round-1 generation shard (a partition)."),
+    2: dg.define_asset_job("round2_shard", selection=[round2_generations], partitions_def=ROUND_PARTITIONS[2],
+                           description="One round-2 generation shard (a partition)."),
+}  # fmt: skip
+refresh_dataset = dg.define_asset_job(
+    "refresh_dataset", selection=[hardness_model, filtered_dataset],
+    description="Refit the hardness model and rebuild the filtered dataset from every finished shard.",
+)  # fmt: skip
+
+
 @dg.sensor(
     name="generation_shards_sensor",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    target=[round1_generations, round2_generations, hardness_model, filtered_dataset],
+    jobs=[*SHARD_JOBS.values(), refresh_dataset],
     description="Requests a run for every generation shard that was added but never materialized; when all have "
     "landed and a shard is newer than filtered_dataset, refreshes hardness_model and filtered_dataset.",
 )
@@ -90,7 +103,7 @@ def generation_shards_sensor(context: dg.SensorEvaluationContext) -> list[dg.Run
         done = instance.get_materialized_partitions(key)
         for p in instance.get_dynamic_partitions(pdef.name):
             if p not in done:
-                requests.append(dg.RunRequest(run_key=f"{key.to_user_string()}:{p}", asset_selection=[key],
+                requests.append(dg.RunRequest(run_key=f"{key.to_user_string()}:{p}", job_name=SHARD_JOBS[r].name,
                                               partition_key=p))  # fmt: skip
         event = instance.get_latest_materialization_event(key)
         latest_shard = max(latest_shard, event.timestamp if event else 0.0)
@@ -98,11 +111,10 @@ def generation_shards_sensor(context: dg.SensorEvaluationContext) -> list[dg.Run
         return requests
     dataset = instance.get_latest_materialization_event(filtered_dataset.key)
     if latest_shard and (dataset is None or dataset.timestamp < latest_shard):
-        return [dg.RunRequest(run_key=f"refresh-dataset:{latest_shard}",
-                              asset_selection=[hardness_model.key, filtered_dataset.key])]  # fmt: skip
+        return [dg.RunRequest(run_key=f"refresh-dataset:{latest_shard}", job_name=refresh_dataset.name)]
     return []
 
 
 SCHEDULES = [regeneration_schedule]
 SENSORS = [generation_shards_sensor]
-JOBS = [regenerate_shards]
+JOBS = [regenerate_shards, *SHARD_JOBS.values(), refresh_dataset]

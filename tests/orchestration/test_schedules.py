@@ -12,7 +12,7 @@ from orchestration.schedules import generation_shards_sensor, next_shards, regen
 
 
 def _keys(requests):
-    return sorted((r.asset_selection[0].to_user_string(), r.partition_key) for r in requests)
+    return sorted((r.job_name.replace("_shard", "_generations"), r.partition_key) for r in requests)
 
 
 def test_next_shards_never_reuses_names():
@@ -36,7 +36,10 @@ def test_schedule_job_and_sensor(tmp_path, monkeypatch):
 
     def tick():
         with dg.build_sensor_context(instance=instance, definitions=defs) as ctx:
-            return generation_shards_sensor(ctx)
+            requests = generation_shards_sensor(ctx)
+        for r in requests:  # every requested job resolves (one partitioning per job)
+            assert defs.resolve_job_def(r.job_name).name == r.job_name
+        return requests
 
     # No hardness model yet: only round 1's shards are requested.
     assert _keys(tick()) == [("round1_generations", "shard-000000"), ("round1_generations", "shard-000001")]
@@ -46,8 +49,7 @@ def test_schedule_job_and_sensor(tmp_path, monkeypatch):
     assert _keys(tick()) == [("round2_generations", "shard-000000")]
     instance.report_runless_asset_event(dg.AssetMaterialization("round2_generations", partition="shard-000000"))
     refresh = tick()
-    assert len(refresh) == 1 and {k.to_user_string() for k in refresh[0].asset_selection} == {
-        "hardness_model", "filtered_dataset"}  # fmt: skip
+    assert len(refresh) == 1 and refresh[0].job_name == "refresh_dataset"
     instance.report_runless_asset_event(dg.AssetMaterialization("filtered_dataset"))
     assert tick() == []
 
