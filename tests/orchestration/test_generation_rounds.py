@@ -152,10 +152,9 @@ def test_sigkill_mid_shard_then_rerun_completes(pipeline):
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
-    for line in proc.stdout:  # wait until the shard's work has started, then kill the whole process group
-        if "shard-000002: generating" in line or time.monotonic() > deadline:
+    for line in proc.stdout:  # the first of 4 batches is generated: kill the whole process group mid-shard
+        if "shard-000002 generated: 8/32" in line or time.monotonic() > deadline:
             break
-    time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
