@@ -137,7 +137,7 @@ def status() -> int:
         for name in shown:
             if mat is not None and name in mat.metadata:
                 value = mat.metadata[name].value
-                print(f"  {name}: {value:.1f}" if isinstance(value, float) else f"  {name}: {value}")
+                print(f"  {name}: {value:.4g}" if isinstance(value, float) else f"  {name}: {value}")
     return 1 if missing else 0
 
 

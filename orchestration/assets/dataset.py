@@ -124,6 +124,13 @@ def filtered_dataset(
         bank = read_pose_bank(storage.asset_dir("pose_bank"))
         hardness = HardnessModel.load(storage.asset_dir("hardness_model"))
         row_of = {p: i for i, p in enumerate(bank.arrays["pose_id"])}
+        unknown = sorted(set(scores.pose_id) - set(row_of))
+        if unknown or scores.body_model.nunique() != 1:
+            raise dg.Failure(
+                f"the generation shards do not match the current pose bank ({len(unknown)} unknown poses, body "
+                f"models {sorted(scores.body_model.unique())}): re-materialize the rounds after changing pose_bank "
+                "or body_model (or delete the old shard partitions)"
+            )
         scores["predicted_oks"] = hardness.predict(pose_features(bank.arrays))[[row_of[p] for p in scores.pose_id]]
         decisions = decide(scores, scores.key.tolist(), fs)
         manifest = pd.concat([scores.drop(columns=["phash"]), decisions.drop(columns="key")], axis=1)
