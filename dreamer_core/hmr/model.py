@@ -121,6 +121,11 @@ class HMR(nn.Module):
                  cam: torch.Tensor) -> None:  # fmt: skip
         """Mean parameters of the training set (axis-angle in, a chordal mean of rotations stored):
         the prediction before any training, and the mean-pose baseline of the benchmarks."""
+        if shape.shape[-1] != self.cfg.num_shape:
+            raise ValueError(
+                f"the data has {shape.shape[-1]} shape parameters, the model num_shape={self.cfg.num_shape}: "
+                "build HMRConfig with the body model's num_shape_params"
+            )
         aa = torch.cat([global_orient[:, None], body_pose], dim=1)
         mats = axis_angle_to_matrix(aa.double()).mean(0)
         u, _, vt = torch.linalg.svd(mats)
