@@ -13,6 +13,15 @@ import numpy as np  # noqa: E402
 from dreamer_core.bodies.skeleton import SKELETON_JOINTS, SKELETON_PARENTS  # noqa: E402
 
 
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes without matplotlib's version stamp, so the same plot gives
+    the same bytes (DVC then sees an unchanged output); closes the figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def skeleton_grid_png(
     skeletons: np.ndarray, titles: list[str] | None = None, cols: int = 8, cell: float = 1.6
 ) -> bytes:

@@ -4,13 +4,13 @@ generator."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dreamer_core.filters.stages import STAGES
+from dreamer_core.viz import figure_png, plt  # viz selects the headless backend first
 
 BODY_LICENCES = {
     "anny": "Anny (NAVER Corp.): code Apache-2.0; MakeHuman/MPFB2 assets CC0-1.0. Its SMPL-X topology is "
@@ -31,11 +31,6 @@ GENERATOR_LICENCES = {
 
 
 def histogram_png(groups: dict[str, np.ndarray], bins: np.ndarray, xlabel: str, title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
     for name, values in groups.items():
         values = values[np.isfinite(values)]
@@ -46,28 +41,17 @@ def histogram_png(groups: dict[str, np.ndarray], bins: np.ndarray, xlabel: str, 
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # no version stamp: same bytes per run
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def bar_png(counts: pd.DataFrame, title: str) -> bytes:
     """Grouped bars: rows are categories, columns are series."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
     counts.plot.bar(ax=ax, rot=30)
     ax.set_ylabel("samples")
     ax.set_title(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def _table(frame: pd.DataFrame) -> str:

@@ -59,3 +59,19 @@ def log_progress(context: dg.AssetExecutionContext, what: str) -> Callable[[int,
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def publish_png(out: Path, name: str, png: bytes, run: Any) -> None:
+    """A preview next to the asset's files and in its MLflow run."""
+    (out / name).write_bytes(png)
+    run.log_image_bytes(name, png)
+
+
+def asset_result(path: Path, run: Any, versioning: dict[str, Any], preview: tuple[bytes, str] | None,
+                 **values: Any) -> dg.MaterializeResult:  # fmt: skip
+    """What every asset page shows: where the output is, its values, the preview (PNG, caption),
+    the MLflow run and the DVC version."""
+    metadata: dict[str, Any] = {"path": dg.MetadataValue.path(str(path)), **values}
+    if preview is not None:
+        metadata["preview"] = preview_md(*preview)
+    return dg.MaterializeResult(metadata={**metadata, "mlflow_run_url": dg.MetadataValue.url(run.url), **versioning})

@@ -31,7 +31,7 @@ from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.mining.hardness import HardnessModel, pose_features
 from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import dvc_meta, file_hash, preview_md, settings_hash, write_parquet
+from orchestration.assets.common import asset_result, dvc_meta, file_hash, publish_png, settings_hash, write_parquet
 from orchestration.assets.mining import (
     ROUND_PARTITIONS,
     committed_shards,
@@ -77,6 +77,7 @@ def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min
             "dreamer_core/filters",
             "dreamer_core/mining",
             "dreamer_core/datasets",
+            "dreamer_core/viz.py",
             "orchestration/assets/dataset.py",
         ],
         params=["seed", "filtered_dataset"],
@@ -156,8 +157,7 @@ def filtered_dataset(
         write_json_atomic(out / "thresholds.json", settings)  # what the checks hold the kept samples to
         png = sample_grid_png(previews) if previews else b""
         if png:
-            (out / "preview.png").write_bytes(png)
-            run.log_image_bytes("preview.png", png)
+            publish_png(out, "preview.png", png, run)
         for name in images.values():
             run.log_artifact(out / name, "card")
         run.log_artifact(out / "README.md", "card")
@@ -167,18 +167,11 @@ def filtered_dataset(
     context.log.info(f"filtered dataset: kept {sm['num_kept']} of {sm['num_raw']}; per stage {counts}; round OKS "
                      f"{sm['round1_mean_oks']:.3f} / {sm['round2_mean_oks']:.3f}, predicted "
                      f"{sm['round1_mean_predicted_oks']:.3f} / {sm['round2_mean_predicted_oks']:.3f}")  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            **summary,
-            "stage_counts": dg.MetadataValue.json(counts),
-            "filter_seconds": round(filter_seconds, 2),
-            "dataset_card": dg.MetadataValue.path(str(out / "README.md")),
-            **({"preview": preview_md(png, "kept: image | control; rejected: image | control")} if png else {}),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    return asset_result(
+        out, run, versioning, (png, "kept: image | control; rejected: image | control") if png else None, **summary,
+        stage_counts=dg.MetadataValue.json(counts), filter_seconds=round(filter_seconds, 2),
+        dataset_card=dg.MetadataValue.path(str(out / "README.md")),
+    )  # fmt: skip
 
 
 Written = tuple[dict[str, str], list[dict[str, Any]], list[list[np.ndarray]]]

@@ -22,11 +22,12 @@ from dreamer_core.io import load_npz, write_json_atomic, write_npz_atomic
 from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import (
+    asset_result,
     dvc_meta,
     file_hash,
     log_progress,
-    preview_md,
     prompts_for,
+    publish_png,
     settings_hash,
     write_parquet,
 )
@@ -118,8 +119,7 @@ def generator(
         second = gen.sample(test["control"][:k], [""] * k, [s + 1 for s in seeds[:k]])
         rows = [[_u8(test["control"][i]), _u8(images[i]), _u8(second[i]), _u8(test["image"][i])] for i in range(k)]
         png = sample_grid_png(rows)
-        (out / "preview.png").write_bytes(png)
-        run.log_image_bytes("preview.png", png)
+        publish_png(out, "preview.png", png, run)
         run.log_metrics(metrics)
         for f in sorted(out.glob("*.safetensors")):
             run.log_artifact(f, "checkpoint")
@@ -129,15 +129,8 @@ def generator(
     context.log.info(f"generator: OKS {scores['oks_matched']:.3f} on own controls vs {scores['oks_shuffled']:.3f} "
                      f"shuffled (real renders {real['oks_matched']:.3f}); mask IoU {scores['mask_iou_matched']:.3f} "
                      f"vs {scores['mask_iou_shuffled']:.3f}")  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            **{k: float(v) for k, v in metrics.items()},
-            "preview": preview_md(png, "control | sample (seed a) | sample (seed b) | reference render"),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    return asset_result(out, run, versioning, (png, "control | sample (seed a) | sample (seed b) | reference render"),
+                        **{k: float(v) for k, v in metrics.items()})  # fmt: skip
 
 
 @dg.asset_check(asset=generator, description="Samples follow their controls: OKS against the own controls is "
@@ -220,21 +213,12 @@ def dpo_pairs(
         shown = pairs[:6] or [(c, 0, 1) for c in range(min(6, n_ctl))]
         png = sample_grid_png([[_u8(controls["control"][c]), _u8(images[c, w]), _u8(images[c, lo])]
                                for c, w, lo in shown])  # fmt: skip
-        (out / "preview.png").write_bytes(png)
-        run.log_image_bytes("preview.png", png)
+        publish_png(out, "preview.png", png, run)
         run.log_metrics(summary)
         versioning = dvc.version_output("dpo_pairs", "data/dpo_pairs", context.log)
     context.log.info(f"dpo pairs: {len(pairs)} of {n_ctl} controls ({n_cand} candidates each, mean OKS "
                      f"{summary['mean_candidate_oks']:.3f}, mean gap {summary['mean_pair_gap']:.3f})")  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            **summary,
-            "preview": preview_md(png, "control | winner | loser"),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    return asset_result(out, run, versioning, (png, "control | winner | loser"), **summary)
 
 
 _PAIR_COLUMNS = ("control", "control_key", "winner", "loser", "winner_seed", "loser_seed", "winner_oks",
@@ -302,8 +286,7 @@ def dpo_generator(
             before = gen.sample(held["control"][:k], [""] * k, seeds[0][:k])
         after = gen.sample(held["control"][:k], [""] * k, seeds[0][:k])
         png = sample_grid_png([[_u8(held["control"][i]), _u8(before[i]), _u8(after[i])] for i in range(k)])
-        (out / "preview.png").write_bytes(png)
-        run.log_image_bytes("preview.png", png)
+        publish_png(out, "preview.png", png, run)
         run.log_metrics(result)
         run.log_artifact(out / "lora.safetensors", "lora")
         versioning = dvc.version_output("dpo_generator", "data/dpo_generator", context.log)
@@ -313,15 +296,8 @@ def dpo_generator(
         f"({result['heldout_oks_delta']:+.4f} +/- {result['heldout_oks_delta_std']:.4f} over seeds); judge "
         f"{result['judge_oks_before']:.4f} -> {result['judge_oks_after']:.4f}"
     )
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            **{k: float(v) for k, v in result.items()},
-            "preview": preview_md(png, "held-out control | before DPO | after DPO (same seed)"),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    return asset_result(out, run, versioning, (png, "held-out control | before DPO | after DPO (same seed)"),
+                        **{k: float(v) for k, v in result.items()})  # fmt: skip
 
 
 @dg.asset_check(asset=dpo_generator, description="DPO raised mean held-out OKS (same controls, same seeds) "

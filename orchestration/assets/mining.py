@@ -17,14 +17,15 @@ from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.mining.hardness import HardnessModel, HardnessSettings, bin_names, difficulty, pose_features
 from dreamer_core.mining.rounds import draw_hard, draw_random, generate_shard
 from dreamer_core.poses.bank import PoseBank, read_pose_bank
-from dreamer_core.viz import sample_grid_png
+from dreamer_core.viz import figure_png, sample_grid_png
 from orchestration.assets.bodies import pose_bank
 from orchestration.assets.common import (
+    asset_result,
     dvc_meta,
     file_hash,
     log_progress,
-    preview_md,
     prompts_for,
+    publish_png,
     settings_hash,
     write_parquet,
 )
@@ -38,7 +39,8 @@ ROUND1_SHARDS = dg.DynamicPartitionsDefinition(name="round1_shards")
 ROUND2_SHARDS = dg.DynamicPartitionsDefinition(name="round2_shards")
 ROUND_PARTITIONS = {1: ROUND1_SHARDS, 2: ROUND2_SHARDS}
 ROUND_CODE = ["dreamer_core/mining", "dreamer_core/generate", "dreamer_core/dpo", "dreamer_core/render",
-              "dreamer_core/datasets", "dreamer_core/keypoints", "orchestration/assets/mining.py"]  # fmt: skip
+              "dreamer_core/datasets", "dreamer_core/keypoints", "dreamer_core/viz.py",
+              "orchestration/assets/mining.py"]  # fmt: skip
 
 
 def round_asset_name(round_index: int) -> str:
@@ -117,8 +119,7 @@ def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, 
         picks = result.samples[:: max(1, len(result.samples) // 6)][:6]
         png = sample_grid_png([[s.control, s.image] for s in picks],
                               [np.asarray(s.labels["keypoints_2d"]) for s in picks])  # fmt: skip
-        (out / f"preview-{shard}.png").write_bytes(png)
-        run.log_image_bytes(f"preview-{shard}.png", png)
+        publish_png(out, f"preview-{shard}.png", png, run)
         metrics = {"num_samples": len(result.samples), "mean_oks": mean_oks,
                    "images_per_second": len(result.samples) / max(seconds, 1e-9)}  # fmt: skip
         if extra:
@@ -126,18 +127,9 @@ def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, 
         run.log_metrics(metrics)
         versioning = dvc.version_output(asset, f"data/{asset}", context.log)
     context.log.info(f"{shard}: {len(result.samples)} samples in {seconds:.1f} s, mean OKS {mean_oks:.3f}")
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out / f"{shard}.tar")),
-            "round": round_index,
-            **metrics,
-            "unique_poses": len(set(rows.tolist())),
-            "seconds": round(seconds, 1),
-            "preview": preview_md(png, "control | generated (label keypoints)"),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    return asset_result(out / f"{shard}.tar", run, versioning, (png, "control | generated (label keypoints)"),
+                        round=round_index, **metrics, unique_poses=len(set(rows.tolist())),
+                        seconds=round(seconds, 1))  # fmt: skip
 
 
 _RESOURCES = dict(body_model=BodyModelResource, storage=StorageResource, mlflow=MLflowResource, dvc=DVCResource)
@@ -169,7 +161,8 @@ def round1_generations(
     deps=[round1_generations, pose_bank],
     kinds={"scikitlearn"},
     metadata=dvc_meta(
-        code=["dreamer_core/mining", "orchestration/assets/mining.py"], params=["seed", "hardness_model"]
+        code=["dreamer_core/mining", "dreamer_core/viz.py", "orchestration/assets/mining.py"],
+        params=["seed", "hardness_model"],
     ),  # fmt: skip
     description="Gradient-boosted regressor from pose + shape parameters to the OKS round-1 samples reached; "
     "held-out MAE / R^2 on unseen poses against predicting the mean; difficulty bins over the pose bank.",
@@ -211,32 +204,18 @@ def hardness_model(
         by_family = table.groupby("family").predicted_oks.mean()
         write_json_atomic(out / "metrics.json", {**metrics, "difficulty_counts": counts, "num_shards": len(shards)})
         png = _hardness_png(model.heldout_true, model.heldout_pred, measured, by_family)
-        (out / "preview.png").write_bytes(png)
-        run.log_image_bytes("preview.png", png)
+        publish_png(out, "preview.png", png, run)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, float | int)})
         versioning = dvc.version_output("hardness_model", "data/hardness_model", context.log)
     context.log.info(f"hardness model on {metrics['num_train_samples']} + {metrics['num_heldout_samples']} samples: "
                      f"held-out MAE {metrics['heldout_mae']:.4f} vs mean {metrics['baseline_mae']:.4f}, "
                      f"R^2 {metrics['heldout_r2']:.3f}; bins {counts}")  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            **{k: v for k, v in metrics.items()},
-            "difficulty_counts": dg.MetadataValue.json(counts),
-            "mean_oks_by_family": dg.MetadataValue.json({k: round(float(v), 4) for k, v in measured.items()}),
-            "preview": preview_md(png, "held-out predicted vs measured OKS | OKS by family"),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    by_family_json = dg.MetadataValue.json({k: round(float(v), 4) for k, v in measured.items()})
+    return asset_result(out, run, versioning, (png, "held-out predicted vs measured OKS | OKS by family"), **metrics,
+                        difficulty_counts=dg.MetadataValue.json(counts), mean_oks_by_family=by_family_json)  # fmt: skip
 
 
 def _hardness_png(true: np.ndarray, pred: np.ndarray, measured: pd.Series, predicted: pd.Series) -> bytes:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), dpi=100)
@@ -248,10 +227,7 @@ def _hardness_png(true: np.ndarray, pred: np.ndarray, measured: pd.Series, predi
     frame.plot.bar(ax=b, rot=30)
     b.set_ylabel("mean OKS")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 @dg.asset(

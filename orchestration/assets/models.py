@@ -13,7 +13,7 @@ from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.keypoints.train import DetectorTraining, evaluate, mean_pose_baseline, stack_split, train_detector
 from dreamer_core.keypoints.vitpose import VitPoseDetector
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import dvc_meta, preview_md, settings_hash
+from orchestration.assets.common import asset_result, dvc_meta, publish_png, settings_hash
 from orchestration.assets.renders import reference_renders
 from orchestration.resources import DVCResource, MLflowResource, StorageResource
 from orchestration.settings import config_class
@@ -98,8 +98,7 @@ def pose_detector(
         rows = [[(test["image"][i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)] for i in range(len(pred))]
         kps = [np.concatenate([pred[i], np.full((17, 1), 2.0)], 1) for i in range(len(pred))]
         png = sample_grid_png(rows, kps)
-        (out / "preview.png").write_bytes(png)
-        run.log_image_bytes("preview.png", png)
+        publish_png(out, "preview.png", png, run)
         run.log_metrics({**result, "train_seconds": seconds})
         for f in sorted(out.glob("*.safetensors")) + [out / "config.json"]:
             run.log_artifact(f, "checkpoint")
@@ -107,20 +106,11 @@ def pose_detector(
         run.set_tags({"dvc_hash": versioning["dvc_hash"]})
     context.log.info(f"pose detector: held-out PCK {metrics['pck']:.3f} (baseline {baseline['pck']:.3f}), "
                      f"OKS {metrics['oks']:.3f} (baseline {baseline['oks']:.3f}) in {seconds:.0f} s")  # fmt: skip
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            "heldout_pck": float(metrics["pck"]),
-            "heldout_oks": float(metrics["oks"]),
-            "baseline_pck": float(baseline["pck"]),
-            "baseline_oks": float(baseline["oks"]),
-            "judge_heldout_oks": float(judge_metrics["oks"]),
-            "seconds": round(seconds, 1),
-            "preview": preview_md(png, "held-out renders with predicted keypoints"),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    return asset_result(
+        out, run, versioning, (png, "held-out renders with predicted keypoints"),
+        heldout_pck=float(metrics["pck"]), heldout_oks=float(metrics["oks"]), baseline_pck=float(baseline["pck"]),
+        baseline_oks=float(baseline["oks"]), judge_heldout_oks=float(judge_metrics["oks"]), seconds=round(seconds, 1),
+    )  # fmt: skip
 
 
 @dg.asset_check(asset=pose_detector, description="The saved detector reloads and beats the mean-pose baseline "

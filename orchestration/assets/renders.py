@@ -26,7 +26,7 @@ from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.render.renderer import BodyRenderer
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.bodies import pose_bank
-from orchestration.assets.common import dvc_meta, preview_md, settings_hash
+from orchestration.assets.common import asset_result, dvc_meta, preview_md, publish_png, settings_hash
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PARAMS, ControlRendersConfig, ReferenceRendersConfig
 
@@ -123,8 +123,7 @@ def reference_renders(
         }  # fmt: skip
         write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k != "seconds"})
         for split, png in previews.items():
-            (out / f"preview_{split}.png").write_bytes(png)
-            run.log_image_bytes(f"preview_{split}.png", png)
+            publish_png(out, f"preview_{split}.png", png, run)
         run.log_metrics({"num_train": summary["num_train"], "num_test": summary["num_test"],
                          "samples_per_second": report.written / max(seconds, 1e-9),
                          "skipped_camera_draws": sum(report.skipped.values())})  # fmt: skip
@@ -133,22 +132,13 @@ def reference_renders(
         )
         versioning = dvc.version_output("reference_renders", "data/reference_renders", context.log)
         run.set_tags({"dvc_hash": versioning["dvc_hash"]})
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            "num_train": summary["num_train"],
-            "num_test": summary["num_test"],
-            "num_multiview_subjects": n_sub,
-            "views_per_subject": summary["views_per_subject"],
-            "skipped": dg.MetadataValue.json(summary["skipped"]),
-            "seconds": summary["seconds"],
-            "samples_per_second": round(report.written / max(seconds, 1e-9), 1),
-            "preview": preview_md(previews["train"], "train: image | control | mask | keypoints"),
-            "preview_multiview": preview_md(previews["multiview"], "multiview"),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    return asset_result(
+        out, run, versioning, (previews["train"], "train: image | control | mask | keypoints"),
+        num_train=summary["num_train"], num_test=summary["num_test"], num_multiview_subjects=n_sub,
+        views_per_subject=summary["views_per_subject"], skipped=dg.MetadataValue.json(summary["skipped"]),
+        seconds=summary["seconds"], samples_per_second=round(report.written / max(seconds, 1e-9), 1),
+        preview_multiview=preview_md(previews["multiview"], "multiview"),
+    )  # fmt: skip
 
 
 @dg.asset(
@@ -190,22 +180,13 @@ def control_renders(
         write_manifest(out / f"manifest-{shard}.parquet", rows_meta)
         seconds = time.perf_counter() - t0
         png = _preview(samples)
-        (out / f"preview-{shard}.png").write_bytes(png)
-        run.log_image_bytes(f"preview-{shard}.png", png)
+        publish_png(out, f"preview-{shard}.png", png, run)
         run.log_metrics({"num_samples": len(samples), "samples_per_second": len(samples) / max(seconds, 1e-9)})
         context.log.info(f"{shard}: {len(samples)} control samples in {seconds:.1f} s; skipped {dict(report.skipped)}")
         versioning = dvc.version_output("control_renders", "data/control_renders", context.log)
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(out / f"{shard}.tar")),
-            "num_samples": len(samples),
-            "skipped": dg.MetadataValue.json(dict(report.skipped)),
-            "seconds": round(seconds, 1),
-            "preview": preview_md(png, "control | control | mask | keypoints"),
-            "mlflow_run_url": dg.MetadataValue.url(run.url),
-            **versioning,
-        }
-    )
+    return asset_result(out / f"{shard}.tar", run, versioning, (png, "control | control | mask | keypoints"),
+                        num_samples=len(samples), skipped=dg.MetadataValue.json(dict(report.skipped)),
+                        seconds=round(seconds, 1))  # fmt: skip
 
 
 def _validate_folder(folder: Path) -> tuple[int, float]:
