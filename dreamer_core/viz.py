@@ -55,34 +55,61 @@ def skeleton_grid_png(
     return buf.getvalue()
 
 
-def sample_grid_png(rows: list[list[np.ndarray]], keypoints: list[np.ndarray] | None = None, cell: int = 128) -> bytes:
-    """PNG grid, one sample per row: its images side by side (uint8 [H, W, 3] or [H, W]), plus a
-    copy of the first with its 2D keypoints (u, v, visibility) and skeleton drawn over it."""
+_COCO_EDGES = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15),
+               (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4)]  # fmt: skip
+
+
+def _with_keypoints(image: np.ndarray, kp: np.ndarray, cell: int, line: tuple[int, int, int] = (255, 255, 0)):
+    """A ``cell``-sized copy of ``image`` with COCO-17 keypoints (u, v, visibility) and bones drawn."""
     from PIL import Image, ImageDraw
 
-    from dreamer_core.bodies.skeleton import COCO17
+    tile = Image.fromarray(image if image.ndim == 3 else np.repeat(image[..., None], 3, -1))
+    base = tile.resize((cell, cell), Image.NEAREST)
+    draw = ImageDraw.Draw(base)
+    kp = np.asarray(kp)[:17]
+    scale = cell / image.shape[1]
+    for a, b in _COCO_EDGES:
+        if kp[a, 2] > 0 and kp[b, 2] > 0:
+            draw.line([tuple(kp[a, :2] * scale), tuple(kp[b, :2] * scale)], fill=line, width=1)
+    for u, v, vis in kp:
+        colour = (255, 0, 0) if vis == 2 else (0, 128, 255)
+        if vis > 0:
+            draw.ellipse([u * scale - 2, v * scale - 2, u * scale + 2, v * scale + 2], fill=colour)
+    return base
 
-    edges = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15),
-             (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4)]  # fmt: skip
-    ncols = len(rows[0]) + (1 if keypoints is not None else 0)
-    canvas = Image.new("RGB", (ncols * cell, len(rows) * cell))
-    for r, images in enumerate(rows):
-        tiles = [Image.fromarray(im if im.ndim == 3 else np.repeat(im[..., None], 3, -1)) for im in images]
-        if keypoints is not None:
-            base = tiles[0].copy().resize((cell, cell), Image.NEAREST)
-            draw = ImageDraw.Draw(base)
-            kp = np.asarray(keypoints[r])[: len(COCO17)]
-            scale = cell / images[0].shape[1]
-            for a, b in edges:
-                if kp[a, 2] > 0 and kp[b, 2] > 0:
-                    draw.line([tuple(kp[a, :2] * scale), tuple(kp[b, :2] * scale)], fill=(255, 255, 0), width=1)
-            for u, v, vis in kp:
-                colour = (255, 0, 0) if vis == 2 else (0, 128, 255)
-                if vis > 0:
-                    draw.ellipse([u * scale - 2, v * scale - 2, u * scale + 2, v * scale + 2], fill=colour)
-            tiles.append(base)
+
+def _grid(rows: list[list], cell: int) -> bytes:
+    from PIL import Image
+
+    canvas = Image.new("RGB", (max(len(r) for r in rows) * cell, len(rows) * cell))
+    for r, tiles in enumerate(rows):
         for c, tile in enumerate(tiles):
             canvas.paste(tile.resize((cell, cell), Image.NEAREST), (c * cell, r * cell))
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def sample_grid_png(rows: list[list[np.ndarray]], keypoints: list[np.ndarray] | None = None, cell: int = 128) -> bytes:
+    """PNG grid, one sample per row: its images side by side (uint8 [H, W, 3] or [H, W]), plus a
+    copy of the first with its 2D keypoints (u, v, visibility) and skeleton drawn over it."""
+    from PIL import Image
+
+    tiles = []
+    for r, images in enumerate(rows):
+        row = [Image.fromarray(im if im.ndim == 3 else np.repeat(im[..., None], 3, -1)) for im in images]
+        if keypoints is not None:
+            row.append(_with_keypoints(images[0], keypoints[r], cell))
+        tiles.append(row)
+    return _grid(tiles, cell)
+
+
+def keypoint_overlay_png(images: list[np.ndarray], truth: list[np.ndarray], predicted: list[np.ndarray],
+                         cell: int = 128) -> bytes:  # fmt: skip
+    """Per sample: the image | its true keypoints | the model's projected keypoints (magenta bones),
+    so a reader sees at a glance where a pose estimate goes wrong."""
+    from PIL import Image
+
+    rows = [[Image.fromarray(im), _with_keypoints(im, t, cell), _with_keypoints(im, p, cell, (255, 0, 255))]
+            for im, t, p in zip(images, truth, predicted, strict=True)]  # fmt: skip
+    return _grid(rows, cell)

@@ -151,3 +151,21 @@ class HMR(nn.Module):
 
     def config_dict(self) -> dict[str, Any]:
         return {"class": "HMR", **asdict(self.cfg)}
+
+
+def save_hmr(folder: Any, model: HMR, extra: dict[str, Any] | None = None) -> None:
+    """Weights (safetensors) + config.json (the HMRConfig, plus whatever describes the run)."""
+    from dreamer_core.checkpoints import save_checkpoint
+
+    save_checkpoint(folder, "model", model.state_dict(), {**model.config_dict(), **(extra or {})})
+
+
+def load_hmr(folder: Any, device: str = "cpu") -> tuple[HMR, dict[str, Any]]:
+    """(model in eval mode, the config's extra fields); clear errors for missing or foreign files."""
+    from dreamer_core.checkpoints import load_checkpoint
+
+    cfg, state = load_checkpoint(folder, "model", "HMR", "hmr_checkpoints")
+    fields = set(HMRConfig.__dataclass_fields__)
+    model = HMR(HMRConfig(**{k: v for k, v in cfg.items() if k in fields}))
+    model.load_state_dict(state)
+    return model.to(device).eval(), {k: v for k, v in cfg.items() if k not in fields}

@@ -76,8 +76,14 @@ def train_hmr(
     resume_dir: str | Path | None = None,
     checkpoint_every: int = 100,
     after_step: Callable[[int], None] | None = None,
+    rank: int = 0,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
 ) -> dict[str, float]:
-    """Trains ``model`` in place (its mean parameters are set from ``data`` first)."""
+    """Trains ``model`` in place (its mean parameters are set from ``data`` first).
+
+    Data-parallel runs (torchrun) pass their ``rank`` and a ``wrap`` (DistributedDataParallel):
+    every rank draws its own batches (the seed is offset by the rank), all ranks resume from the
+    same state and only rank 0 writes it, so the effective batch is ranks x ``batch_size``."""
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
@@ -87,10 +93,13 @@ def train_hmr(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
     )
-    rng = torch.Generator().manual_seed(cfg.seed)
+    rng = torch.Generator().manual_seed(cfg.seed + rank)
     n = len(data["image"])
     fingerprint = {"training": asdict(cfg), "model": model.config_dict(), "num_samples": n}
     start = load_state(resume_dir, {"model": model}, opt, rng, fingerprint) if resume_dir else 0
+    if start and rank:
+        rng.manual_seed(cfg.seed + rank + start)  # rank 0's saved stream is not this rank's
+    net = wrap(model) if wrap else model
     for _ in range(start):
         sched.step()
     if start:
@@ -100,7 +109,7 @@ def train_hmr(
     for step in tqdm(range(start, cfg.steps), desc="hmr", leave=False, disable=None):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=rng)
         batch = {k: v[idx] for k, v in data.items()}
-        losses = hmr_losses(body, model(batch["image"]), batch, cfg.weights)
+        losses = hmr_losses(body, net(batch["image"]), batch, cfg.weights)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -114,14 +123,17 @@ def train_hmr(
         if (step + 1) % max(cfg.steps // 10, 1) == 0:
             say(f"step {step + 1}/{cfg.steps}: loss {running['total']:.4f} (3D {running['joints_3d']:.4f}, "
                 f"2D {running['keypoints_2d']:.4f}) {time.perf_counter() - t0:.0f} s")  # fmt: skip
-        if resume_dir and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.steps:
+        if resume_dir and rank == 0 and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.steps:
             save_state(resume_dir, step + 1, {"model": model}, opt, rng, fingerprint)
         if after_step:
             after_step(step + 1)
-    if resume_dir:
+    if resume_dir and rank == 0:
         clear_state(resume_dir)
     model.eval()
-    return {"final_loss": float(running["total"]) if running else 0.0, "seconds": time.perf_counter() - t0}
+    seconds = time.perf_counter() - t0
+    done = cfg.steps - start
+    return {"final_loss": float(running["total"]) if running else 0.0, "seconds": seconds, "steps_run": done,
+            "samples_per_second": done * cfg.batch_size / max(seconds, 1e-9)}  # fmt: skip
 
 
 @torch.no_grad()
@@ -161,3 +173,15 @@ def evaluate_hmr(predict: Predictor, body: Any, data: dict[str, torch.Tensor], b
         errs["pa_mpjpe"].append(pa_mpjpe(pj, gt_j))
         errs["pve"].append(pve(pv, gt_v, pj[:, 0], gt_j[:, 0]))
     return {k: float(np.concatenate(v).mean() * 1000.0) for k, v in errs.items()}
+
+
+@torch.no_grad()
+def predicted_keypoints(model: HMR, body: Any, data: dict[str, torch.Tensor]) -> np.ndarray:
+    """COCO-17 keypoints [N, 17, 3] (u, v, 2) of the model's prediction projected with its own camera:
+    what the sample overlays draw over the image."""
+    from dreamer_core.hmr.camera import project
+    from dreamer_core.hmr.losses import predicted_joints
+
+    pred = model(data["image"])
+    uv = project(predicted_joints(body, pred, data["K"], float(data["image"].shape[-1])), data["K"])[:, :17]
+    return torch.cat([uv, torch.full_like(uv[..., :1], 2.0)], -1).cpu().numpy()

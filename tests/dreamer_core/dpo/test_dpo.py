@@ -38,26 +38,27 @@ def test_pair_rule():
 
 
 def test_lora_starts_as_noop_switches_off_and_round_trips(tmp_path):
+    torch.manual_seed(0)  # the same inputs whatever ran before (float32 paths differ in the last bits)
     gen = TinyGenerator(TinyGeneratorConfig(**SMALL))
     x, c, t = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.tensor([10, 500])
     base = gen.net(x, t, c).detach()
     params = add_lora(gen.net, LoraSettings(rank=4, alpha=4.0, targets=TARGETS))
     assert params and all(p.requires_grad for p in params)
     assert not any(p.requires_grad for n, p in gen.net.named_parameters() if "lora_" not in n)
-    assert torch.allclose(gen.net(x, t, c), base, atol=1e-6)  # B = 0 at init
+    assert torch.allclose(gen.net(x, t, c), base, atol=1e-5)  # B = 0 at init
     with torch.no_grad():
         for p in params:
             p.add_(0.05)
     moved = gen.net(x, t, c).detach()
     assert not torch.allclose(moved, base, atol=1e-4)
     with adapters_disabled(gen.net):
-        assert torch.allclose(gen.net(x, t, c), base, atol=1e-6)
+        assert torch.allclose(gen.net(x, t, c), base, atol=1e-5)
     save_lora(tmp_path, gen.net, LoraSettings(rank=4, alpha=4.0, targets=TARGETS))
     fresh = TinyGenerator(TinyGeneratorConfig(**SMALL))
     fresh.net.load_state_dict({k.replace(".base_layer", ""): v for k, v in gen.net.state_dict().items()
                                if "lora_" not in k})  # fmt: skip
     load_lora(tmp_path, fresh.net)
-    assert torch.allclose(fresh.net(x, t, c), moved, atol=1e-6)
+    assert torch.allclose(fresh.net(x, t, c), moved, atol=1e-5)
     with pytest.raises(PipelineInputError, match="match no module"):
         add_lora(TinyGenerator(TinyGeneratorConfig(**SMALL)).net, LoraSettings(targets=("q_proj",)))
 

@@ -1,0 +1,57 @@
+"""HMR sets read from shard folders keep their labels true to the pixels after resizing: the
+sample's 3D joints projected with the rescaled intrinsics land on the rescaled keypoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dreamer_core.datasets.build import BuildReport, render_samples, write_samples
+from dreamer_core.datasets.shards import Sample
+from dreamer_core.errors import PipelineInputError
+from dreamer_core.hmr.camera import project
+from dreamer_core.hmr.data import load_folder, load_samples, set_size
+from dreamer_core.poses.bank import build_pose_bank
+from dreamer_core.render.renderer import BodyRenderer
+from tests.helpers.renders import SETTINGS
+
+
+@pytest.fixture(scope="module")
+def samples(anny_body):
+    from dreamer_core.config import load_params
+
+    pb = load_params(profile="tiny")["pose_bank"]
+    pb.update(num_poses=6, candidate_factor=1)
+    bank = build_pose_bank(pb, anny_body, seed=4)
+    return render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(6), SETTINGS, 4, "hmr-data", "d",
+                          True, BuildReport(), "test")  # fmt: skip
+
+
+def test_resized_set_keeps_labels_on_the_pixels(samples, tmp_path):
+    write_samples(tmp_path, samples, 4, "test")
+    data = load_folder(tmp_path, 32)
+    assert set_size(data) == 6 and data["image"].shape == (6, 3, 32, 32)
+    assert 0.0 <= float(data["image"].min()) and float(data["image"].max()) <= 1.0
+    uv = project(data["joints_3d"], data["K"])
+    kp = data["keypoints_2d"]
+    vis = kp[..., 2] > 0
+    np.testing.assert_allclose(uv[vis], kp[..., :2][vis], atol=1e-2)
+    # Resizing moves pixels and labels together: the 48 and 32 px versions agree block by block.
+    full = load_folder(tmp_path, 48)
+    np.testing.assert_allclose(full["keypoints_2d"][..., :2] * (32 / 48), kp[..., :2], rtol=1e-6)
+    torch.testing.assert_close(
+        torch.nn.functional.avg_pool2d(full["image"], 3, 3), torch.nn.functional.avg_pool2d(data["image"], 2, 2),
+        atol=0.08, rtol=0,
+    )  # fmt: skip
+
+
+def test_key_subset_and_clear_errors(samples, tmp_path):
+    write_samples(tmp_path, samples, 4, "test")
+    keys = {samples[1].key, samples[4].key}
+    assert set_size(load_folder(tmp_path, 32, keys)) == 2
+    control_only = [Sample(s.key, None, s.control, s.mask, s.labels) for s in samples[:2]]
+    with pytest.raises(PipelineInputError, match="no image"):
+        load_samples(control_only, 32, "controls")
+    with pytest.raises(PipelineInputError, match="no samples"):
+        load_samples([], 32, "empty set")
