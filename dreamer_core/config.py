@@ -217,6 +217,40 @@ SCHEMA: dict[str, Any] = {
         "max_hash_distance": _int(0, 64),
         "samples_per_shard": _int(1, 1_000_000),
     },
+    "hmr": {
+        "image_size": Field(
+            lambda v: isinstance(v, int) and 16 <= v <= 1024 and v % 8 == 0, "a multiple of 8 in [16, 1024]"
+        ),
+        "backbone": _choice("cnn", "vit"),
+        "width": _int(4, 4096),
+        "depth": _int(1, 64),
+        "patch": _int(1, 64),
+        "dim": _int(8, 4096),
+        "decoder_layers": _int(1, 64),
+        "heads": _int(1, 64),
+        "steps": _int(1, 10_000_000),
+        "batch_size": _int(1, 100_000),
+        "lr": _float(1e-7, 1.0),
+        "weight_decay": _float(0.0, 1.0),
+        "checkpoint_every": _int(1, 10_000_000),
+        "parallel_sets": _int(1, 64),
+        "train_sets": Field(
+            lambda v: (
+                isinstance(v, list)
+                and len(v) > 0
+                and len(set(v)) == len(v)
+                and all(x in ("rendered", "generated", "mixed") for x in v)
+            ),
+            "a non-empty list of distinct names from [rendered, generated, mixed]",
+        ),
+    },
+    "benchmark_scores": {
+        "generated_test_samples": _int(1, 10_000_000),
+        "inception_weights": _STR,
+        "threedpw_path": _STR,
+        "emdb_path": _STR,
+        "real_test_limit": _int(1, 10_000_000),
+    },
 }
 
 
@@ -231,6 +265,11 @@ CROSS_CHECKS: dict[str, list[tuple[Callable[[Mapping[str, Any]], bool], str]]] =
          "a pretrained backend needs weights (a pipeline folder or a hub id)"),
         (lambda d: d["backend"] == "tiny" or bool(d["control_weights"]),
          "a pretrained backend needs control_weights (a ControlNet / control-LoRA folder or hub id)"),
+    ],
+    "hmr": [
+        (lambda d: d["backbone"] != "vit" or d["image_size"] % d["patch"] == 0,
+         "backbone vit needs image_size to be a multiple of patch"),
+        (lambda d: d["dim"] % d["heads"] == 0, "dim must be a multiple of heads"),
     ],
     "reference_renders": [
         (lambda d: d["multiview_heldout"] < d["multiview_subjects"],

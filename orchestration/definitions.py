@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration import schedules
-from orchestration.assets import bodies, dataset, generation, mining, models, renders
+from orchestration.assets import bodies, dataset, generation, hmr, mining, models, renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 
 ASSETS = [
@@ -20,8 +20,12 @@ ASSETS = [
     mining.hardness_model,
     mining.round2_generations,
     dataset.filtered_dataset,
+    hmr.hmr_checkpoints,
+    hmr.benchmark_scores,
 ]
-CHECKS = [*bodies.CHECKS, *renders.CHECKS, *models.CHECKS, *generation.CHECKS, *mining.CHECKS, *dataset.CHECKS]
+CHECKS = [
+    *bodies.CHECKS, *renders.CHECKS, *models.CHECKS, *generation.CHECKS, *mining.CHECKS, *dataset.CHECKS, *hmr.CHECKS,
+]  # fmt: skip
 
 RESOURCES = {
     "storage": StorageResource(),

@@ -49,7 +49,7 @@ def _annotation(value: Any) -> Any:
     if isinstance(value, str):
         return str
     if isinstance(value, dict):
-        return dict[str, float]
+        return dict[str, str] if all(isinstance(v, str) for v in value.values()) else dict[str, float]
     if isinstance(value, list):
         if value and isinstance(value[0], str):
             return list[str]
@@ -122,4 +122,12 @@ HardnessConfig = config_class(
 FilteredDatasetConfig = config_class(
     "FilteredDatasetConfig", ("filtered_dataset",),
     "Filter stages and their thresholds, output shard size (params.yaml: filtered_dataset).",
+)  # fmt: skip
+HMRCheckpointsConfig = config_class(
+    "HMRCheckpointsConfig", ("hmr",),
+    "HMR model, training budget (the same for every training set) and which sets to train (params.yaml: hmr).",
+)  # fmt: skip
+BenchmarkConfig = config_class(
+    "BenchmarkConfig", ("benchmark_scores",),
+    "Test sets and image-quality distances of the benchmark table (params.yaml: benchmark_scores).",
 )  # fmt: skip

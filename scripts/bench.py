@@ -7,12 +7,14 @@ build the configured pose bank and its diversity ratio, then control and referen
 baseline (trimesh's ray casting on the same mesh), as a ratio; then the tiny generator: images/s
 by batch size and training / DPO step times, for the configured pixel-unshuffle network side by
 side with the same UNet at full resolution (unshuffle 1); then the filter stages' samples/s and
-the banded near-duplicate search against brute force.
+the banded near-duplicate search against brute force; then HMR training samples/s side by side
+with the data path (shard decode + resize, in-memory batch gather).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from orchestration.env import apply_defaults
 
@@ -277,6 +279,70 @@ def bench_filters(body, bank, params: dict) -> None:
           f"{t_brute:.2f} s ({t_brute / t_band:.1f}x), same kept set size")  # fmt: skip
 
 
+def bench_hmr(body, bank, params: dict) -> None:
+    """HMR training samples/s (and the body model's share of a step) side by side with the data
+    path: decoding + resizing shards, and gathering a batch from the in-memory set. The loader
+    keeps up when its samples/s is well above training's."""
+    import tempfile
+
+    from dreamer_core.datasets.build import BuildReport, RenderSettings, render_samples, write_samples
+    from dreamer_core.hmr.data import load_folder
+    from dreamer_core.hmr.losses import hmr_losses
+    from dreamer_core.hmr.model import HMR, HMRConfig
+    from dreamer_core.hmr.train import HMRTraining, train_hmr
+    from dreamer_core.render.renderer import BodyRenderer
+
+    h = params["hmr"]
+    size, batch = h["image_size"], h["batch_size"]
+    with tempfile.TemporaryDirectory() as tmp:
+        rs = RenderSettings.from_dict(params["render"])
+        samples = render_samples(body, BodyRenderer(body), bank, np.arange(512) % len(bank), rs, 0, "bench-hmr", "h",
+                                 True, BuildReport(), "bench hmr")  # fmt: skip
+        write_samples(Path(tmp), samples, 128, "train")
+        t0 = time.perf_counter()
+        data = load_folder(tmp, size)
+        decode = len(samples) / (time.perf_counter() - t0)
+    gen = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for _ in range(200):
+        idx = torch.randint(0, len(samples), (batch,), generator=gen)
+        _ = {k: v[idx] for k, v in data.items()}
+    gather = 200 * batch / (time.perf_counter() - t0)
+    torch.manual_seed(0)
+    keys = ("backbone", "width", "depth", "patch", "dim", "decoder_layers", "heads")
+    model = HMR(HMRConfig(image_size=size, num_shape=body.num_shape_params, **{k: h[k] for k in keys}))
+    steps = 20
+    result = train_hmr(model, body, data, HMRTraining(steps=steps, batch_size=batch, lr=h["lr"]))
+    b = {k: v[:batch] for k, v in data.items()}
+    model.train()
+
+    def body_only() -> None:
+        params_ = {
+            k: torch.zeros_like(v, requires_grad=True)
+            for k, v in (
+                ("global_orient", b["global_orient_cam"]),
+                ("body_pose", b["body_pose"]),
+                ("shape", b["shape"]),
+            )
+        }
+        body.forward(params_, validate=False).joints.sum().backward()
+
+    def step() -> None:
+        hmr_losses(body, model(b["image"]), b)["total"].backward()
+
+    share = _timed(body_only, 5) / _timed(step, 5)
+    threads = torch.get_num_threads()
+    print(f"\nHMR ({h['backbone']}, {size} px, batch {batch}, {threads} threads) on {len(samples)} renders")
+    print(f"{'path':>40} {'samples/s':>11}")
+    print(f"{'training (forward + backward + step)':>40} {result['samples_per_second']:>11.0f}")
+    print(f"{'loader: shard decode + resize':>40} {decode:>11.0f}")
+    print(f"{'loader: in-memory batch gather':>40} {gather:>11.0f}")
+    rate = result["samples_per_second"]
+    verdict = "is not the bottleneck" if min(decode, gather) > rate else "IS THE BOTTLENECK"
+    print(f"decode is {decode / rate:.1f}x and gather {gather / rate:.0f}x training's rate: the loader {verdict}; "
+          f"the body model is {share:.0%} of a training step")  # fmt: skip
+
+
 def main() -> None:
     params = load_params()
     body = load_body_model(params["body_model"])
@@ -299,6 +365,7 @@ def main() -> None:
     bench_renders(body)
     bench_generator(params)
     bench_filters(body, bank, params)
+    bench_hmr(body, bank, params)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ and a DVC stage run), in a scratch data folder and Dagster instance with a small
 - a backfill with 2 worker processes writes the same shards and the same filtered manifest as the
   serial run;
 - a run killed with SIGKILL in the middle of a shard leaves nothing a reader accepts; the rerun
-  completes it and the dataset has every sample once.
+  completes it and the dataset has every sample once;
+- HMR models train on rendered, generated and mixed data through the Pipes entry point, the
+  benchmark table has every cell, MLflow has the step metrics and checkpoints; a training killed
+  with SIGKILL resumes from its last saved step when re-materialized.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -32,7 +36,7 @@ SMALL = {
     "reference_renders": {"num_train": 24, "num_test": 8, "multiview_subjects": 3, "multiview_heldout": 1,
                           "views_per_ring": 4, "samples_per_shard": 10},
     "control_renders": {"num_shards": 1, "samples_per_shard": 12},
-    "pose_detector": {"steps": 30, "batch_size": 8, "width": 16, "judge_steps": 10},
+    "pose_detector": {"steps": 150, "batch_size": 8, "width": 16, "judge_steps": 10},  # finds people: samples kept
     "generator": {"steps": 4, "batch_size": 4, "channels": [16, 32], "eval_samples": 6, "sample_steps": 2},
     "dpo": {"num_controls": 6, "num_candidates": 2, "min_gap": 0.0, "min_winner_oks": 0.0, "steps": 2,
             "batch_pairs": 2, "heldout_controls": 4, "heldout_seeds": 2, "lora_rank": 2},
@@ -40,6 +44,9 @@ SMALL = {
     "hardness_model": {"min_samples_leaf": 2, "max_iter": 20, "heldout_fraction": 0.3},
     "filtered_dataset": {"min_oks": 0.0, "min_keypoint_score": 0.0, "min_person_area": 0.0, "min_sharpness": 0.0,
                          "samples_per_shard": 16},
+    "hmr": {"image_size": 32, "width": 8, "dim": 32, "heads": 2, "decoder_layers": 1, "steps": 6, "batch_size": 4,
+            "checkpoint_every": 2},
+    "benchmark_scores": {"generated_test_samples": 8},
 }  # fmt: skip
 UPSTREAM = ["pose_bank", "reference_renders", "control_renders", "pose_detector", "generator", "dpo_pairs",
             "dpo_generator"]  # fmt: skip
@@ -168,3 +175,73 @@ def test_sigkill_mid_shard_then_rerun_completes(pipeline):
     rows = pd.read_parquet(folder / "manifest-shard-000002.parquet")
     assert len(rows) == 32 and set(rows.key) <= set(manifest.key)
     assert len(manifest) == 160 and manifest.key.is_unique  # 3 + 2 shards of 32, each sample once
+
+
+@pytest.mark.slow
+def test_hmr_checkpoints_and_benchmark_table(pipeline):
+    from mlflow.tracking import MlflowClient
+
+    from dreamer_core.hmr.model import load_hmr
+
+    root, env, _ = pipeline
+    data = root / "data"
+    proc = cli(env, "materialize", "hmr_checkpoints", "benchmark_scores")
+    assert "failed asset checks" not in proc.stdout + proc.stderr
+    sets = ("rendered", "generated", "mixed")
+    for name in sets:
+        _, extra = load_hmr(data / "hmr_checkpoints" / name)
+        assert extra["train_set"] == name
+    summary = json.loads((data / "hmr_checkpoints" / "summary.json").read_text())
+    assert summary["mixed"]["num_train"] == summary["rendered"]["num_train"] + summary["generated"]["num_train"]
+    assert {summary[n]["steps"] for n in sets} == {6}  # equal budgets
+
+    scores = pd.read_parquet(data / "benchmark_scores" / "scores.parquet")
+    assert list(scores.columns) == ["model", "train_set", "test_set", "metric", "value"]
+    assert len(scores) == 2 * 3 * 2 * 3 and not scores.duplicated(["model", "train_set", "test_set", "metric"]).any()
+    assert set(scores.model) == {"hmr", "mean_pose"} and set(scores.test_set) == {"rendered", "generated"}
+    assert set(scores.metric) == {"mpjpe", "pa_mpjpe", "pve"} and set(scores.train_set) == set(sets)
+    assert np.isfinite(scores.value).all() and (scores.value > 0).all()
+    report = (data / "benchmark_scores" / "README.md").read_text()
+    assert "| hmr | mixed |" in report and "FID / KID" in report and "unavailable" in report
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("hmr_checkpoints").experiment_id])
+    assert {r.data.tags["train_set"] for r in runs} == set(sets)
+    for run in runs:
+        assert client.get_metric_history(run.info.run_id, "loss_total")[-1].step == 6
+        assert {"lr", "samples_per_second"} <= set(run.data.metrics)
+        names = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoint")}
+        assert names == {"checkpoint/model.safetensors", "checkpoint/config.json"}
+        assert {a.path for a in client.list_artifacts(run.info.run_id, "previews")} == {"previews/overlay.png"}
+
+    # Materializing again with nothing changed reuses every checkpoint instead of training again.
+    proc = cli(env, "materialize", "hmr_checkpoints")
+    assert (proc.stdout + proc.stderr).count("not training again") == 3
+
+
+@pytest.mark.slow
+def test_killed_hmr_training_resumes_from_its_checkpoint(pipeline):
+    root, env, _ = pipeline
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["tiny"]["hmr"].update(steps=80, checkpoint_every=5, train_sets=["rendered"])
+    (root / "params_long.yaml").write_text(yaml.safe_dump(raw))
+    env = {**env, "PD_PARAMS": str(root / "params_long.yaml")}
+    state = root / "data" / "hmr_checkpoints" / "rendered" / "resume" / "state.json"
+    args = [sys.executable, "-m", "orchestration.cli", "materialize", "hmr_checkpoints"]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["step"] >= 10:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before the kill; nothing was tested"
+    step = json.loads(state.read_text())["step"]
+    assert 10 <= step < 80
+
+    out = cli(env, "materialize", "hmr_checkpoints")
+    assert f"rendered: resuming HMR training at step {step}/80" in out.stdout + out.stderr
+    assert not state.parent.exists()  # the finished run clears its resume state
+    assert json.loads((root / "data" / "hmr_checkpoints" / "summary.json").read_text())["rendered"]["steps"] == 80

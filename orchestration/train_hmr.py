@@ -1,0 +1,194 @@
+"""Train one HMR model: ``python -m orchestration.train_hmr --spec spec.json``.
+
+The ``hmr_checkpoints`` asset launches this module through Dagster Pipes (the spec arrives in the
+Pipes extras; logs and a summary message go back to the run), so training is an ordinary process
+that also runs by hand or data-parallel on a GPU node:
+``torchrun --nproc_per_node 8 -m orchestration.train_hmr --spec spec.json`` (DDP; rank 0 logs,
+checkpoints and reports). A killed run resumes from ``<out>/resume``; a finished one with the
+same spec and the same input shards is not trained again.
+
+The spec (JSON): ``train_set`` (a name), ``sources`` (shard folders), ``out`` (folder),
+``image_size``, ``model`` (HMRConfig fields), ``training`` (HMRTraining fields), ``body_model``
+(params.yaml section), optional ``overlay_folder`` (held-out shards drawn in the overlays),
+``checkpoint_every``, ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dreamer_core.bodies import load_body_model
+from dreamer_core.errors import ConfigError, PipelineInputError
+from dreamer_core.hmr.data import load_folder, set_size, subset
+from dreamer_core.hmr.losses import LossWeights
+from dreamer_core.hmr.model import HMR, HMRConfig, load_hmr, save_hmr
+from dreamer_core.hmr.train import HMRTraining, predicted_keypoints, train_hmr
+from dreamer_core.io import write_json_atomic
+from dreamer_core.tracking import NullTracker, Tracker
+from dreamer_core.viz import keypoint_overlay_png
+
+REQUIRED = ("train_set", "sources", "out", "image_size", "model", "training", "body_model")
+
+
+def validate_spec(spec: dict[str, Any]) -> None:
+    missing = [k for k in REQUIRED if k not in spec]
+    if missing:
+        raise ConfigError(f"HMR training spec: missing {missing}; see `python -m orchestration.train_hmr --help`")
+    model_fields = {f.name for f in fields(HMRConfig)} - {"image_size", "num_shape"}
+    train_fields = {f.name for f in fields(HMRTraining)}
+    for section, allowed in (("model", model_fields), ("training", train_fields)):
+        unknown = set(spec[section]) - allowed
+        if unknown:
+            raise ConfigError(f"HMR training spec: unknown {section} keys {sorted(unknown)}; allowed {sorted(allowed)}")
+    for folder in spec["sources"]:
+        if not Path(folder).is_dir():
+            raise PipelineInputError(f"HMR training source {folder} does not exist; materialize the asset writing it")
+
+
+def data_fingerprint(folders: list[str]) -> str:
+    """The shards' own SHA-256 index files: a changed shard means a different training set."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for index in sorted(Path(folder).glob("*.index.json")):
+            h.update(index.name.encode() + index.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
+    keep = {k: spec[k] for k in ("train_set", "image_size", "model", "training", "body_model")}
+    return {**keep, "data": data_fingerprint(spec["sources"])}
+
+
+def _training(spec: dict[str, Any]) -> HMRTraining:
+    values = dict(spec["training"])
+    if isinstance(values.get("weights"), dict):
+        values["weights"] = LossWeights(**values["weights"])
+    return HMRTraining(**values)
+
+
+def _tracker(spec: dict[str, Any], rank: int) -> Tracker:
+    """Rank 0 logs into the run the asset opened (``run_id``), or a new run of ``experiment``."""
+    ml = spec.get("mlflow") or {}
+    if rank or not ml.get("tracking_uri"):
+        return NullTracker()
+    from mlflow.tracking import MlflowClient
+
+    from orchestration.resources.tracking import MLflowRun
+
+    client = MlflowClient(tracking_uri=ml["tracking_uri"])
+    run_id = ml.get("run_id")
+    if not run_id:
+        exp = client.get_experiment_by_name(ml.get("experiment", "hmr_training"))
+        exp_id = exp.experiment_id if exp else client.create_experiment(ml.get("experiment", "hmr_training"))
+        run_id = client.create_run(exp_id, tags={"mlflow.runName": f"hmr-{spec['train_set']}"}).info.run_id
+    run = client.get_run(run_id)
+    return MLflowRun(client, run_id, run.info.experiment_id, "")
+
+
+def _distributed() -> tuple[int, int, str]:
+    """(rank, world size, device); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return int(os.environ.get("RANK", "0")), world, device
+
+
+def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (or resume, or reuse) the model a spec describes; returns its summary."""
+    validate_spec(spec)
+    out = Path(spec["out"])
+    rank, world, device = _distributed()
+    fingerprint = _fingerprint(spec)
+    summary_path = out / "summary.json"
+    if (out / "model.safetensors").exists() and summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("fingerprint") == fingerprint:
+            log(f"{spec['train_set']}: a checkpoint for this spec and data exists in {out}; not training again")
+            return {**summary, "reused": True}
+    body = load_body_model(spec["body_model"], device=device)
+    size = int(spec["image_size"])
+    parts = [load_folder(folder, size) for folder in spec["sources"]]
+    data = {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
+    log(f"{spec['train_set']}: {set_size(data)} training samples from {len(parts)} source(s) at {size} px "
+        f"on {device}{f' x {world} ranks' if world > 1 else ''}")  # fmt: skip
+    cfg = _training(spec)
+    torch.manual_seed(cfg.seed)
+    model = HMR(HMRConfig(**spec["model"], image_size=size, num_shape=body.num_shape_params)).to(device)
+    wrap = None
+    if world > 1:
+        ids = [int(device.split(":")[1])] if device.startswith("cuda") else None
+        wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=ids)  # noqa: E731
+    tracker = _tracker(spec, rank)
+    say = (lambda m: log(f"{spec['train_set']}: {m}")) if rank == 0 else None
+    result = train_hmr(model, body, data, cfg, tracker=tracker, log=say,
+                       resume_dir=out / "resume", checkpoint_every=int(spec.get("checkpoint_every", 100)),
+                       rank=rank, wrap=wrap)  # fmt: skip
+    # The file holds what is reproducible (DVC versions it); timings go to the caller and MLflow.
+    summary = {"train_set": spec["train_set"], "num_train": set_size(data), "steps": cfg.steps,
+               "final_loss": round(float(result["final_loss"]), 6), "fingerprint": fingerprint}  # fmt: skip
+    timing = {"world_size": world, "steps_run": int(result["steps_run"]), "seconds": round(result["seconds"], 1),
+              "samples_per_second": round(result["samples_per_second"], 1)}  # fmt: skip
+    if rank == 0:
+        model = model.cpu()
+        save_hmr(out, model, {"train_set": spec["train_set"], "training": spec["training"]})
+        load_hmr(out)  # what was written reads back
+        if spec.get("overlay_folder"):
+            png = _overlay(model, load_body_model(spec["body_model"]) if device != "cpu" else body,
+                           spec["overlay_folder"], size)  # fmt: skip
+            (out / "overlay.png").write_bytes(png)
+            if hasattr(tracker, "log_image_bytes"):
+                tracker.log_image_bytes("overlay.png", png)
+        tracker.log_metrics({"samples_per_second": result["samples_per_second"], "final_loss": result["final_loss"]})
+        for name in ("model.safetensors", "config.json"):
+            tracker.log_artifact(out / name, "checkpoint")
+        write_json_atomic(summary_path, summary)  # last: a summary means a complete checkpoint
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return {**summary, **timing, "reused": False}
+
+
+def _overlay(model: HMR, body: Any, folder: str, size: int, n: int = 8) -> bytes:
+    data = load_folder(folder, size)
+    data = subset(data, torch.linspace(0, set_size(data) - 1, min(n, set_size(data))).long())
+    pred = predicted_keypoints(model, body, data)
+    images = (data["image"].permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")
+    truth = data["keypoints_2d"][:, :17].numpy()
+    return keypoint_overlay_png(list(images), list(truth), list(pred))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestration.train_hmr", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--spec", help="JSON spec file (omit when launched through Dagster Pipes)")
+    args = parser.parse_args(argv)
+    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+
+    rank = int(os.environ.get("RANK", "0"))
+    if os.environ.get("PD_TORCH_THREADS"):
+        torch.set_num_threads(int(os.environ["PD_TORCH_THREADS"]))
+    if PipesEnvVarParamsLoader().is_dagster_pipes_process() and rank == 0:
+        with open_dagster_pipes() as pipes:
+            spec = json.loads(Path(args.spec).read_text()) if args.spec else pipes.extras["spec"]
+            summary = run_training(spec, pipes.log.info)
+            pipes.report_custom_message(summary)
+        return 0
+    if not args.spec:
+        parser.error("--spec is required outside Dagster Pipes")
+    summary = run_training(json.loads(Path(args.spec).read_text()))
+    if rank == 0:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
