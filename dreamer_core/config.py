@@ -234,6 +234,14 @@ SCHEMA: dict[str, Any] = {
         "weight_decay": _float(0.0, 1.0),
         "checkpoint_every": _int(1, 10_000_000),
         "parallel_sets": _int(1, 64),
+        "real_train": Field(
+            lambda v: (
+                isinstance(v, dict)
+                and all(isinstance(s, str) and s.startswith("3dpw:") for s in v.values())
+                and not set(v) & {"rendered", "generated", "mixed"}
+            ),
+            'a mapping name -> "3dpw:<root>" whose names differ from rendered / generated / mixed',
+        ),
         "train_sets": Field(
             lambda v: (
                 isinstance(v, list)

@@ -7,7 +7,7 @@ that also runs by hand or data-parallel on a GPU node:
 checkpoints and reports). A killed run resumes from ``<out>/resume``; a finished one with the
 same spec and the same input shards is not trained again.
 
-The spec (JSON): ``train_set`` (a name), ``sources`` (shard folders), ``out`` (folder),
+The spec (JSON): ``train_set`` (a name), ``sources`` (shard folders, or ``3dpw:<root>``), ``out`` (folder),
 ``image_size``, ``model`` (HMRConfig fields), ``training`` (HMRTraining fields), ``body_model``
 (params.yaml section), optional ``overlay_folder`` (held-out shards drawn in the overlays),
 ``checkpoint_every``, ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from dreamer_core.bodies import load_body_model
+from dreamer_core.datasets.real import TRAIN_READERS, frames_to_training_batch, parse_real_source
 from dreamer_core.errors import ConfigError, PipelineInputError
 from dreamer_core.hmr.data import load_folder, set_size, subset
 from dreamer_core.hmr.losses import LossWeights
@@ -48,18 +49,31 @@ def validate_spec(spec: dict[str, Any]) -> None:
         unknown = set(spec[section]) - allowed
         if unknown:
             raise ConfigError(f"HMR training spec: unknown {section} keys {sorted(unknown)}; allowed {sorted(allowed)}")
-    for folder in spec["sources"]:
-        if not Path(folder).is_dir():
-            raise PipelineInputError(f"HMR training source {folder} does not exist; materialize the asset writing it")
+    for source in spec["sources"]:
+        if parse_real_source(source) is None and not Path(source).is_dir():
+            raise PipelineInputError(f"HMR training source {source} does not exist; materialize the asset writing it")
 
 
-def data_fingerprint(folders: list[str]) -> str:
-    """The shards' own SHA-256 index files: a changed shard means a different training set."""
+def data_fingerprint(sources: list[str]) -> str:
+    """The shards' own SHA-256 index files (or a real dataset's label files): a changed shard
+    means a different training set."""
     h = hashlib.sha256()
-    for folder in folders:
-        for index in sorted(Path(folder).glob("*.index.json")):
-            h.update(index.name.encode() + index.read_bytes())
+    for source in sources:
+        real = parse_real_source(source)
+        files = sorted(real[1].rglob("*.pkl")) if real else sorted(Path(source).glob("*.index.json"))
+        for f in files:
+            h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def load_source(source: str, size: int, body: Any) -> dict[str, torch.Tensor]:
+    """A shard folder of ours, or ``3dpw:<root>`` (its train split, SMPL labels)."""
+    real = parse_real_source(source)
+    if real is None:
+        return load_folder(source, size)
+    if body.name != "smpl":
+        raise ConfigError(f"training source {source}: its labels are SMPL, but body_model.name is {body.name}")
+    return frames_to_training_batch(TRAIN_READERS[real[0]](real[1]), size, body)
 
 
 def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +131,7 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
             return {**summary, "reused": True}
     body = load_body_model(spec["body_model"], device=device)
     size = int(spec["image_size"])
-    parts = [load_folder(folder, size) for folder in spec["sources"]]
+    parts = [load_source(source, size, body) for source in spec["sources"]]
     data = {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
     log(f"{spec['train_set']}: {set_size(data)} training samples from {len(parts)} source(s) at {size} px "
         f"on {device}{f' x {world} ranks' if world > 1 else ''}")  # fmt: skip

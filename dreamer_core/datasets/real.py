@@ -36,6 +36,8 @@ class Frame:
     root: np.ndarray  # [3] world-frame root orientation (axis-angle)
     body_pose: np.ndarray  # [21, 3]
     betas: np.ndarray  # [B]
+    trans: np.ndarray  # [3] world-frame translation of the body model
+    t: np.ndarray  # [3] world -> camera translation
     points_2d: np.ndarray  # [J, 2] full-frame points that bound the person (for the crop)
     gender: str
 
@@ -74,13 +76,15 @@ def frames_3dpw(root: str | Path, split: str = "test") -> list[Frame]:
                 poses = _array(d["poses"][a], (len(cam_poses), 72), f"{f} poses[{a}]")
                 joints = _array(d["jointPositions"][a], (len(cam_poses), 72), f"{f} jointPositions[{a}]")
                 betas = _array(d["betas"][a], (None,), f"{f} betas[{a}]")
+                trans = _array(d["trans"][a], (len(cam_poses), 3), f"{f} trans[{a}]")
                 valid = np.asarray(d["campose_valid"][a], dtype=bool)
                 gender = {"m": "male", "f": "female"}.get(str(d["genders"][a]), "neutral")
                 for i in np.flatnonzero(valid):
                     R, t = cam_poses[i, :3, :3], cam_poses[i, :3, 3]
                     frames.append(Frame(
                         root / "imageFiles" / name / f"image_{frame_ids[i]:05d}.jpg", K, R, poses[i, :3],
-                        poses[i, 3:66].reshape(21, 3), betas, _project(K, R, t, joints[i].reshape(24, 3)), gender,
+                        poses[i, 3:66].reshape(21, 3), betas, trans[i], t, _project(K, R, t, joints[i].reshape(24, 3)),
+                        gender,
                     ))  # fmt: skip
         except KeyError as exc:
             raise PipelineInputError(f"{f}: not a 3DPW sequence file (missing {exc})") from exc
@@ -104,6 +108,7 @@ def frames_emdb(root: str | Path, subset: str = "emdb1") -> list[Frame]:
             roots = _array(smpl["poses_root"], (n, 3), f"{f} poses_root")
             body = _array(smpl["poses_body"], (n, 69), f"{f} poses_body")
             betas = _array(smpl["betas"], (None,), f"{f} betas")
+            trans = _array(smpl["trans"], (n, 3), f"{f} trans")
             K = _array(cam["intrinsics"], (3, 3), f"{f} intrinsics")
             ext = _array(cam["extrinsics"], (n, 4, 4), f"{f} extrinsics")
             kp2d = _array(d["kp2d"], (n, None, 2), f"{f} kp2d")
@@ -111,7 +116,8 @@ def frames_emdb(root: str | Path, subset: str = "emdb1") -> list[Frame]:
             gender = str(d.get("gender", "neutral"))
             for i in np.flatnonzero(good):
                 frames.append(Frame(f.parent / "images" / f"{i:05d}.jpg", K, ext[i, :3, :3], roots[i],
-                                    body[i, :63].reshape(21, 3), betas, kp2d[i], gender))  # fmt: skip
+                                    body[i, :63].reshape(21, 3), betas, trans[i], ext[i, :3, 3], kp2d[i],
+                                    gender))  # fmt: skip
         except KeyError as exc:
             raise PipelineInputError(f"{f}: not an EMDB label file (missing {exc})") from exc
     return frames
@@ -165,3 +171,42 @@ def evenly(frames: list[Frame], limit: int) -> list[Frame]:
     if len(frames) <= limit:
         return frames
     return [frames[i] for i in np.linspace(0, len(frames) - 1, limit).round().astype(int)]
+
+
+def frames_to_training_batch(frames: list[Frame], size: int, body: Any) -> dict[str, torch.Tensor]:
+    """A test batch plus what HMR training needs, in the same conventions as our renders: 3D joints
+    in the camera frame (the body model posed with the frame's world parameters, then the camera
+    extrinsics), their projections into the crop as 2D keypoints (visible when inside it), and the
+    camera-frame translation such that joints = body(camera-frame parameters) + translation."""
+    batch = frames_to_batch(frames, size, body.num_shape_params)
+
+    def f32(values: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(values).astype(np.float32))
+
+    with torch.no_grad():
+        params = {"global_orient": f32([f.root for f in frames]), "body_pose": batch["body_pose"],
+                  "shape": batch["shape"], "transl": f32([f.trans for f in frames])}  # fmt: skip
+        world = body.forward(params, validate=False)
+        R, t = f32([f.R for f in frames]), f32([f.t for f in frames])
+        cam = world.joints @ R.transpose(1, 2) + t[:, None]
+        local = body.forward({k: batch[k] for k in ("body_pose", "shape")} |
+                             {"global_orient": batch["global_orient_cam"]}, validate=False).joints  # fmt: skip
+    uvw = cam @ batch["K"].transpose(1, 2)
+    uv = uvw[..., :2] / uvw[..., 2:].clamp_min(1e-6)
+    inside = ((uv >= 0) & (uv < size)).all(-1) & (cam[..., 2] > 0)
+    return {**batch, "joints_3d": cam, "transl_cam": (cam - local).mean(1),
+            "keypoints_2d": torch.cat([uv, 2.0 * inside[..., None].float()], -1)}  # fmt: skip
+
+
+TRAIN_READERS = {"3dpw": lambda root: frames_3dpw(root, "train")}
+
+
+def parse_real_source(source: str) -> tuple[str, Path] | None:
+    """``"3dpw:<root>"`` -> ("3dpw", root); a plain folder (our shards) -> None."""
+    kind, sep, path = source.partition(":")
+    if sep and kind in TRAIN_READERS:
+        if not path or not Path(path).is_dir():
+            raise PipelineInputError(f"training source {source!r}: {path or '(empty)'} is not a folder; give the "
+                                     f"dataset root, e.g. {kind}:/data/{kind.upper()}")  # fmt: skip
+        return kind, Path(path)
+    return None

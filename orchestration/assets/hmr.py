@@ -50,8 +50,8 @@ from orchestration.assets.renders import _renderer, reference_renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PARAMS, BenchmarkConfig, HMRCheckpointsConfig
 
-HMR_CODE = ["dreamer_core/hmr", "dreamer_core/metrics", "dreamer_core/bodies", "orchestration/train_hmr.py",
-            "orchestration/assets/hmr.py"]  # fmt: skip
+HMR_CODE = ["dreamer_core/hmr", "dreamer_core/metrics", "dreamer_core/bodies", "dreamer_core/datasets",
+            "orchestration/train_hmr.py", "orchestration/assets/hmr.py"]  # fmt: skip
 METRICS = ("mpjpe", "pa_mpjpe", "pve")
 
 
@@ -67,8 +67,9 @@ def _sources(storage: StorageResource) -> dict[str, list[Path]]:
     pool="gpu",
     metadata=dvc_meta(code=HMR_CODE, params=["seed", "body_model", "hmr"]),
     description="One HMR2-style regressor per training set (rendered: reference_renders train; generated: "
-    "filtered_dataset; mixed: both), equal step budgets, each trained by `python -m orchestration.train_hmr` "
-    "through Dagster Pipes (the same command runs under torchrun); resumes a killed training.",
+    "filtered_dataset; mixed: both; plus real sets from hmr.real_train), equal step budgets, each trained by "
+    "`python -m orchestration.train_hmr` through Dagster Pipes (the same command runs under torchrun); resumes a "
+    "killed training.",
 )
 def hmr_checkpoints(
     context: dg.AssetExecutionContext,
@@ -80,12 +81,19 @@ def hmr_checkpoints(
 ) -> dg.MaterializeResult:
     settings = config.settings()["hmr"]
     out = storage.asset_dir("hmr_checkpoints")
+    sources = {**_sources(storage), **{name: [src] for name, src in settings["real_train"].items()}}
+    train_sets = [*settings["train_sets"], *settings["real_train"]]
+    if settings["real_train"] and body_model.name != "smpl":
+        raise dg.Failure(
+            f"hmr.real_train sets {sorted(settings['real_train'])} have SMPL labels but body_model.name is "
+            f"{body_model.name}: set body_model.name: smpl (and model_dir), or clear hmr.real_train"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     for stale in out.iterdir():  # sets no longer configured must not be benchmarked
-        if stale.is_dir() and stale.name not in settings["train_sets"]:
+        if stale.is_dir() and stale.name not in train_sets:
             shutil.rmtree(stale)
     model_keys = ("backbone", "width", "depth", "patch", "dim", "decoder_layers", "heads")
     train_keys = ("steps", "batch_size", "lr", "weight_decay")
-    sources = _sources(storage)
     kept = json.loads((storage.asset_dir("filtered_dataset") / "summary.json").read_text())["num_kept"]
     if kept == 0 and {"generated", "mixed"} & set(settings["train_sets"]):
         raise dg.Failure(
@@ -93,7 +101,7 @@ def hmr_checkpoints(
             "generation shards or loosen filtered_dataset thresholds, or drop them from hmr.train_sets"
         )
     test_folder = storage.asset_dir("reference_renders") / "test"
-    parallel = min(settings["parallel_sets"], len(settings["train_sets"]))
+    parallel = min(settings["parallel_sets"], len(train_sets))
     # Small models on CPU: anny's forward dominates a step and scales poorly past one thread, so
     # training sets side by side (cores split between them) finish sooner than one after another.
     threads = max(1, (os.cpu_count() or 1) // parallel)
@@ -121,10 +129,10 @@ def hmr_checkpoints(
             return {**messages[-1], "mlflow_run_url": run.url}
 
     with ThreadPoolExecutor(parallel) as pool:
-        results = dict(zip(settings["train_sets"], pool.map(train, settings["train_sets"]), strict=True))
+        results = dict(zip(train_sets, pool.map(train, train_sets), strict=True))
     summary = {n: {k: r[k] for k in ("num_train", "steps", "final_loss")} for n, r in results.items()}
     write_json_atomic(out / "summary.json", summary)
-    overlay = out / settings["train_sets"][0] / "overlay.png"
+    overlay = out / train_sets[0] / "overlay.png"
     versioning = dvc.version_output("hmr_checkpoints", "data/hmr_checkpoints", context.log)
     table = "\n".join(
         ["| train set | samples | steps | final loss | samples/s | reused | MLflow |", "|---|---|---|---|---|---|---|"]

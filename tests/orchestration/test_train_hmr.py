@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from dreamer_core.errors import ConfigError, PipelineInputError
@@ -43,3 +45,51 @@ def test_missing_keys_are_listed(tmp_path):
     del spec["out"], spec["training"]
     with pytest.raises(ConfigError, match=r"missing \['out', 'training'\]"):
         validate_spec(spec)
+
+
+@pytest.mark.slow
+def test_same_command_runs_data_parallel_under_torchrun(anny_body, tmp_path):
+    """Two CPU ranks (gloo) train one model: rank 0 writes the checkpoint and reports both ranks."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from dreamer_core.config import load_params
+    from dreamer_core.datasets.build import BuildReport, render_samples, write_samples
+    from dreamer_core.hmr.model import load_hmr
+    from dreamer_core.poses.bank import build_pose_bank
+    from dreamer_core.render.renderer import BodyRenderer
+    from tests.helpers.renders import SETTINGS
+
+    pb = load_params(profile="tiny")["pose_bank"]
+    pb.update(num_poses=16, candidate_factor=1)
+    bank = build_pose_bank(pb, anny_body, seed=2)
+    samples = render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(16), SETTINGS, 2, "ddp", "d", True,
+                             BuildReport(), "train")  # fmt: skip
+    write_samples(tmp_path / "train", samples, 8, "train")
+    spec = _spec(tmp_path / "train", out=str(tmp_path / "out"), training={"steps": 4, "batch_size": 4},
+                 checkpoint_every=2)  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    args = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "orchestration.train_hmr",
+            "--spec", str(tmp_path / "spec.json")]  # fmt: skip
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, "PD_TORCH_THREADS": "1"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 1 and reports[0]["world_size"] == 2 and reports[0]["steps_run"] == 4
+    _, extra = load_hmr(tmp_path / "out")
+    assert extra["train_set"] == "rendered" and not (tmp_path / "out" / "resume").exists()
+
+
+def test_real_sources_need_an_smpl_body(anny_body, tmp_path):
+    from orchestration.train_hmr import load_source
+
+    validate_spec(_spec(tmp_path, sources=[f"3dpw:{tmp_path}"]))
+    with pytest.raises(ConfigError, match="labels are SMPL, but body_model.name is anny"):
+        load_source(f"3dpw:{tmp_path}", 32, anny_body)
+    with pytest.raises(PipelineInputError, match="is not a folder"):
+        validate_spec(_spec(tmp_path, sources=["3dpw:/nonexistent/3DPW"]))

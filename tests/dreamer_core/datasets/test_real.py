@@ -136,3 +136,31 @@ def test_hostile_and_broken_inputs(threedpw, tmp_path):
     seq.write_bytes(pickle.dumps(d, protocol=2))
     with pytest.raises(PipelineInputError, match=r"poses\[0\]: holds NaN"):
         frames_3dpw(root)
+
+
+def test_training_labels_follow_the_render_conventions(threedpw, smpl_dir):
+    """With the true parameters as the prediction, every HMR loss is zero: the real labels mean
+    what our render labels mean (camera-frame joints = body(camera-frame parameters) + translation)."""
+    from dreamer_core.bodies import load_body_model
+    from dreamer_core.datasets.real import frames_to_training_batch, parse_real_source
+    from dreamer_core.hmr.camera import translation_to_weak_perspective
+    from dreamer_core.hmr.losses import hmr_losses
+
+    root = threedpw[0]
+    body = load_body_model({"name": "smpl", "model_dir": str(smpl_dir), "gender": "neutral", "num_betas": 10})
+    batch = frames_to_training_batch(frames_3dpw(root), 64, body)
+    assert (batch["keypoints_2d"][..., 2] == 2).any()
+    rot = axis_angle_to_matrix(torch.cat([batch["global_orient_cam"][:, None], batch["body_pose"]], 1))
+    truth = {
+        "global_orient": batch["global_orient_cam"],
+        "body_pose": batch["body_pose"],
+        "shape": batch["shape"],
+        "rotmat": rot,
+        "cam": translation_to_weak_perspective(batch["transl_cam"], batch["K"][:, 0, 0], 64.0),
+    }
+    losses = hmr_losses(body, truth, {**batch, "image": batch["image"]})
+    for name in ("joints_3d", "keypoints_2d", "rotations", "shape"):
+        assert float(losses[name]) < 1e-4, (name, float(losses[name]))
+    assert parse_real_source(str(root)) is None and parse_real_source(f"3dpw:{root}") == ("3dpw", root)
+    with pytest.raises(PipelineInputError, match="is not a folder"):
+        parse_real_source("3dpw:/nonexistent/3DPW")
