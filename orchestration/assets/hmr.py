@@ -106,6 +106,7 @@ def hmr_checkpoints(
     # training sets side by side (cores split between them) finish sooner than one after another.
     threads = max(1, (os.cpu_count() or 1) // parallel)
     pipes = dg.PipesSubprocessClient(env={"PD_TORCH_THREADS": str(threads)})
+    mlflow.experiment_id(mlflow.client(), "hmr_checkpoints")  # once, before the runs open side by side
 
     def train(name: str) -> dict[str, Any]:
         spec = {

@@ -102,7 +102,15 @@ class MLflowResource(dg.ConfigurableResource):
         root = self.artifact_root or default_artifact_root()
         if root.startswith("file:"):
             mlflow_dir().mkdir(parents=True, exist_ok=True)
-        return client.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}")
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}")
+        except MlflowException:  # another run or thread created it a moment ago
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     @contextmanager
     def start_run(
