@@ -10,18 +10,28 @@ import numpy as np
 import torch
 
 
+def unavailable(weights: str) -> str | None:
+    """Why FID / KID cannot be computed here, or None when they can (checked before any image is read)."""
+    if not weights:
+        return "unavailable: benchmark_scores.inception_weights is not set (path to pt_inception weights)"
+    if not Path(weights).is_file():
+        return f"unavailable: no Inception weights at {weights}"
+    try:
+        import torchmetrics.image.fid  # noqa: F401
+    except ImportError as exc:
+        return f"unavailable: torchmetrics[image] is not installed ({exc}); pip install 'torchmetrics[image]'"
+    return None
+
+
 def inception_distances(real: np.ndarray, fake: np.ndarray, weights: str,
                         batch: int = 64) -> tuple[dict[str, float] | None, str]:  # fmt: skip
     """({"fid", "kid_mean", "kid_std"} or None, a status line) for uint8 images [N, H, W, 3]."""
-    if not weights:
-        return None, "unavailable: benchmark_scores.inception_weights is not set (path to pt_inception weights)"
-    if not Path(weights).is_file():
-        return None, f"unavailable: no Inception weights at {weights}"
-    try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-        from torchmetrics.image.kid import KernelInceptionDistance
-    except ImportError as exc:
-        return None, f"unavailable: torchmetrics[image] is not installed ({exc}); pip install 'torchmetrics[image]'"
+    reason = unavailable(weights)
+    if reason:
+        return None, reason
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
     fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=weights)
     kid = KernelInceptionDistance(feature=fid.inception, subset_size=min(len(real), len(fake), 100))
     for images, is_real in ((real, True), (fake, False)):

@@ -28,7 +28,7 @@ from dreamer_core.hmr.model import load_hmr
 from dreamer_core.hmr.train import evaluate_hmr, mean_predictor
 from dreamer_core.io import write_json_atomic, write_text_atomic
 from dreamer_core.keypoints.detectors import load_detector
-from dreamer_core.metrics.image_distance import inception_distances
+from dreamer_core.metrics.image_distance import inception_distances, unavailable
 from dreamer_core.mining.rounds import generate_shard
 from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.viz import sample_grid_png
@@ -275,10 +275,13 @@ def benchmark_scores(
         write_parquet(out / "scores.parquet", scores)
         stats = _dataset_stats(storage, size, tests, gen_decisions)
         write_parquet(out / "dataset_stats.parquet", stats)
-        distances, why = inception_distances(
-            _images(load_folder(storage.asset_dir("reference_renders") / "train", size)),
-            _images(load_folder(storage.asset_dir("filtered_dataset"), size)), settings["inception_weights"],
-        )  # fmt: skip
+        why = unavailable(settings["inception_weights"])
+        distances = None
+        if why is None:  # only then read the training images
+            distances, why = inception_distances(
+                _images(load_folder(storage.asset_dir("reference_renders") / "train", size)),
+                _images(load_folder(storage.asset_dir("filtered_dataset"), size)), settings["inception_weights"],
+            )  # fmt: skip
         write_json_atomic(out / "image_distances.json", {"status": why, **(distances or {})})
         markdown = scores_markdown(scores)
         dist_md = ", ".join(f"{k} {v:.3f}" for k, v in distances.items()) if distances else why
