@@ -19,4 +19,3 @@ def test_reasons_name_the_missing_piece(tmp_path):
     images = np.zeros((2, 8, 8, 3), np.uint8)
     distances, why = inception_distances(images, images, "")
     assert distances is None and why.startswith("unavailable")
-
