@@ -28,7 +28,7 @@ import torch
 from dreamer_core.bodies import load_body_model
 from dreamer_core.datasets.real import TRAIN_READERS, frames_to_training_batch, parse_real_source
 from dreamer_core.errors import ConfigError, PipelineInputError
-from dreamer_core.hmr.data import load_folder, set_size, subset
+from dreamer_core.hmr.data import load_folder, set_size, subset, to_uint8
 from dreamer_core.hmr.losses import LossWeights
 from dreamer_core.hmr.model import HMR, HMRConfig, load_hmr, save_hmr
 from dreamer_core.hmr.train import HMRTraining, predicted_keypoints, train_hmr
@@ -175,7 +175,7 @@ def _overlay(model: HMR, body: Any, folder: str, size: int, n: int = 8) -> bytes
     data = load_folder(folder, size)
     data = subset(data, torch.linspace(0, set_size(data) - 1, min(n, set_size(data))).long())
     pred = predicted_keypoints(model, body, data)
-    images = (data["image"].permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")
+    images = to_uint8(data["image"])
     truth = data["keypoints_2d"][:, :17].numpy()
     return keypoint_overlay_png(list(images), list(truth), list(pred))
 

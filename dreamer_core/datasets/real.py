@@ -123,6 +123,10 @@ def frames_emdb(root: str | Path, subset: str = "emdb1") -> list[Frame]:
     return frames
 
 
+def _f32(values: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(values).astype(np.float32))
+
+
 def crop_box(points: np.ndarray, margin: float = 1.25) -> tuple[int, int, int]:
     """(x0, y0, side) of the square around ``points`` enlarged by ``margin`` (integer pixels)."""
     lo, hi = points.min(0), points.max(0)
@@ -159,11 +163,8 @@ def frames_to_batch(frames: list[Frame], size: int, num_shape: int) -> dict[str,
         betas[: min(num_shape, len(fr.betas))] = fr.betas[:num_shape]
         shapes.append(betas)
 
-    def f32(values: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(values).astype(np.float32))
-
-    return {"image": torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0, "K": f32(Ks),
-            "global_orient_cam": f32(orients), "body_pose": f32(poses), "shape": f32(shapes)}  # fmt: skip
+    return {"image": torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0, "K": _f32(Ks),
+            "global_orient_cam": _f32(orients), "body_pose": _f32(poses), "shape": _f32(shapes)}  # fmt: skip
 
 
 def evenly(frames: list[Frame], limit: int) -> list[Frame]:
@@ -180,14 +181,11 @@ def frames_to_training_batch(frames: list[Frame], size: int, body: Any) -> dict[
     camera-frame translation such that joints = body(camera-frame parameters) + translation."""
     batch = frames_to_batch(frames, size, body.num_shape_params)
 
-    def f32(values: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(values).astype(np.float32))
-
     with torch.no_grad():
-        params = {"global_orient": f32([f.root for f in frames]), "body_pose": batch["body_pose"],
-                  "shape": batch["shape"], "transl": f32([f.trans for f in frames])}  # fmt: skip
+        params = {"global_orient": _f32([f.root for f in frames]), "body_pose": batch["body_pose"],
+                  "shape": batch["shape"], "transl": _f32([f.trans for f in frames])}  # fmt: skip
         world = body.forward(params, validate=False)
-        R, t = f32([f.R for f in frames]), f32([f.t for f in frames])
+        R, t = _f32([f.R for f in frames]), _f32([f.t for f in frames])
         cam = world.joints @ R.transpose(1, 2) + t[:, None]
         local = body.forward({k: batch[k] for k in ("body_pose", "shape")} |
                              {"global_orient": batch["global_orient_cam"]}, validate=False).joints  # fmt: skip

@@ -51,7 +51,7 @@ def load_samples(samples: Iterable[Sample], size: int, what: str, chunk: int = 5
         parts.append(resize_batch(samples_to_batch(pending), size))
     if not parts:
         raise PipelineInputError(f"{what}: no samples; materialize the asset that writes it")
-    return concat([*parts])
+    return concat(parts)
 
 
 def load_folder(folder: str | Path, size: int, keys: set[str] | None = None) -> Batch:
@@ -71,6 +71,11 @@ def concat(batches: list[Batch]) -> Batch:
 def subset(batch: Batch, index: np.ndarray | torch.Tensor) -> Batch:
     idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
     return {k: v[idx] for k, v in batch.items()}
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] floats in [0, 1] -> [N, H, W, 3] uint8 (previews, FID, overlays)."""
+    return (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
 def set_size(batch: Batch) -> int:

@@ -19,11 +19,11 @@ import torch
 
 from dreamer_core.bodies.rotations import axis_angle_to_matrix
 from dreamer_core.bodies.skeleton import SKELETON_SLICE
-from dreamer_core.datasets.build import RenderSettings, read_manifest
+from dreamer_core.datasets.build import RenderSettings
 from dreamer_core.datasets.real import evenly, frames_3dpw, frames_emdb, frames_to_batch
 from dreamer_core.datasets.shards import remove_shards, update_index, write_shard
 from dreamer_core.filters.stages import FilterSettings, decide, score_images
-from dreamer_core.hmr.data import load_folder, set_size
+from dreamer_core.hmr.data import load_folder, set_size, to_uint8
 from dreamer_core.hmr.model import load_hmr
 from dreamer_core.hmr.train import evaluate_hmr, mean_predictor
 from dreamer_core.io import write_json_atomic, write_text_atomic
@@ -45,6 +45,7 @@ from orchestration.assets.common import (
 )
 from orchestration.assets.dataset import filtered_dataset
 from orchestration.assets.generation import dpo_generator, load_dpo_generator
+from orchestration.assets.mining import test_pose_ids
 from orchestration.assets.models import pose_detector
 from orchestration.assets.renders import _renderer, reference_renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
@@ -147,12 +148,6 @@ def hmr_checkpoints(
     return dg.MaterializeResult(metadata=metadata)
 
 
-def _test_rows(storage: StorageResource, bank: Any) -> np.ndarray:
-    manifest = read_manifest(storage.asset_dir("reference_renders"))
-    held = set(manifest.pose_id[manifest.split == "test"])
-    return np.flatnonzero(np.isin(bank.arrays["pose_id"], sorted(held)))
-
-
 def _generated_test(context: dg.AssetExecutionContext, storage: StorageResource, body_model: BodyModelResource,
                     n: int, seed: int) -> tuple[Path, pd.DataFrame]:  # fmt: skip
     """Held-out generated samples: controls of the test poses (never in any training set) through
@@ -172,7 +167,7 @@ def _generated_test(context: dg.AssetExecutionContext, storage: StorageResource,
     remove_shards(out)
     body, renderer = _renderer(body_model)
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
-    rows = _test_rows(storage, bank)
+    rows = np.flatnonzero(np.isin(bank.arrays["pose_id"], test_pose_ids(storage)))
     rows = rows[np.arange(n) % len(rows)]
     generator, detector = load_dpo_generator(storage), load_detector(storage.asset_dir("pose_detector"))
     context.log.info(f"generating the held-out test set: {n} samples of {len(set(rows))} test poses")
@@ -278,10 +273,9 @@ def benchmark_scores(
         why = unavailable(settings["inception_weights"])
         distances = None
         if why is None:  # only then read the training images
-            distances, why = inception_distances(
-                _images(load_folder(storage.asset_dir("reference_renders") / "train", size)),
-                _images(load_folder(storage.asset_dir("filtered_dataset"), size)), settings["inception_weights"],
-            )  # fmt: skip
+            rendered = load_folder(storage.asset_dir("reference_renders") / "train", size)["image"]
+            generated = load_folder(storage.asset_dir("filtered_dataset"), size)["image"]
+            distances, why = inception_distances(to_uint8(rendered), to_uint8(generated), settings["inception_weights"])
         write_json_atomic(out / "image_distances.json", {"status": why, **(distances or {})})
         markdown = scores_markdown(scores)
         dist_md = ", ".join(f"{k} {v:.3f}" for k, v in distances.items()) if distances else why
@@ -291,8 +285,7 @@ def benchmark_scores(
                   f"(test poses, kept by the dataset's filter){real}.\n\n"
                   f"FID / KID (generated vs rendered training images): {dist_md}\n")  # fmt: skip
         write_text_atomic(out / "README.md", report)
-        picks = tests["generated"]["image"][: min(6, set_size(tests["generated"]))]
-        png = sample_grid_png([[(im.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)] for im in picks])
+        png = sample_grid_png([[im] for im in to_uint8(tests["generated"]["image"][:6])])
         publish_png(out, "preview_generated_test.png", png, run)
         run.log_metrics({f"{r.model}.{r.train_set}.{r.test_set}.{r.metric}": r.value for r in scores.itertuples()})
         run.log_metrics({f"stats.{r.dataset}.{r.statistic}": r.value for r in stats.itertuples()})
@@ -322,10 +315,6 @@ def _real_tests(settings: dict[str, Any], body: Any, size: int) -> dict[str, dic
         )
     return {name: frames_to_batch(evenly(read(path), settings["real_test_limit"]), size, body.num_shape_params)
             for name, (path, read) in wanted.items()}  # fmt: skip
-
-
-def _images(data: dict[str, torch.Tensor]) -> np.ndarray:
-    return (data["image"].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
 def _dataset_stats(storage: StorageResource, size: int, tests: dict[str, dict[str, torch.Tensor]],

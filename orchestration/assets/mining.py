@@ -47,12 +47,16 @@ def round_asset_name(round_index: int) -> str:
     return f"round{round_index}_generations"
 
 
+def test_pose_ids(storage: StorageResource) -> list[str]:
+    """The poses reference_renders holds out for testing (sorted)."""
+    manifest = read_manifest(storage.asset_dir("reference_renders"))
+    return sorted(set(manifest.pose_id[manifest.split == "test"]))
+
+
 def training_pool(bank: PoseBank, storage: StorageResource) -> np.ndarray:
     """Bank rows whose poses are not in reference_renders' test split: generated training data must
     not contain the poses the benchmarks hold out."""
-    manifest = read_manifest(storage.asset_dir("reference_renders"))
-    held = set(manifest.pose_id[manifest.split == "test"])
-    pool = np.flatnonzero(~np.isin(bank.arrays["pose_id"], list(held)))
+    pool = np.flatnonzero(~np.isin(bank.arrays["pose_id"], test_pose_ids(storage)))
     if len(pool) == 0:
         raise dg.Failure("every pose-bank row is a held-out test pose; grow pose_bank")
     return pool
