@@ -232,6 +232,7 @@ SCHEMA: dict[str, Any] = {
         "batch_size": _int(1, 100_000),
         "lr": _float(1e-7, 1.0),
         "weight_decay": _float(0.0, 1.0),
+        "flip": _float(0.0, 1.0),
         "checkpoint_every": _int(1, 10_000_000),
         "parallel_sets": _int(1, 64),
         "real_train": Field(

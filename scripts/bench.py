@@ -316,21 +316,21 @@ def bench_hmr(body, bank, params: dict) -> None:
     b = {k: v[:batch] for k, v in data.items()}
     model.train()
 
-    def body_only() -> None:
-        params_ = {
-            k: torch.zeros_like(v, requires_grad=True)
-            for k, v in (
-                ("global_orient", b["global_orient_cam"]),
-                ("body_pose", b["body_pose"]),
-                ("shape", b["shape"]),
-            )
-        }
-        body.forward(params_, validate=False).joints.sum().backward()
+    def leaf_params() -> dict[str, torch.Tensor]:
+        keys = (("global_orient", "global_orient_cam"), ("body_pose", "body_pose"), ("shape", "shape"))
+        return {k: b[src].clone().requires_grad_(True) for k, src in keys}
+
+    def body_only() -> None:  # what the losses run: the skeleton alone
+        body.skeleton_joints(leaf_params()).sum().backward()
+
+    def body_mesh() -> None:  # the full pass (skinned mesh + surface keypoints)
+        body.forward(leaf_params(), validate=False).joints.sum().backward()
 
     def step() -> None:
         hmr_losses(body, model(b["image"]), b)["total"].backward()
 
-    share = _timed(body_only, 5) / _timed(step, 5)
+    skeleton_s, mesh_s = _timed(body_only, 5), _timed(body_mesh, 5)
+    share = skeleton_s / _timed(step, 5)
     threads = torch.get_num_threads()
     print(f"\nHMR ({h['backbone']}, {size} px, batch {batch}, {threads} threads) on {len(samples)} renders")
     print(f"{'path':>40} {'samples/s':>11}")
@@ -341,6 +341,8 @@ def bench_hmr(body, bank, params: dict) -> None:
     verdict = "is not the bottleneck" if min(decode, gather) > rate else "IS THE BOTTLENECK"
     print(f"decode is {decode / rate:.1f}x and gather {gather / rate:.0f}x training's rate: the loader {verdict}; "
           f"the body model is {share:.0%} of a training step")  # fmt: skip
+    print(f"body pass forward + backward at batch {batch}: skeleton only {skeleton_s * 1000:.0f} ms vs skinned mesh "
+          f"{mesh_s * 1000:.0f} ms ({mesh_s / skeleton_s:.1f}x)")  # fmt: skip
 
 
 def main() -> None:

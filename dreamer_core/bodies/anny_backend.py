@@ -161,9 +161,21 @@ class AnnyBody(BodyModel):
         m = self._m
         vertices = raw["vertices"] @ m.T
         kps = self.keypoints(raw)[:, self._kp_index] @ m.T
-        heads = raw["bone_poses"][..., :3, 3]
-        skel = torch.stack([heads[:, b].mean(dim=1) for b in self._head_bones], dim=1) @ m.T
-        return BodyOutput(vertices=vertices, joints=torch.cat([kps, skel], dim=1))
+        return BodyOutput(vertices=vertices, joints=torch.cat([kps, self._bone_heads(raw["bone_poses"])], dim=1))
+
+    def _bone_heads(self, bone_poses: torch.Tensor) -> torch.Tensor:
+        heads = bone_poses[..., :3, 3]
+        return torch.stack([heads[:, b].mean(dim=1) for b in self._head_bones], dim=1) @ self._m.T
+
+    def _skeleton(self, global_orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        """Rest bones from the phenotype, then forward kinematics; no skinning (~4x cheaper
+        forward + backward than ``_forward`` at batch 48)."""
+        model = self.model
+        pose = self.pose_parameters(global_orient, body_pose)
+        _, phenotype, local, face = model.get_tensor_inputs(pose, shape, None, None)
+        rest = model.get_rest_model(model._get_phenotype_blendshape_coefficients(phenotype, local, face))
+        _, bone_poses = model.get_bone_transforms(pose, rest["rest_bone_poses"])
+        return self._bone_heads(bone_poses)
 
     def sample_shapes(self, n: int, generator: torch.Generator, age_range: tuple[float, float]) -> torch.Tensor:
         """Realistic phenotypes (anny's WHO-calibrated distribution) for ages in ``age_range``."""

@@ -153,6 +153,20 @@ class BodyModel(ABC):
 
     __call__ = forward
 
+    def skeleton_joints(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The 22 skeleton joints [B, 22, 3] without validation, for training losses.
+
+        Skinning every vertex is most of a body pass, and losses on the skeleton (what MPJPE
+        measures) do not need the mesh; backends that can pose the skeleton alone override
+        ``_skeleton``."""
+        batch = next(iter(params.values())).shape[0]
+        full = self.default_params(batch)
+        full.update({k: v.to(self.device, torch.float32) for k, v in params.items()})
+        return self._skeleton(full["global_orient"], full["body_pose"], full["shape"]) + full["transl"][:, None, :]
+
+    def _skeleton(self, global_orient: torch.Tensor, body_pose: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        return self._forward(global_orient, body_pose, shape).skeleton
+
     @property
     def canonical_vertices(self) -> torch.Tensor:
         """[V, 3] A-pose vertices at the default shape: the source of PNCC colours."""

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from dreamer_core.bodies.rotations import matrix_to_axis_angle
 from dreamer_core.datasets.shards import Sample
+from dreamer_core.hmr.augment import flip_batch
 from dreamer_core.hmr.camera import translation_to_weak_perspective
 from dreamer_core.hmr.losses import LossWeights, hmr_losses
 from dreamer_core.hmr.model import HMR
@@ -38,6 +39,7 @@ class HMRTraining:
     weight_decay: float = 1e-4
     seed: int = 0
     log_every: int = 25
+    flip: float = 0.5  # share of each batch mirrored (labels follow exactly, see hmr.augment)
     weights: LossWeights = field(default_factory=LossWeights)
 
 
@@ -109,6 +111,8 @@ def train_hmr(
     for step in tqdm(range(start, cfg.steps), desc="hmr", leave=False, disable=None):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=rng)
         batch = {k: v[idx] for k, v in data.items()}
+        if cfg.flip > 0:
+            batch = flip_batch(batch, torch.rand(cfg.batch_size, generator=rng) < cfg.flip)
         losses = hmr_losses(body, net(batch["image"]), batch, cfg.weights)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
@@ -179,9 +183,10 @@ def evaluate_hmr(predict: Predictor, body: Any, data: dict[str, torch.Tensor], b
 def predicted_keypoints(model: HMR, body: Any, data: dict[str, torch.Tensor]) -> np.ndarray:
     """COCO-17 keypoints [N, 17, 3] (u, v, 2) of the model's prediction projected with its own camera:
     what the sample overlays draw over the image."""
-    from dreamer_core.hmr.camera import project
-    from dreamer_core.hmr.losses import predicted_joints
+    from dreamer_core.hmr.camera import project, weak_perspective_to_translation
 
     pred = model(data["image"])
-    uv = project(predicted_joints(body, pred, data["K"], float(data["image"].shape[-1])), data["K"])[:, :17]
+    t = weak_perspective_to_translation(pred["cam"], data["K"][:, 0, 0], float(data["image"].shape[-1]))
+    joints = body.forward({k: pred[k] for k in ("global_orient", "body_pose", "shape")}, validate=False).joints
+    uv = project(joints[:, :17] + t[:, None], data["K"])
     return torch.cat([uv, torch.full_like(uv[..., :1], 2.0)], -1).cpu().numpy()

@@ -94,7 +94,7 @@ def hmr_checkpoints(
         if stale.is_dir() and stale.name not in train_sets:
             shutil.rmtree(stale)
     model_keys = ("backbone", "width", "depth", "patch", "dim", "decoder_layers", "heads")
-    train_keys = ("steps", "batch_size", "lr", "weight_decay")
+    train_keys = ("steps", "batch_size", "lr", "weight_decay", "flip")
     kept = json.loads((storage.asset_dir("filtered_dataset") / "summary.json").read_text())["num_kept"]
     if kept == 0 and {"generated", "mixed"} & set(settings["train_sets"]):
         raise dg.Failure(
@@ -103,8 +103,8 @@ def hmr_checkpoints(
         )
     test_folder = storage.asset_dir("reference_renders") / "test"
     parallel = min(settings["parallel_sets"], len(train_sets))
-    # Small models on CPU: anny's forward dominates a step and scales poorly past one thread, so
-    # training sets side by side (cores split between them) finish sooner than one after another.
+    # Small models on CPU scale poorly past one thread, so training sets side by side (cores split
+    # between them) finish sooner than one after another.
     threads = max(1, (os.cpu_count() or 1) // parallel)
     pipes = dg.PipesSubprocessClient(env={"PD_TORCH_THREADS": str(threads)})
     mlflow.experiment_id(mlflow.client(), "hmr_checkpoints")  # once, before the runs open side by side
@@ -209,16 +209,29 @@ def _oks_stats(oks: np.ndarray) -> dict[str, float]:
             "oks_p50": float(np.quantile(oks, 0.5)), "oks_p90": float(np.quantile(oks, 0.9))}  # fmt: skip
 
 
+# Each training set's own domains: the test sets drawn like its training images. The other cells
+# (e.g. the generated-only model on renders) are cross-domain: reported, not held to the target.
+OWN_DOMAINS = {"rendered": ("rendered",), "generated": ("generated",), "mixed": ("rendered", "generated")}
+
+
+def own_domains(train_set: str) -> tuple[str, ...]:
+    return OWN_DOMAINS.get(train_set, ("3dpw",))  # real training sets: 3DPW
+
+
 def scores_markdown(scores: pd.DataFrame) -> str:
     """The table a reader wants: one row per (model, train set), MPJPE / PA-MPJPE / PVE per test set,
-    and MPJPE as a fraction of the same training set's mean-pose baseline."""
+    and MPJPE as a fraction of the same training set's mean-pose baseline (* marks a cross-domain cell)."""
     tests = sorted(scores.test_set.unique())
     head = ["model", "train set"] + [f"{t} {m}" for t in tests for m in METRICS] + [f"{t} MPJPE / mean" for t in tests]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     value = scores.set_index(["model", "train_set", "test_set", "metric"]).value
     for (model, train), _ in scores.groupby(["model", "train_set"], sort=False):
         cells = [model, train] + [f"{value[model, train, t, m]:.1f}" for t in tests for m in METRICS]
-        cells += [f"{value[model, train, t, 'mpjpe'] / value['mean_pose', train, t, 'mpjpe']:.3f}" for t in tests]
+        cells += [
+            f"{value[model, train, t, 'mpjpe'] / value['mean_pose', train, t, 'mpjpe']:.3f}"
+            + ("" if model == "mean_pose" or t in own_domains(train) else "*")
+            for t in tests
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -282,7 +295,8 @@ def benchmark_scores(
         real = "".join(f"; {n} = {set_size(d)} frames" for n, d in tests.items() if n not in ("rendered", "generated"))
         report = (f"# Benchmark\n\n{markdown}\n\nTest sets: rendered = {set_size(tests['rendered'])} held-out "
                   f"reference renders; generated = {set_size(tests['generated'])} held-out generated samples "
-                  f"(test poses, kept by the dataset's filter){real}.\n\n"
+                  f"(test poses, kept by the dataset's filter){real}. * = cross-domain (the test images are unlike "
+                  f"the training set's); the others are held to MPJPE <= 0.8 of the mean pose.\n\n"
                   f"FID / KID (generated vs rendered training images): {dist_md}\n")  # fmt: skip
         write_text_atomic(out / "README.md", report)
         png = sample_grid_png([[im] for im in to_uint8(tests["generated"]["image"][:6])])
@@ -361,16 +375,18 @@ def benchmark_table_complete(storage: StorageResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=benchmark_scores, description="Every checkpoint's MPJPE is at most 0.8 of its mean-pose "
-                "baseline on the held-out renders and on its own domain's test set (a quality target: a miss is a "
-                "warning, shown with every ratio).")  # fmt: skip
+                "baseline on its own domains' test sets (rendered: renders; generated: generated; mixed: both; real "
+                "sets: 3DPW). A quality target: a miss is a warning; every cell's ratio is in the metadata, "
+                "cross-domain ones included.")  # fmt: skip
 def hmr_beats_mean_pose(storage: StorageResource) -> dg.AssetCheckResult:
     scores = pd.read_parquet(storage.asset_dir("benchmark_scores") / "scores.parquet")
     v = scores[scores.metric == "mpjpe"].set_index(["model", "train_set", "test_set"]).value
-    own = {"rendered": ["rendered"], "generated": ["rendered", "generated"], "mixed": ["rendered", "generated"]}
-    ratios = {f"{t}/{s}": float(v["hmr", t, s] / v["mean_pose", t, s])
-              for t in scores.train_set.unique() for s in own.get(t, ["rendered"])}  # fmt: skip
-    return dg.AssetCheckResult(passed=all(r <= 0.8 for r in ratios.values()), metadata=ratios,
-                               severity=dg.AssetCheckSeverity.WARN)  # fmt: skip
+    tests, sets = set(scores.test_set), scores.train_set.unique()
+    ratios = {f"{t}/{s}": float(v["hmr", t, s] / v["mean_pose", t, s]) for t in sets for s in tests}
+    checked = [f"{t}/{s}" for t in sets for s in own_domains(t) if s in tests]
+    missed = [c for c in checked if ratios[c] > 0.8]
+    summary = {"checked": ", ".join(checked), "missed": ", ".join(missed) or "none"}
+    return dg.AssetCheckResult(passed=not missed, severity=dg.AssetCheckSeverity.WARN, metadata={**ratios, **summary})
 
 
 CHECKS = [benchmark_table_complete, hmr_beats_mean_pose]

@@ -15,6 +15,23 @@ SETTINGS = RenderSettings(image_size=48, supersample=2, focal_range=(800.0, 1600
                           backgrounds=("gradient", "noise", "tiles"), backgrounds_dir="")  # fmt: skip
 
 
+def small_bank(anny_body, num_poses: int, seed: int):
+    """The tiny profile's pose-bank sampler at a test's size (no candidate oversampling)."""
+    from dreamer_core.config import load_params
+
+    pb = load_params(profile="tiny")["pose_bank"]
+    pb.update(num_poses=num_poses, candidate_factor=1)
+    return build_pose_bank(pb, anny_body, seed=seed)
+
+
+def render_poses(anny_body, num_poses: int, seed: int, purpose: str, images: bool = True, settings=SETTINGS):
+    """One labelled sample per pose of a fresh ``small_bank`` (real renders through the pipeline's
+    ``render_samples``)."""
+    bank = small_bank(anny_body, num_poses, seed)
+    return render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(num_poses), settings, seed, purpose,
+                          purpose[:2], images, BuildReport(), purpose)  # fmt: skip
+
+
 def _chw(arrays) -> torch.Tensor:
     return torch.stack([torch.from_numpy(a.copy()).permute(2, 0, 1).float() / 255 for a in arrays])
 
@@ -34,11 +51,7 @@ def render_train_test(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Train and test splits on disjoint poses (held-out poses), each pose under several cameras
     and appearances."""
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=num_poses, candidate_factor=1)
-    bank = build_pose_bank(pb, anny_body, seed=3)
+    bank = small_bank(anny_body, num_poses, seed=3)
     renderer = BodyRenderer(anny_body)
     rows = np.arange(num_poses)
     report = BuildReport()

@@ -55,20 +55,11 @@ def test_same_command_runs_data_parallel_under_torchrun(anny_body, tmp_path):
     import sys
     from pathlib import Path
 
-    import numpy as np
-
-    from dreamer_core.config import load_params
-    from dreamer_core.datasets.build import BuildReport, render_samples, write_samples
+    from dreamer_core.datasets.build import write_samples
     from dreamer_core.hmr.model import load_hmr
-    from dreamer_core.poses.bank import build_pose_bank
-    from dreamer_core.render.renderer import BodyRenderer
-    from tests.helpers.renders import SETTINGS
+    from tests.helpers.renders import render_poses
 
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=16, candidate_factor=1)
-    bank = build_pose_bank(pb, anny_body, seed=2)
-    samples = render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(16), SETTINGS, 2, "ddp", "d", True,
-                             BuildReport(), "train")  # fmt: skip
+    samples = render_poses(anny_body, 16, seed=2, purpose="ddp")
     write_samples(tmp_path / "train", samples, 8, "train")
     spec = _spec(tmp_path / "train", out=str(tmp_path / "out"), training={"steps": 4, "batch_size": 4},
                  checkpoint_every=2)  # fmt: skip

@@ -103,3 +103,21 @@ def test_part_labels_cover_the_body(anny_body):
 def test_bad_parameters_are_refused(anny_body, params, message):
     with pytest.raises(PipelineInputError, match=message):
         anny_body.forward(params)
+
+
+def test_skeleton_joints_match_the_full_forward_and_carry_gradients(anny_body):
+    """The skinning-free skeleton pass (what HMR losses use) gives the full pass's skeleton joints
+    exactly, with translation, and its gradients reach pose and shape."""
+    g = torch.Generator().manual_seed(3)
+    params = {"global_orient": torch.randn(4, 3, generator=g) * 0.5,
+              "body_pose": torch.randn(4, 21, 3, generator=g) * 0.3,
+              "shape": torch.rand(4, 6, generator=g), "transl": torch.randn(4, 3, generator=g)}  # fmt: skip
+    with torch.no_grad():
+        full = anny_body.forward(params).skeleton
+    for p in params.values():
+        p.requires_grad_(True)
+    fast = anny_body.skeleton_joints(params)
+    assert torch.allclose(fast, full, atol=1e-6)
+    fast.pow(2).sum().backward()
+    for name, p in params.items():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name

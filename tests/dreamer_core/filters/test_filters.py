@@ -10,26 +10,17 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from dreamer_core.datasets.build import BuildReport, render_samples
 from dreamer_core.filters.bedlam import bedlam_arrays
 from dreamer_core.filters.card import dataset_card
 from dreamer_core.filters.phash import hamming, near_duplicates, phash
 from dreamer_core.filters.quality import contrast, grey, saturated_fraction, sharpness
 from dreamer_core.filters.stages import STAGES, FilterSettings, count_people, decide, stage_counts
-from dreamer_core.poses.bank import build_pose_bank
-from dreamer_core.render.renderer import BodyRenderer
-from tests.helpers.renders import SETTINGS
+from tests.helpers.renders import render_poses
 
 
 @pytest.fixture(scope="module")
 def renders(anny_body):
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=24, candidate_factor=1)
-    bank = build_pose_bank(pb, anny_body, seed=5)
-    samples = render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(24), SETTINGS, 5, "filters", "f",
-                             True, BuildReport(), "filters")  # fmt: skip
+    samples = render_poses(anny_body, 24, seed=5, purpose="filters")
     return np.stack([s.image for s in samples])
 
 

@@ -8,12 +8,9 @@ import numpy as np
 import torch
 
 from dreamer_core.bodies.rotations import axis_angle_to_matrix
-from dreamer_core.datasets.build import BuildReport, render_samples
 from dreamer_core.hmr.camera import project, translation_to_weak_perspective, weak_perspective_to_translation
 from dreamer_core.hmr.rotations import matrix_to_rot6d, rot6d_to_matrix
-from dreamer_core.poses.bank import build_pose_bank
-from dreamer_core.render.renderer import BodyRenderer
-from tests.helpers.renders import SETTINGS
+from tests.helpers.renders import render_poses
 
 
 def test_rot6d_round_trip_and_orthonormal():
@@ -26,13 +23,7 @@ def test_rot6d_round_trip_and_orthonormal():
 
 
 def test_labels_reproduced_from_parameters(anny_body):
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=8, candidate_factor=1)
-    bank = build_pose_bank(pb, anny_body, seed=9)
-    samples = render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(8), SETTINGS, 9, "hmr", "h", False,
-                             BuildReport(), "hmr")  # fmt: skip
+    samples = render_poses(anny_body, 8, seed=9, purpose="hmr", images=False)
     lab = [s.labels for s in samples]
     params = {
         "global_orient": torch.tensor([x["global_orient_cam"] for x in lab], dtype=torch.float32),

@@ -7,25 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from dreamer_core.datasets.build import BuildReport, render_samples, write_samples
+from dreamer_core.datasets.build import write_samples
 from dreamer_core.datasets.shards import Sample
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.hmr.camera import project
 from dreamer_core.hmr.data import load_folder, load_samples, set_size
-from dreamer_core.poses.bank import build_pose_bank
-from dreamer_core.render.renderer import BodyRenderer
-from tests.helpers.renders import SETTINGS
+from tests.helpers.renders import render_poses
 
 
 @pytest.fixture(scope="module")
 def samples(anny_body):
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=6, candidate_factor=1)
-    bank = build_pose_bank(pb, anny_body, seed=4)
-    return render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(6), SETTINGS, 4, "hmr-data", "d",
-                          True, BuildReport(), "test")  # fmt: skip
+    return render_poses(anny_body, 6, seed=4, purpose="hmr-data")
 
 
 def test_resized_set_keeps_labels_on_the_pixels(samples, tmp_path):

@@ -7,22 +7,13 @@ import numpy as np
 import torch
 
 from dreamer_core.bodies.rotations import axis_angle_to_matrix
-from dreamer_core.datasets.build import BuildReport, render_samples
 from dreamer_core.hmr.camera import translation_to_weak_perspective
 from dreamer_core.hmr.losses import hmr_losses
-from dreamer_core.poses.bank import build_pose_bank
-from dreamer_core.render.renderer import BodyRenderer
-from tests.helpers.renders import SETTINGS
+from tests.helpers.renders import render_poses
 
 
 def test_losses_zero_at_truth_and_differentiable(anny_body):
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=6, candidate_factor=1)
-    bank = build_pose_bank(pb, anny_body, seed=11)
-    samples = render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(6), SETTINGS, 11, "loss", "l",
-                             True, BuildReport(), "loss")  # fmt: skip
+    samples = render_poses(anny_body, 6, seed=11, purpose="loss")
     lab = [s.labels for s in samples]
 
     def t(key, get=lambda x, k: x[k]):

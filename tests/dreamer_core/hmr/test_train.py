@@ -13,18 +13,13 @@ import torch
 from dreamer_core.datasets.build import BuildReport, render_samples, split_pose_rows
 from dreamer_core.hmr.model import HMR, HMRConfig
 from dreamer_core.hmr.train import HMRTraining, evaluate_hmr, mean_predictor, samples_to_batch, train_hmr
-from dreamer_core.poses.bank import build_pose_bank
 from dreamer_core.render.renderer import BodyRenderer
-from tests.helpers.renders import SETTINGS
+from tests.helpers.renders import SETTINGS, small_bank
 
 
 @pytest.fixture(scope="module")
 def splits(anny_body):
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=160, candidate_factor=1)
-    bank = build_pose_bank(pb, anny_body, seed=1)
+    bank = small_bank(anny_body, 160, seed=1)
     train_rows, test_rows = split_pose_rows(bank, 0.2, 1)
     renderer, rs = BodyRenderer(anny_body), replace(SETTINGS, image_size=48)
 

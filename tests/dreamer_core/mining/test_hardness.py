@@ -11,16 +11,12 @@ import pytest
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.mining.hardness import HardnessModel, HardnessSettings, difficulty, heldout_poses, pose_features
 from dreamer_core.mining.rounds import draw_hard, draw_random, hard_pool
-from dreamer_core.poses.bank import build_pose_bank
+from tests.helpers.renders import small_bank
 
 
 @pytest.fixture(scope="module")
 def bank(anny_body):
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=160, candidate_factor=1)
-    return build_pose_bank(pb, anny_body, seed=3)
+    return small_bank(anny_body, 160, seed=3)
 
 
 def test_learns_pose_difficulty_on_heldout_poses(bank):
