@@ -345,6 +345,48 @@ def bench_hmr(body, bank, params: dict) -> None:
           f"{mesh_s * 1000:.0f} ms ({mesh_s / skeleton_s:.1f}x)")  # fmt: skip
 
 
+def bench_raster(body) -> None:
+    """The Gaussian rasterizer facade: forward and forward + backward for 5k / 15k Gaussians on
+    the body surface at 128 / 256 px, on the CPU compositor, and on gsplat's kernels when CUDA exists."""
+    from avatar_core.raster import rasterization
+
+    verts = body.canonical_vertices.detach()
+    g = torch.Generator().manual_seed(0)
+    backends = [("torch", "cpu")] + ([("gsplat", "cuda")] if torch.cuda.is_available() else [])
+    threads = torch.get_num_threads()
+    print(f"\nGaussian rasterizer (Gaussians on the body surface, one camera 2.5 m away, {threads} threads)")
+    print(f"{'backend':>8} {'gaussians':>10} {'size':>5} {'forward ms':>11} {'fwd+bwd ms':>11}")
+    for n in (5000, 15000):
+        idx = torch.randint(0, len(verts), (n,), generator=g)
+        scene = [verts[idx] + 0.005 * torch.randn(n, 3, generator=g), torch.randn(n, 4, generator=g),
+                 torch.full((n, 3), 0.008), torch.full((n,), 0.8), torch.rand(n, 3, generator=g)]  # fmt: skip
+        for size in (128, 256):
+            viewmat = torch.eye(4)[None]
+            viewmat[0, :3, :3] = torch.diag(torch.tensor([-1.0, -1.0, 1.0]))  # look at the body's front, Y up
+            viewmat[0, 2, 3] = 2.5
+            K = torch.tensor([[[size * 1.2, 0.0, size / 2], [0.0, size * 1.2, size / 2], [0.0, 0.0, 1.0]]])
+            for backend, device in backends:
+                leaves = [t.to(device).requires_grad_(True) for t in scene]
+                cam = (viewmat.to(device), K.to(device))
+
+                def forward(leaves=leaves, cam=cam, backend=backend, size=size):
+                    return rasterization(*leaves, *cam, size, size, backend=backend)
+
+                def backward(forward=forward):
+                    rgb, alpha, _ = forward()
+                    (rgb.sum() + alpha.sum()).backward()
+
+                def sync(fn, device=device):
+                    fn()
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+
+                with torch.no_grad():
+                    fwd = _timed(sync, 3, forward)
+                both = _timed(sync, 3, backward)
+                print(f"{backend:>8} {n:>10} {size:>5} {fwd * 1000:>11.0f} {both * 1000:>11.0f}")
+
+
 def main() -> None:
     params = load_params()
     body = load_body_model(params["body_model"])
@@ -368,6 +410,7 @@ def main() -> None:
     bench_generator(params)
     bench_filters(body, bank, params)
     bench_hmr(body, bank, params)
+    bench_raster(body)
 
 
 if __name__ == "__main__":
