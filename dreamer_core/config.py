@@ -260,6 +260,22 @@ SCHEMA: dict[str, Any] = {
         "emdb_path": _STR,
         "real_test_limit": _int(1, 10_000_000),
     },
+    "gst": {
+        "hmr_checkpoint": _STR,
+        "num_vertices": _int(1, 10_000_000),
+        "chunk": _int(1, 100_000),
+        "sh_degree": _int(0, 3),
+        "freeze_backbone": _BOOL,
+        "steps": _int(1, 10_000_000),
+        "subjects_per_step": _int(1, 100_000),
+        "target_views": _int(1, 1000),
+        "lr": _float(1e-7, 1.0),
+        "backbone_lr": _float(0.0, 1.0),
+        "mask_weight": _float(0.0, 1e6),
+        "tightness_weight": _float(0.0, 1e6),
+        "checkpoint_every": _int(1, 10_000_000),
+        "turntable_views": _int(1, 360),
+    },
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration import schedules
-from orchestration.assets import bodies, dataset, generation, hmr, mining, models, renders
+from orchestration.assets import bodies, dataset, generation, gst, hmr, mining, models, renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 
 ASSETS = [
@@ -21,6 +21,7 @@ ASSETS = [
     mining.round2_generations,
     dataset.filtered_dataset,
     hmr.hmr_checkpoints,
+    gst.gst_checkpoint,
     hmr.benchmark_scores,
 ]
 CHECKS = [

@@ -131,3 +131,7 @@ BenchmarkConfig = config_class(
     "BenchmarkConfig", ("benchmark_scores",),
     "Test sets and image-quality distances of the benchmark table (params.yaml: benchmark_scores).",
 )  # fmt: skip
+GSTConfig = config_class(
+    "GSTConfig", ("gst",),
+    "GST on an HMR checkpoint: Gaussians, heads and multi-view training budget (params.yaml: gst).",
+)  # fmt: skip

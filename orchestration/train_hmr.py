@@ -13,9 +13,7 @@ The spec (JSON): ``train_set`` (a name), ``sources`` (shard folders, or ``3dpw:<
 ``checkpoint_every``, ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
 """
 
-import argparse
 import hashlib
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -33,8 +31,8 @@ from dreamer_core.hmr.losses import LossWeights
 from dreamer_core.hmr.model import HMR, HMRConfig, load_hmr, save_hmr
 from dreamer_core.hmr.train import HMRTraining, predicted_keypoints, train_hmr
 from dreamer_core.io import write_json_atomic
-from dreamer_core.tracking import NullTracker, Tracker
 from dreamer_core.viz import keypoint_overlay_png
+from orchestration.training_entry import entry_main, finished_summary, tracker_for
 
 REQUIRED = ("train_set", "sources", "out", "image_size", "model", "training", "body_model")
 
@@ -88,25 +86,6 @@ def _training(spec: dict[str, Any]) -> HMRTraining:
     return HMRTraining(**values)
 
 
-def _tracker(spec: dict[str, Any], rank: int) -> Tracker:
-    """Rank 0 logs into the run the asset opened (``run_id``), or a new run of ``experiment``."""
-    ml = spec.get("mlflow") or {}
-    if rank or not ml.get("tracking_uri"):
-        return NullTracker()
-    from mlflow.tracking import MlflowClient
-
-    from orchestration.resources.tracking import MLflowRun
-
-    client = MlflowClient(tracking_uri=ml["tracking_uri"])
-    run_id = ml.get("run_id")
-    if not run_id:
-        exp = client.get_experiment_by_name(ml.get("experiment", "hmr_training"))
-        exp_id = exp.experiment_id if exp else client.create_experiment(ml.get("experiment", "hmr_training"))
-        run_id = client.create_run(exp_id, tags={"mlflow.runName": f"hmr-{spec['train_set']}"}).info.run_id
-    run = client.get_run(run_id)
-    return MLflowRun(client, run_id, run.info.experiment_id, "")
-
-
 def _distributed() -> tuple[int, int, str]:
     """(rank, world size, device); initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -123,12 +102,9 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
     out = Path(spec["out"])
     rank, world, device = _distributed()
     fingerprint = _fingerprint(spec)
-    summary_path = out / "summary.json"
-    if (out / "model.safetensors").exists() and summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("fingerprint") == fingerprint:
-            log(f"{spec['train_set']}: a checkpoint for this spec and data exists in {out}; not training again")
-            return {**summary, "reused": True}
+    if (done := finished_summary(out, fingerprint)) is not None:
+        log(f"{spec['train_set']}: a checkpoint for this spec and data exists in {out}; not training again")
+        return {**done, "reused": True}
     body = load_body_model(spec["body_model"], device=device)
     size = int(spec["image_size"])
     parts = [load_source(source, size, body) for source in spec["sources"]]
@@ -142,7 +118,7 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
     if world > 1:
         ids = [int(device.split(":")[1])] if device.startswith("cuda") else None
         wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=ids)  # noqa: E731
-    tracker = _tracker(spec, rank)
+    tracker = tracker_for(spec, rank, "hmr_training", f"hmr-{spec['train_set']}")
     say = (lambda m: log(f"{spec['train_set']}: {m}")) if rank == 0 else None
     result = train_hmr(model, body, data, cfg, tracker=tracker, log=say,
                        resume_dir=out / "resume", checkpoint_every=int(spec.get("checkpoint_every", 100)),
@@ -165,7 +141,7 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
         tracker.log_metrics({"samples_per_second": result["samples_per_second"], "final_loss": result["final_loss"]})
         for name in ("model.safetensors", "config.json"):
             tracker.log_artifact(out / name, "checkpoint")
-        write_json_atomic(summary_path, summary)  # last: a summary means a complete checkpoint
+        write_json_atomic(out / "summary.json", summary)  # last: a summary means a complete checkpoint
     if world > 1:
         torch.distributed.destroy_process_group()
     return {**summary, **timing, "reused": False}
@@ -181,27 +157,7 @@ def _overlay(model: HMR, body: Any, folder: str, size: int, n: int = 8) -> bytes
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestration.train_hmr", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--spec", help="JSON spec file (omit when launched through Dagster Pipes)")
-    args = parser.parse_args(argv)
-    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
-
-    rank = int(os.environ.get("RANK", "0"))
-    if os.environ.get("PD_TORCH_THREADS"):
-        torch.set_num_threads(int(os.environ["PD_TORCH_THREADS"]))
-    if PipesEnvVarParamsLoader().is_dagster_pipes_process() and rank == 0:
-        with open_dagster_pipes() as pipes:
-            spec = json.loads(Path(args.spec).read_text()) if args.spec else pipes.extras["spec"]
-            summary = run_training(spec, pipes.log.info)
-            pipes.report_custom_message(summary)
-        return 0
-    if not args.spec:
-        parser.error("--spec is required outside Dagster Pipes")
-    summary = run_training(json.loads(Path(args.spec).read_text()))
-    if rank == 0:
-        print(json.dumps(summary))
-    return 0
+    return entry_main(run_training, "python -m orchestration.train_hmr", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -81,8 +81,10 @@ def composite(
     table, per_tile = bin_tiles(means2d.detach(), radii, depths.detach(), tile_size, tiles_x, tiles_y)
     pixels = tile_size * tile_size
     num_tiles, k = table.shape
-    out_rgb = colors.new_zeros(num_tiles, pixels, d)
-    out_alpha = colors.new_zeros(num_tiles, pixels)
+    # Zeros that still belong to the graph, so a view with no Gaussian in it back-propagates (nothing).
+    anchor = 0.0 * (colors.sum() + opacities.sum())
+    out_rgb = colors.new_zeros(num_tiles, pixels, d) + anchor
+    out_alpha = colors.new_zeros(num_tiles, pixels) + anchor
     if k:
         local = torch.arange(pixels, device=colors.device)
         offset = torch.stack([local % tile_size, local // tile_size], -1).to(means2d.dtype) + 0.5  # [P, 2]

@@ -135,9 +135,20 @@ class HMR(nn.Module):
         self.mean_shape.copy_(shape.mean(0))
         self.mean_cam.copy_(cam.mean(0))
 
+    def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, HW, dim]: what the query tokens attend to (GST adds its own queries to the same decoder).
+
+        Images are made contiguous first: a channels-last view (what permuting HWC arrays and
+        resizing gives) corrupted the heap in torch 2.13's CPU convolution backward."""
+        return self.proj(self.backbone(images.contiguous())) + self.pos
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        tokens = self.proj(self.backbone(images)) + self.pos
-        q = self.norm(self.decoder(self.query.expand(len(images), -1, -1), tokens)[:, 0])
+        tokens = self.image_tokens(images)
+        return self.body_params(self.decoder(self.query.expand(len(images), -1, -1), tokens)[:, 0])
+
+    def body_params(self, token: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The decoded body-parameter token [B, dim] -> rotations, shape and camera (offsets from the mean)."""
+        q = self.norm(token)
         rot6d = self.mean_pose + self.pose_head(q).view(-1, NUM_JOINTS, 6)
         rotmat = rot6d_to_matrix(rot6d)
         aa = matrix_to_axis_angle(rotmat)

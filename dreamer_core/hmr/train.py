@@ -8,8 +8,6 @@ mesh, in millimetres, for the model and for the mean-parameter baseline on the s
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,8 +25,9 @@ from dreamer_core.hmr.losses import LossWeights, hmr_losses
 from dreamer_core.hmr.model import HMR
 from dreamer_core.hmr.rotations import rot6d_to_matrix
 from dreamer_core.metrics.pose3d import mpjpe, pa_mpjpe, pve
-from dreamer_core.resume import clear_state, load_state, save_state
+from dreamer_core.resume import clear_state, save_state
 from dreamer_core.tracking import NullTracker, Tracker
+from dreamer_core.training import LossReport, fast_forward, optimiser_step, resume_step, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -91,22 +90,16 @@ def train_hmr(
     torch.manual_seed(cfg.seed)
     set_mean_from(model, data)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    warm = min(100, cfg.steps // 10 + 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-    )
+    sched = warmup_cosine(opt, cfg.steps, min(100, cfg.steps // 10 + 1))
     rng = torch.Generator().manual_seed(cfg.seed + rank)
     n = len(data["image"])
     fingerprint = {"training": asdict(cfg), "model": model.config_dict(), "num_samples": n}
-    start = load_state(resume_dir, {"model": model}, opt, rng, fingerprint) if resume_dir else 0
+    start = resume_step(resume_dir, {"model": model}, opt, rng, fingerprint)
     if start and rank:
         rng.manual_seed(cfg.seed + rank + start)  # rank 0's saved stream is not this rank's
     net = wrap(model) if wrap else model
-    for _ in range(start):
-        sched.step()
-    if start:
-        say(f"resuming HMR training at step {start}/{cfg.steps} from {resume_dir}")
-    t0, running = time.perf_counter(), None
+    fast_forward(sched, start, say, "HMR", cfg.steps, resume_dir)
+    report = LossReport(cfg.steps, cfg.log_every, tracker, say, {"joints_3d": "3D", "keypoints_2d": "2D"})
     model.train()
     for step in tqdm(range(start, cfg.steps), desc="hmr", leave=False, disable=None):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=rng)
@@ -114,19 +107,8 @@ def train_hmr(
         if cfg.flip > 0:
             batch = flip_batch(batch, torch.rand(cfg.batch_size, generator=rng) < cfg.flip)
         losses = hmr_losses(body, net(batch["image"]), batch, cfg.weights)
-        opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        values = {k: v.item() for k, v in losses.items()}
-        running = values if running is None else {k: 0.9 * running[k] + 0.1 * v for k, v in values.items()}
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            tracker.log_metrics({f"loss_{k}": v for k, v in running.items()} | {"lr": sched.get_last_lr()[0]},
-                                step=step + 1)  # fmt: skip
-        if (step + 1) % max(cfg.steps // 10, 1) == 0:
-            say(f"step {step + 1}/{cfg.steps}: loss {running['total']:.4f} (3D {running['joints_3d']:.4f}, "
-                f"2D {running['keypoints_2d']:.4f}) {time.perf_counter() - t0:.0f} s")  # fmt: skip
+        optimiser_step(losses["total"], model.parameters(), opt, sched)
+        report.update(step + 1, losses, sched.get_last_lr()[0])
         if resume_dir and rank == 0 and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.steps:
             save_state(resume_dir, step + 1, {"model": model}, opt, rng, fingerprint)
         if after_step:
@@ -134,9 +116,8 @@ def train_hmr(
     if resume_dir and rank == 0:
         clear_state(resume_dir)
     model.eval()
-    seconds = time.perf_counter() - t0
-    done = cfg.steps - start
-    return {"final_loss": float(running["total"]) if running else 0.0, "seconds": seconds, "steps_run": done,
+    seconds, done = report.seconds, cfg.steps - start
+    return {"final_loss": report.final, "seconds": seconds, "steps_run": done,
             "samples_per_second": done * cfg.batch_size / max(seconds, 1e-9)}  # fmt: skip
 
 

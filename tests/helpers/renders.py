@@ -61,3 +61,15 @@ def render_train_test(
     test = render_samples(anny_body, renderer, bank, rows[split:].repeat(test_repeat), SETTINGS, 2, "h", "te", True,
                           report, "h")  # fmt: skip
     return to_split(train), to_split(test)
+
+
+def render_multiview_folder(anny_body, folder, subjects: int = 10, heldout: int = 3, views: int = 4, seed: int = 6):
+    """Calibrated multi-view subjects written as reference_renders writes its multiview split."""
+    from dreamer_core.datasets.build import render_multiview, write_samples
+
+    bank = small_bank(anny_body, subjects, seed)
+    held = np.arange(subjects) >= subjects - heldout
+    samples, extra = render_multiview(anny_body, BodyRenderer(anny_body), bank, np.arange(subjects), held, SETTINGS,
+                                      views, [10.0], 3.0, seed, BuildReport())  # fmt: skip
+    write_samples(folder, samples, 16, "multiview", extra_rows=extra)
+    return folder

@@ -47,6 +47,8 @@ SMALL = {
     "hmr": {"image_size": 32, "width": 8, "dim": 32, "heads": 2, "decoder_layers": 1, "steps": 6, "batch_size": 4,
             "checkpoint_every": 2},
     "benchmark_scores": {"generated_test_samples": 8},
+    "gst": {"num_vertices": 64, "chunk": 32, "steps": 4, "subjects_per_step": 2, "target_views": 2,
+            "checkpoint_every": 2},
 }  # fmt: skip
 UPSTREAM = ["pose_bank", "reference_renders", "control_renders", "pose_detector", "generator", "dpo_pairs",
             "dpo_generator"]  # fmt: skip
@@ -185,7 +187,7 @@ def test_hmr_checkpoints_and_benchmark_table(pipeline):
 
     root, env, _ = pipeline
     data = root / "data"
-    proc = cli(env, "materialize", "hmr_checkpoints", "benchmark_scores")
+    proc = cli(env, "materialize", "hmr_checkpoints", "gst_checkpoint", "benchmark_scores")
     assert "failed asset checks" not in proc.stdout + proc.stderr
     sets = ("rendered", "generated", "mixed")
     for name in sets:
@@ -195,14 +197,19 @@ def test_hmr_checkpoints_and_benchmark_table(pipeline):
     assert summary["mixed"]["num_train"] == summary["rendered"]["num_train"] + summary["generated"]["num_train"]
     assert {summary[n]["steps"] for n in sets} == {6}  # equal budgets
 
-    scores = pd.read_parquet(data / "benchmark_scores" / "scores.parquet")
-    assert list(scores.columns) == ["model", "train_set", "test_set", "metric", "value"]
+    everything = pd.read_parquet(data / "benchmark_scores" / "scores.parquet")
+    assert list(everything.columns) == ["model", "train_set", "test_set", "metric", "value"]
+    gst = everything[everything.test_set == "gst_heldout"]
+    assert set(gst.model) == {"gst", "gst_untrained", "flat_mesh", "hmr"} and len(gst) == 3 * 4 + 2
+    assert set(gst[gst.model == "hmr"].train_set) == {"mixed"} and np.isfinite(gst.value).all()
+    assert {"model.safetensors", "novel_views.png"} <= {p.name for p in (data / "gst_checkpoint").iterdir()}
+    scores = everything[everything.test_set != "gst_heldout"]
     assert len(scores) == 2 * 3 * 2 * 3 and not scores.duplicated(["model", "train_set", "test_set", "metric"]).any()
     assert set(scores.model) == {"hmr", "mean_pose"} and set(scores.test_set) == {"rendered", "generated"}
     assert set(scores.metric) == {"mpjpe", "pa_mpjpe", "pve"} and set(scores.train_set) == set(sets)
     assert np.isfinite(scores.value).all() and (scores.value > 0).all()
     report = (data / "benchmark_scores" / "README.md").read_text()
-    assert "| hmr | mixed |" in report and "FID / KID" in report and "unavailable" in report
+    assert "| hmr | mixed |" in report and "FID / KID" in report and "unavailable" in report and "| gst |" in report
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("hmr_checkpoints").experiment_id])

@@ -29,10 +29,10 @@ def test_definitions_load():
     assert "pose_bank" in keys
     assert {"pose_bank", "reference_renders", "control_renders", "pose_detector", "generator", "dpo_pairs",
             "dpo_generator", "round1_generations", "hardness_model", "round2_generations",
-            "filtered_dataset", "hmr_checkpoints", "benchmark_scores"} <= keys  # fmt: skip
+            "filtered_dataset", "hmr_checkpoints", "gst_checkpoint", "benchmark_scores"} <= keys  # fmt: skip
     assert {s.name for s in defs.schedules} == {"scheduled_regeneration"}
     assert {s.name for s in defs.sensors} == {"generation_shards_sensor"}
-    assert len(CHECKS) == 16
+    assert len(CHECKS) == 17
 
 
 @pytest.mark.slow

@@ -1,0 +1,135 @@
+"""Group ``gst``: single-image Gaussian avatars. ``gst_checkpoint`` trains GST on an HMR
+checkpoint from the calibrated multi-view renders (``python -m orchestration.train_gst`` through
+Dagster Pipes); ``benchmark_scores`` scores it on held-out subjects."""
+
+import sys
+from typing import Any
+
+import dagster as dg
+import torch
+
+from orchestration.assets.common import asset_result, dvc_meta, file_hash, settings_hash
+from orchestration.assets.hmr import hmr_checkpoints
+from orchestration.assets.renders import reference_renders
+from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
+from orchestration.settings import GSTConfig
+
+GST_CODE = ["avatar_core", "dreamer_core/hmr", "dreamer_core/bodies", "dreamer_core/datasets",
+            "dreamer_core/training.py", "orchestration/train_gst.py", "orchestration/train_hmr.py",
+            "orchestration/training_entry.py", "orchestration/assets/gst.py"]  # fmt: skip
+TRAINING_KEYS = ("steps", "subjects_per_step", "target_views", "lr", "backbone_lr", "mask_weight", "tightness_weight")
+MODEL_KEYS = ("num_vertices", "chunk", "sh_degree", "freeze_backbone")
+GST_TEST = "gst_heldout"  # benchmark_scores' test set of GST rows: novel views of held-out multi-view subjects
+IMAGE_METRICS = ("psnr", "ssim", "psnr_mask", "ssim_mask")
+GST_MODELS = ("gst", "gst_untrained", "flat_mesh")
+
+
+def gst_spec(settings: dict, storage: StorageResource, body_settings: dict, seed: int) -> dict:
+    name = settings["hmr_checkpoint"]
+    return {
+        "hmr_checkpoint": str(storage.asset_dir("hmr_checkpoints") / name),
+        "multiview": str(storage.asset_dir("reference_renders") / "multiview"),
+        "out": str(storage.asset_dir("gst_checkpoint")),
+        "model": {k: settings[k] for k in MODEL_KEYS},
+        "training": {**{k: settings[k] for k in TRAINING_KEYS}, "seed": seed},
+        "body_model": body_settings,
+        "checkpoint_every": settings["checkpoint_every"],
+    }
+
+
+@dg.asset(
+    group_name="gst",
+    deps=[hmr_checkpoints, reference_renders],
+    kinds={"pytorch", "safetensors"},
+    pool="gpu",
+    metadata=dvc_meta(code=GST_CODE, params=["seed", "body_model", "gst"]),
+    description="GST (one 3D Gaussian per chosen body vertex, on top of the HMR checkpoint named by "
+    "gst.hmr_checkpoint) trained with multi-view photometric, mask and tightness losses on reference_renders "
+    "multiview training subjects, by `python -m orchestration.train_gst` through Dagster Pipes; resumes a killed "
+    "training. Preview: held-out subjects, input | (prediction, target) x 3 novel views.",
+)
+def gst_checkpoint(
+    context: dg.AssetExecutionContext,
+    config: GSTConfig,
+    body_model: BodyModelResource,
+    storage: StorageResource,
+    mlflow: MLflowResource,
+    dvc: DVCResource,
+) -> dg.MaterializeResult:
+    settings = config.settings()["gst"]
+    name = settings["hmr_checkpoint"]
+    if not (storage.asset_dir("hmr_checkpoints") / name / "model.safetensors").exists():
+        raise dg.Failure(f"gst.hmr_checkpoint is {name!r}, but hmr_checkpoints has no such training set; name one "
+                         "of hmr.train_sets (e.g. mixed) or add it there and materialize hmr_checkpoints")  # fmt: skip
+    spec = gst_spec(settings, storage, body_model.settings(), config.seed)
+    params = {"gst": settings, "seed": config.seed}
+    hashes = {
+        "params": settings_hash(params),
+        "reference_renders": file_hash(storage, "reference_renders", "summary.json"),
+        "hmr_checkpoints": file_hash(storage, "hmr_checkpoints", "summary.json"),
+    }
+    with mlflow.start_run(context, "gst_checkpoint", params=params, input_hashes=hashes) as run:
+        spec["mlflow"] = {"tracking_uri": mlflow.uri(), "run_id": run.run_id}
+        messages = (
+            dg.PipesSubprocessClient()
+            .run(context=context, command=[sys.executable, "-m", "orchestration.train_gst"], extras={"spec": spec})
+            .get_custom_messages()
+        )
+        if not messages:
+            raise dg.Failure("GST training reported no result; see the run's stderr")
+        result = messages[-1]
+        versioning = dvc.version_output("gst_checkpoint", "data/gst_checkpoint", context.log)
+        out = storage.asset_dir("gst_checkpoint")
+        png = (out / "novel_views.png").read_bytes()
+        return asset_result(
+            out, run, versioning, (png, "held-out subjects: input | (GST, target) x 3 novel views"),
+            gaussians=result["gaussians"], training_subjects=result["num_subjects"], steps=result["steps"],
+            final_loss=result["final_loss"], reused=result["reused"],
+            subjects_per_second=result.get("subjects_per_second", "-"), lpips=result["lpips"],
+        )  # fmt: skip
+
+
+def gst_rows(storage: StorageResource, body: Any, seed: int) -> tuple[list[dict[str, Any]], str]:
+    """benchmark_scores rows for the GST checkpoint: novel-view PSNR / SSIM (full image and within
+    the mask) of GST, the untrained GST (same HMR, same seed) and the flat-coloured HMR mesh on
+    held-out subjects; MPJPE of GST's body and of the HMR checkpoint it started from. Also the
+    markdown table."""
+    from avatar_core.gst.assemble import Assembler
+    from avatar_core.gst.data import load_multiview, subjects
+    from avatar_core.gst.evaluate import body_mpjpe, mean_person_colour, score_flat_mesh, score_gst
+    from avatar_core.gst.model import GST, load_gst
+    from dreamer_core.hmr.model import load_hmr
+    from dreamer_core.render.renderer import BodyRenderer
+
+    model, vertex_ids, extra = load_gst(storage.asset_dir("gst_checkpoint"))
+    hmr_name = extra["hmr_checkpoint"]
+    hmr, _ = load_hmr(storage.asset_dir("hmr_checkpoints") / hmr_name)
+    torch.manual_seed(seed)
+    untrained = GST(load_hmr(storage.asset_dir("hmr_checkpoints") / hmr_name)[0], model.cfg).eval()
+    assembler = Assembler(body, vertex_ids)
+    views = load_multiview(storage.asset_dir("reference_renders") / "multiview")
+    train, test = subjects(views, False), subjects(views, True)
+    scores = {"gst": score_gst(model, assembler, test), "gst_untrained": score_gst(untrained, assembler, test),
+              "flat_mesh": score_flat_mesh(hmr, body, BodyRenderer(body), test, mean_person_colour(train))}  # fmt: skip
+    rows = [{"model": m, "train_set": "multiview", "test_set": GST_TEST, "metric": k, "value": scores[m][k]}
+            for m in GST_MODELS for k in IMAGE_METRICS]  # fmt: skip
+    mpjpe = {"gst": body_mpjpe(model, body, test), "hmr": body_mpjpe(hmr, body, test)}
+    rows += [
+        {"model": "gst", "train_set": "multiview", "test_set": GST_TEST, "metric": "mpjpe", "value": mpjpe["gst"]},
+        {"model": "hmr", "train_set": hmr_name, "test_set": GST_TEST, "metric": "mpjpe", "value": mpjpe["hmr"]},
+    ]
+    lines = ["| model | " + " | ".join(IMAGE_METRICS) + " |", "|" + "---|" * (len(IMAGE_METRICS) + 1)]
+    lines += [f"| {m} | " + " | ".join(f"{scores[m][k]:.3f}" for k in IMAGE_METRICS) + " |" for m in GST_MODELS]
+    n_views = (views["images"].shape[1] - 1) * len(test["images"])
+    md = ("\n".join(lines) + f"\n\nNovel views: {n_views} ({len(test['images'])} held-out subjects, input = view 0). "
+          f"Body MPJPE on their input views: GST {mpjpe['gst']:.1f} mm, the HMR checkpoint it started from "
+          f"({hmr_name}) {mpjpe['hmr']:.1f} mm.")  # fmt: skip
+    return rows, md
+
+
+def gst_checks_metadata(scores: Any) -> tuple[bool, dict[str, float]]:
+    """(GST's held-out PSNR beats both baselines', every GST-row PSNR / SSIM)."""
+    rows = scores[(scores.test_set == GST_TEST) & scores.model.isin(GST_MODELS)]
+    v = rows.set_index(["model", "metric"]).value
+    meta = {f"{m}.{k}": float(v[m, k]) for m in GST_MODELS for k in IMAGE_METRICS}
+    return bool(v["gst", "psnr"] > max(v["gst_untrained", "psnr"], v["flat_mesh", "psnr"])), meta

@@ -1,0 +1,132 @@
+"""Train GST: ``python -m orchestration.train_gst --spec spec.json``.
+
+The ``gst_checkpoint`` asset launches this module through Dagster Pipes, as ``hmr_checkpoints``
+launches ``train_hmr``. A killed run resumes from ``<out>/resume``; a finished one with the same
+spec, HMR checkpoint and multi-view shards is not trained again.
+
+The spec (JSON): ``hmr_checkpoint`` (an hmr_checkpoints folder), ``multiview`` (the
+reference_renders multiview shard folder), ``out``, ``model`` (GSTConfig fields), ``training``
+(GSTTraining fields), ``body_model`` (params.yaml section), optional ``checkpoint_every`` and
+``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
+"""
+
+import hashlib
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avatar_core.gst.assemble import Assembler
+from avatar_core.gst.data import load_multiview, subjects
+from avatar_core.gst.evaluate import novel_view_protocol, targets_of
+from avatar_core.gst.model import GST, GSTConfig, load_gst, save_gst
+from avatar_core.gst.train import GSTTraining, describe, render_targets, train_gst
+from dreamer_core.bodies import load_body_model
+from dreamer_core.errors import ConfigError, PipelineInputError
+from dreamer_core.hmr.model import load_hmr
+from dreamer_core.io import write_json_atomic
+from dreamer_core.viz import sample_grid_png
+from orchestration.train_hmr import data_fingerprint
+from orchestration.training_entry import entry_main, finished_summary, tracker_for
+
+REQUIRED = ("hmr_checkpoint", "multiview", "out", "model", "training", "body_model")
+
+
+def validate_spec(spec: dict[str, Any]) -> None:
+    missing = [k for k in REQUIRED if k not in spec]
+    if missing:
+        raise ConfigError(f"GST training spec: missing {missing}; see `python -m orchestration.train_gst --help`")
+    for section, cls in (("model", GSTConfig), ("training", GSTTraining)):
+        unknown = set(spec[section]) - {f.name for f in fields(cls)} - {"init_scale"}
+        if unknown:
+            raise ConfigError(f"GST training spec: unknown {section} keys {sorted(unknown)}")
+    for key, asset in (("hmr_checkpoint", "hmr_checkpoints"), ("multiview", "reference_renders")):
+        if not Path(spec[key]).is_dir():
+            raise PipelineInputError(f"GST {key} {spec[key]} does not exist; materialize {asset}")
+
+
+def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
+    weights = Path(spec["hmr_checkpoint"]) / "model.safetensors"
+    hmr = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.exists() else ""
+    keep = {k: spec[k] for k in ("model", "training", "body_model")}
+    return {**keep, "hmr": hmr, "data": data_fingerprint([spec["multiview"]])}
+
+
+def build(spec: dict[str, Any], body: Any) -> tuple[GST, Assembler]:
+    """A fresh GST on the spec's HMR checkpoint (also the untrained baseline)."""
+    hmr, _ = load_hmr(spec["hmr_checkpoint"])
+    values = dict(spec["model"])
+    values["num_vertices"] = min(int(values.get("num_vertices", 2048)), body.num_vertices)
+    assembler = Assembler.for_body(body, values["num_vertices"])
+    values.setdefault("init_scale", assembler.vertex_spacing())
+    torch.manual_seed(int(spec["training"].get("seed", 0)))
+    return GST(hmr, GSTConfig(**values)), assembler
+
+
+def novel_view_png(model: GST, assembler: Assembler, views: dict[str, torch.Tensor], n: int = 4) -> bytes:
+    """Held-out subjects, one per row: the input, then (prediction, target) for three novel views."""
+    subject, view, targets = novel_view_protocol(views)
+    subject, view = subject[:n], view[:n]
+    picks = torch.linspace(0, targets.shape[1] - 1, 3).long()
+    targets = targets[:n][:, picks]
+    with torch.no_grad():
+        rgb, _, _ = render_targets(model, assembler, views, subject, view, targets)
+    truth, _ = targets_of(views, subject, targets)
+
+    def u8(x: torch.Tensor):  # noqa: ANN202
+        return (x.clamp(0, 1) * 255).round().byte().numpy()
+
+    rows = []
+    for i in range(len(subject)):
+        row = [u8(views["images"][subject[i], view[i]].permute(1, 2, 0))]
+        for j in range(targets.shape[1]):
+            row += [u8(rgb[i, j]), u8(truth[i, j])]
+        rows.append(row)
+    return sample_grid_png(rows, cell=96)
+
+
+def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: ANN001
+    validate_spec(spec)
+    out = Path(spec["out"])
+    fingerprint = _fingerprint(spec)
+    if (done := finished_summary(out, fingerprint)) is not None:
+        log(f"a GST checkpoint for this spec, HMR checkpoint and data exists in {out}; not training again")
+        return {**done, "reused": True}
+    body = load_body_model(spec["body_model"])
+    views = load_multiview(spec["multiview"])
+    train, heldout = subjects(views, False), subjects(views, True)
+    model, assembler = build(spec, body)
+    cfg = GSTTraining(**spec["training"])
+    info = describe(model)
+    log(f"GST: {info['gaussians']} Gaussians, {info['trainable_parameters']:,} trainable parameters; "
+        f"{len(train['images'])} training subjects x {train['images'].shape[1]} views")  # fmt: skip
+    tracker = tracker_for(spec, 0, "gst_training", "gst")
+    result = train_gst(model, assembler, train, cfg, tracker=tracker, log=log, resume_dir=out / "resume",
+                       checkpoint_every=int(spec.get("checkpoint_every", 50)))  # fmt: skip
+    save_gst(out, model, assembler.vertex_ids,
+             {"training": spec["training"], "hmr_checkpoint": Path(spec["hmr_checkpoint"]).name})  # fmt: skip
+    load_gst(out)  # what was written reads back
+    png = novel_view_png(model, assembler, heldout)
+    (out / "novel_views.png").write_bytes(png)
+    if hasattr(tracker, "log_image_bytes"):
+        tracker.log_image_bytes("novel_views.png", png)
+    tracker.log_metrics({"subjects_per_second": result["subjects_per_second"], "final_loss": result["final_loss"]})
+    for name in ("model.safetensors", "config.json"):
+        tracker.log_artifact(out / name, "checkpoint")
+    summary = {"num_subjects": len(train["images"]), "gaussians": info["gaussians"], "steps": cfg.steps,
+               "final_loss": round(float(result["final_loss"]), 6), "fingerprint": fingerprint,
+               "lpips": "unavailable: no LPIPS weights in this profile"}  # fmt: skip
+    write_json_atomic(out / "summary.json", summary)  # last: a summary means a complete checkpoint
+    timing = {"steps_run": int(result["steps_run"]), "seconds": round(result["seconds"], 1),
+              "subjects_per_second": round(result["subjects_per_second"], 2)}  # fmt: skip
+    return {**summary, **timing, "reused": False}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_main(run_training, "python -m orchestration.train_gst", __doc__, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""What the training entry points (``train_hmr``, ``train_gst``) share: the MLflow run they log
+into, and running either by hand (``--spec spec.json``) or under Dagster Pipes (the spec in the
+Pipes extras, logs and a summary message back to the run)."""
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dreamer_core.tracking import NullTracker, Tracker
+
+
+def tracker_for(spec: dict[str, Any], rank: int, experiment: str, run_name: str) -> Tracker:
+    """Rank 0 logs into the run the asset opened (``mlflow.run_id``), or a new run of
+    ``mlflow.experiment`` (default ``experiment``)."""
+    ml = spec.get("mlflow") or {}
+    if rank or not ml.get("tracking_uri"):
+        return NullTracker()
+    from mlflow.tracking import MlflowClient
+
+    from orchestration.resources.tracking import MLflowRun
+
+    client = MlflowClient(tracking_uri=ml["tracking_uri"])
+    run_id = ml.get("run_id")
+    if not run_id:
+        name = ml.get("experiment", experiment)
+        exp = client.get_experiment_by_name(name)
+        exp_id = exp.experiment_id if exp else client.create_experiment(name)
+        run_id = client.create_run(exp_id, tags={"mlflow.runName": run_name}).info.run_id
+    run = client.get_run(run_id)
+    return MLflowRun(client, run_id, run.info.experiment_id, "")
+
+
+def entry_main(run: Callable[..., dict[str, Any]], prog: str, doc: str | None, argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", help="JSON spec file (omit when launched through Dagster Pipes)")
+    args = parser.parse_args(argv)
+    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+
+    rank = int(os.environ.get("RANK", "0"))
+    if os.environ.get("PD_TORCH_THREADS"):
+        torch.set_num_threads(int(os.environ["PD_TORCH_THREADS"]))
+    if PipesEnvVarParamsLoader().is_dagster_pipes_process() and rank == 0:
+        with open_dagster_pipes() as pipes:
+            spec = json.loads(Path(args.spec).read_text()) if args.spec else pipes.extras["spec"]
+            summary = run(spec, pipes.log.info)
+            pipes.report_custom_message(summary)
+        return 0
+    if not args.spec:
+        parser.error("--spec is required outside Dagster Pipes")
+    summary = run(json.loads(Path(args.spec).read_text()))
+    if rank == 0:
+        print(json.dumps(summary))
+    return 0
+
+
+def finished_summary(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of a finished checkpoint in ``out`` trained from the same spec and data, if any
+    (the summary is written last, so its presence means a complete checkpoint)."""
+    summary_path = out / "summary.json"
+    if (out / "model.safetensors").exists() and summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("fingerprint") == fingerprint:
+            return summary
+    return None
