@@ -7,6 +7,7 @@ SIGINT/SIGTERM and hangs; in its own session we can stop its whole process group
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -54,6 +55,24 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = N
                 return True
         except OSError:
             time.sleep(0.5)
+    return False
+
+
+def wait_code_loaded(url: str, timeout: float) -> bool:
+    """Wait until the webserver at ``url`` reports every code location loaded: a `dagster dev`
+    signalled while its code server is still importing the definitions can outlast any grace."""
+    query = b'{"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"}'
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(f"{url}/graphql", data=query, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                entries = json.load(r)["data"]["workspaceOrError"]["locationEntries"]
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                return True
+        except (OSError, KeyError, TypeError, ValueError):
+            pass
+        time.sleep(0.5)
     return False
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from orchestration.ui import start_dagster, stop, wait_http
+from orchestration.ui import start_dagster, stop, wait_code_loaded, wait_http
 
 
 def free_port() -> int:
@@ -25,6 +25,7 @@ def test_dagster_dev_starts_and_stops(tmp_path, monkeypatch):
         assert wait_http(f"http://127.0.0.1:{port}/server_info", 120, proc), (tmp_path / "dagster.log").read_text()[
             -2000:
         ]
+        assert wait_code_loaded(f"http://127.0.0.1:{port}", 120), "the code location did not load"
     finally:
         t0 = time.monotonic()
         stop(proc, timeout=20)
