@@ -21,13 +21,23 @@ from orchestration.env import REPO_ROOT, default_artifact_root, default_tracking
 HOST = "127.0.0.1"
 
 
+def _default_signals() -> None:
+    """In the child before exec: Ctrl-C / SIGTERM back to their defaults. A shell's background job
+    (`make ui &`, nohup, CI wrappers) starts with SIGINT ignored, which the servers inherit; `dagster
+    dev` then cannot pass the interrupt on to its webserver and never stops (measured: the UI test
+    fails only when run as a background job)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start_dagster(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
     ensure_dagster_home()
     exe = Path(sys.executable).parent / "dagster"
     out = open(log, "wb") if log else None  # noqa: SIM115 - lives as long as the server
     return subprocess.Popen(
         [str(exe), "dev", "-m", "orchestration.definitions", "-h", HOST, "-p", str(port)],
-        cwd=REPO_ROOT, start_new_session=True, stdout=out, stderr=subprocess.STDOUT if out else None,
+        cwd=REPO_ROOT, start_new_session=True, preexec_fn=_default_signals, stdout=out,
+        stderr=subprocess.STDOUT if out else None,
     )  # fmt: skip
 
 
@@ -41,7 +51,8 @@ def start_mlflow(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [str(exe), "server", "--host", HOST, "--port", str(port), "--workers", "1",
          "--backend-store-uri", uri, "--default-artifact-root", default_artifact_root()],
-        cwd=REPO_ROOT, env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT if out else None,
+        cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=_default_signals, stdout=out,
+        stderr=subprocess.STDOUT if out else None,
     )  # fmt: skip
 
 
@@ -59,8 +70,8 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = N
 
 
 def wait_code_loaded(url: str, timeout: float) -> bool:
-    """Wait until the webserver at ``url`` reports every code location loaded: a `dagster dev`
-    signalled while its code server is still importing the definitions can outlast any grace."""
+    """Wait until the webserver at ``url`` reports every code location loaded (the UI a person
+    sees is then usable)."""
     query = b'{"query": "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"}'
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -76,26 +87,18 @@ def wait_code_loaded(url: str, timeout: float) -> bool:
     return False
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0, repeat: float = 3.0) -> int:
-    """SIGTERM the process group (again every ``repeat`` seconds: `dagster dev` can miss a signal
-    that arrives while it is still starting its services, seen once in a loaded test run), then
-    SIGKILL what is left after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+    """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
+    if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
-            break
-        try:
-            proc.wait(min(repeat, max(deadline - time.monotonic(), 0.01)))
-        except subprocess.TimeoutExpired:
-            continue
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
             pass
-        proc.wait()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     return proc.returncode
 
 
