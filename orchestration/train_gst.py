@@ -29,7 +29,7 @@ from dreamer_core.hmr.model import load_hmr
 from dreamer_core.io import write_json_atomic
 from dreamer_core.viz import sample_grid_png
 from orchestration.train_hmr import data_fingerprint
-from orchestration.training_entry import entry_main, finished_summary, tracker_for
+from orchestration.training_entry import entry_main, finished_summary, publish_checkpoint, tracker_for
 
 REQUIRED = ("hmr_checkpoint", "multiview", "out", "model", "training", "body_model")
 
@@ -108,13 +108,8 @@ def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: AN
     save_gst(out, model, assembler.vertex_ids,
              {"training": spec["training"], "hmr_checkpoint": Path(spec["hmr_checkpoint"]).name})  # fmt: skip
     load_gst(out)  # what was written reads back
-    png = novel_view_png(model, assembler, heldout)
-    (out / "novel_views.png").write_bytes(png)
-    if hasattr(tracker, "log_image_bytes"):
-        tracker.log_image_bytes("novel_views.png", png)
-    tracker.log_metrics({"subjects_per_second": result["subjects_per_second"], "final_loss": result["final_loss"]})
-    for name in ("model.safetensors", "config.json"):
-        tracker.log_artifact(out / name, "checkpoint")
+    publish_checkpoint(tracker, out, {k: result[k] for k in ("subjects_per_second", "final_loss")},
+                       ("novel_views.png", novel_view_png(model, assembler, heldout)))  # fmt: skip
     summary = {"num_subjects": len(train["images"]), "gaussians": info["gaussians"], "steps": cfg.steps,
                "final_loss": round(float(result["final_loss"]), 6), "fingerprint": fingerprint,
                "lpips": "unavailable: no LPIPS weights in this profile"}  # fmt: skip

@@ -32,7 +32,7 @@ from dreamer_core.hmr.model import HMR, HMRConfig, load_hmr, save_hmr
 from dreamer_core.hmr.train import HMRTraining, predicted_keypoints, train_hmr
 from dreamer_core.io import write_json_atomic
 from dreamer_core.viz import keypoint_overlay_png
-from orchestration.training_entry import entry_main, finished_summary, tracker_for
+from orchestration.training_entry import entry_main, finished_summary, publish_checkpoint, tracker_for
 
 REQUIRED = ("train_set", "sources", "out", "image_size", "model", "training", "body_model")
 
@@ -132,15 +132,11 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
         model = model.cpu()
         save_hmr(out, model, {"train_set": spec["train_set"], "training": spec["training"]})
         load_hmr(out)  # what was written reads back
+        image = None
         if spec.get("overlay_folder"):
-            png = _overlay(model, load_body_model(spec["body_model"]) if device != "cpu" else body,
-                           spec["overlay_folder"], size)  # fmt: skip
-            (out / "overlay.png").write_bytes(png)
-            if hasattr(tracker, "log_image_bytes"):
-                tracker.log_image_bytes("overlay.png", png)
-        tracker.log_metrics({"samples_per_second": result["samples_per_second"], "final_loss": result["final_loss"]})
-        for name in ("model.safetensors", "config.json"):
-            tracker.log_artifact(out / name, "checkpoint")
+            image = ("overlay.png", _overlay(model, load_body_model(spec["body_model"]) if device != "cpu" else body,
+                                             spec["overlay_folder"], size))  # fmt: skip
+        publish_checkpoint(tracker, out, {k: result[k] for k in ("samples_per_second", "final_loss")}, image)
         write_json_atomic(out / "summary.json", summary)  # last: a summary means a complete checkpoint
     if world > 1:
         torch.distributed.destroy_process_group()

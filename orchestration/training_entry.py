@@ -67,3 +67,19 @@ def finished_summary(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] |
         if summary.get("fingerprint") == fingerprint:
             return summary
     return None
+
+
+def publish_checkpoint(tracker: Tracker, out: Path, metrics: dict[str, float],
+                       image: tuple[str, bytes] | None = None) -> None:  # fmt: skip
+    """A finished training's preview (written atomically next to the checkpoint), metrics and
+    checkpoint files, to the MLflow run."""
+    from dreamer_core.io import write_bytes_atomic
+
+    if image is not None:
+        name, png = image
+        write_bytes_atomic(out / name, png)
+        if hasattr(tracker, "log_image_bytes"):
+            tracker.log_image_bytes(name, png)
+    tracker.log_metrics(metrics)
+    for name in ("model.safetensors", "config.json"):
+        tracker.log_artifact(out / name, "checkpoint")
