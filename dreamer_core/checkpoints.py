@@ -34,6 +34,10 @@ def load_checkpoint(folder: str | Path, stem: str, cls_name: str, asset: str) ->
         state = load_file(str(folder / f"{stem}.safetensors"))
     except FileNotFoundError as exc:
         raise PipelineInputError(f"{folder}: missing checkpoint files ({exc.filename}); materialize {asset}") from exc
-    if cfg.pop("class", None) != cls_name:
-        raise PipelineInputError(f"{cfg_path} does not describe a {cls_name}")
+    except Exception as exc:  # json and safetensors raise their own types for damaged files
+        raise PipelineInputError(
+            f"{folder}: unreadable checkpoint ({type(exc).__name__}: {exc}); re-materialize {asset}"
+        ) from exc
+    if not isinstance(cfg, dict) or cfg.pop("class", None) != cls_name:
+        raise PipelineInputError(f"{cfg_path} does not describe a {cls_name}; point at a {asset} folder")
     return cfg, state

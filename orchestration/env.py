@@ -1,7 +1,8 @@
 """Process environment and in-repo locations, so that a fresh clone runs with no set-up.
 
 Every default lives inside the repository (git-ignored) and every one can be overridden by the
-environment: DAGSTER_HOME, MLFLOW_TRACKING_URI, PD_DATA_DIR, ANNY_CACHE_DIR, WARP_CACHE_PATH.
+environment: DAGSTER_HOME, MLFLOW_TRACKING_URI, PD_MLFLOW_UI_URL, PD_DATA_DIR, ANNY_CACHE_DIR,
+WARP_CACHE_PATH.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def mlflow_dir() -> Path:
 
 def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlflow_dir() / 'mlflow.db'}"
+
+
+MLFLOW_UI_URL_ENV = "PD_MLFLOW_UI_URL"
+
+
+def mlflow_ui_url() -> str:
+    """Where people open MLflow runs from asset pages: ``make ui``'s MLflow, or a shared server."""
+    return os.environ.get(MLFLOW_UI_URL_ENV, "http://127.0.0.1:5000").rstrip("/")
 
 
 def default_artifact_root() -> str:

@@ -16,7 +16,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from orchestration.env import REPO_ROOT, default_artifact_root, default_tracking_uri, ensure_dagster_home
+from orchestration.env import (
+    MLFLOW_UI_URL_ENV,
+    REPO_ROOT,
+    default_artifact_root,
+    default_tracking_uri,
+    ensure_dagster_home,
+)
 
 HOST = "127.0.0.1"
 
@@ -30,27 +36,39 @@ def _default_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
-def start_dagster(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
-    ensure_dagster_home()
+def start_dagster(
+    port: int, log: Path | None = None, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``dagster dev`` (webserver + daemon) for the code location in ``cwd``. ``env`` must carry
+    DAGSTER_HOME when given; by default the repo's instance is used (and created)."""
+    if env is None:
+        ensure_dagster_home()
     exe = Path(sys.executable).parent / "dagster"
     out = open(log, "wb") if log else None  # noqa: SIM115 - lives as long as the server
     return subprocess.Popen(
         [str(exe), "dev", "-m", "orchestration.definitions", "-h", HOST, "-p", str(port)],
-        cwd=REPO_ROOT, start_new_session=True, preexec_fn=_default_signals, stdout=out,
+        cwd=cwd, env=env, start_new_session=True, preexec_fn=_default_signals, stdout=out,
         stderr=subprocess.STDOUT if out else None,
     )  # fmt: skip
 
 
-def start_mlflow(port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+def start_mlflow(
+    port: int,
+    log: Path | None = None,
+    tracking_uri: str | None = None,
+    artifact_root: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """The MLflow UI over the pipeline's tracking store (default: the repo's SQLite file)."""
     exe = Path(sys.executable).parent / "mlflow"
-    uri = default_tracking_uri()
+    uri = tracking_uri or default_tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**(os.environ if env is None else env), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     out = open(log, "wb") if log else None  # noqa: SIM115
     return subprocess.Popen(
         [str(exe), "server", "--host", HOST, "--port", str(port), "--workers", "1",
-         "--backend-store-uri", uri, "--default-artifact-root", default_artifact_root()],
+         "--backend-store-uri", uri, "--default-artifact-root", artifact_root or default_artifact_root()],
         cwd=REPO_ROOT, env=env, start_new_session=True, preexec_fn=_default_signals, stdout=out,
         stderr=subprocess.STDOUT if out else None,
     )  # fmt: skip
@@ -107,8 +125,11 @@ def main() -> int:
     parser.add_argument("--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", 3000)))
     parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))
     args = parser.parse_args()
-    procs = [start_dagster(args.dagster_port), start_mlflow(args.mlflow_port)]
     urls = [f"http://{HOST}:{args.dagster_port}", f"http://{HOST}:{args.mlflow_port}"]
+    ensure_dagster_home()
+    # Asset pages link their MLflow runs on the port this MLflow UI really uses.
+    dagster_env = {**os.environ, MLFLOW_UI_URL_ENV: urls[1]}
+    procs = [start_dagster(args.dagster_port, env=dagster_env), start_mlflow(args.mlflow_port)]
     try:
         for name, url, proc in zip(("Dagster", "MLflow"), urls, procs, strict=True):
             ok = wait_http(url, 90, proc)

@@ -31,7 +31,13 @@ OPTIONAL = ("depth.png",)
 
 
 class ShardError(PipelineInputError):
-    """A shard is unreadable, tampered with, or holds an invalid sample."""
+    """A shard is unreadable, tampered with, or holds an invalid sample. The message ends with the
+    fix: a shard folder is always an asset's output, so rewriting it is re-materializing that asset."""
+
+    FIX = "re-materialize the asset (or shard partition) that wrote it"
+
+    def __init__(self, message: str, fix: str = FIX) -> None:
+        super().__init__(f"{message}; {fix}" if fix else message)
 
 
 def shard_name(index: int) -> str:
@@ -113,7 +119,7 @@ def read_index(folder: str | Path) -> dict[str, dict[str, Any]]:
     folder = Path(folder)
     files = sorted(folder.glob("*.index.json"))
     if not files:
-        raise ShardError(f"{folder}: no shard index (*.index.json); re-materialize the asset that writes it")
+        raise ShardError(f"{folder}: no shard index (*.index.json)")
     index: dict[str, dict[str, Any]] = {}
     for f in files:
         try:
@@ -128,7 +134,10 @@ def read_index(folder: str | Path) -> dict[str, dict[str, Any]]:
 def _safe_member(shard: Path, name: str) -> None:
     p = Path(name)
     if p.is_absolute() or ".." in p.parts or name.startswith("/") or "\\" in name:
-        raise ShardError(f"{shard}: member {name!r} has an absolute path or '..'; refusing to read this shard")
+        raise ShardError(
+            f"{shard}: member {name!r} has an absolute path or '..'; refusing to read this shard",
+            "it was not written by this pipeline: delete it, or re-materialize the asset whose folder holds it",
+        )
 
 
 def _decode_png(shard: Path, name: str, data: bytes) -> np.ndarray:

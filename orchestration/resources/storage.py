@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -17,9 +18,12 @@ class StorageResource(dg.ConfigurableResource):
         path = base / asset_key
         try:
             path.mkdir(parents=True, exist_ok=True)
+            # Fail before any work (and before the earlier output is touched), not at the first write.
+            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+                pass
         except OSError as exc:
             raise dg.Failure(
-                f"cannot create output folder {path} ({exc.strerror}); make it writable or set "
+                f"output folder {path} is not writable ({exc.strerror or exc}); make it writable or set "
                 "PD_DATA_DIR / the storage resource's root to a writable folder"
             ) from exc
         return path

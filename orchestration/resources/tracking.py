@@ -17,8 +17,9 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.env import default_artifact_root, default_tracking_uri, mlflow_dir
+from orchestration.env import default_artifact_root, default_tracking_uri, mlflow_dir, mlflow_ui_url
 
+EXPERIMENT_KIND = "mlflow.experimentKind"
 # Keys whose values must never reach a tracking server.
 _SECRET_MARKERS = ("password", "secret", "token", "api_key", "credential")
 
@@ -81,7 +82,7 @@ def _is_secret(key: str) -> bool:
 class MLflowResource(dg.ConfigurableResource):
     tracking_uri: str = ""  # empty: MLFLOW_TRACKING_URI or sqlite:///<repo>/mlflow/mlflow.db
     artifact_root: str = ""  # empty: <repo>/mlflow/artifacts
-    ui_url: str = "http://127.0.0.1:5000"
+    ui_url: str = ""  # empty: PD_MLFLOW_UI_URL or http://127.0.0.1:5000 (make ui's MLflow)
 
     def uri(self) -> str:
         return self.tracking_uri or default_tracking_uri()
@@ -105,7 +106,10 @@ class MLflowResource(dg.ConfigurableResource):
         from mlflow.exceptions import MlflowException
 
         try:
-            return client.create_experiment(name, artifact_location=f"{root.rstrip('/')}/{name}")
+            # The kind tag opens the experiment in MLflow's model-training view (runs table, compare).
+            return client.create_experiment(
+                name, artifact_location=f"{root.rstrip('/')}/{name}", tags={EXPERIMENT_KIND: "custom_model_development"}
+            )
         except MlflowException:  # another run or thread created it a moment ago
             exp = client.get_experiment_by_name(name)
             if exp is None:
@@ -134,9 +138,8 @@ class MLflowResource(dg.ConfigurableResource):
         for name, digest in (input_hashes or {}).items():
             tags[f"input_hash.{name}"] = digest
         run = client.create_run(exp_id, tags=tags)
-        tracked = MLflowRun(
-            client, run.info.run_id, exp_id, f"{self.ui_url}/#/experiments/{exp_id}/runs/{run.info.run_id}"
-        )
+        url = f"{self.ui_url or mlflow_ui_url()}/#/experiments/{exp_id}/runs/{run.info.run_id}"
+        tracked = MLflowRun(client, run.info.run_id, exp_id, url)
         if params:
             tracked.log_params(params)
         try:
