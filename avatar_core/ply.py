@@ -43,7 +43,10 @@ def load_ply(path: str | os.PathLike[str]) -> Gaussians:
         ply = PlyData.read(str(path))
         vertex = ply["vertex"].data
     except Exception as e:  # plyfile raises several types for truncated / foreign files
-        raise PipelineInputError(f"{path}: not a readable .ply file with a vertex element ({e})") from e
+        raise PipelineInputError(
+            f"{path}: not a readable .ply file with a vertex element ({e}); the file is damaged or not a splat: "
+            "export it again (python -m avatar_core.demo writes one)"
+        ) from e
     names = vertex.dtype.names or ()
     missing = [n for n in REQUIRED if n not in names]
     if missing:

@@ -13,14 +13,33 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from orchestration.env import REPO_ROOT, ensure_dagster_home
 
 
-def _run_one(key: str, partition: str | None, threads: int = 0) -> tuple[str, bool, str, list[str]]:
-    """Materialize one asset (one partition) in this process: (label, success, run id, failed checks)."""
+def _failure_message(result: Any) -> str:
+    """Why the first failed step failed: a ``dg.Failure``'s description (bad input: names the
+    input and the fix), else the innermost error without its class path."""
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE":
+            continue
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return data.user_failure_data.description
+        err = data.error
+        while err is not None and err.cause is not None:
+            err = err.cause
+        return re.sub(r"^[\w.]+: ", "", err.message.strip(), count=1) if err is not None else "step failed"
+    return ""
+
+
+def _run_one(key: str, partition: str | None, threads: int = 0) -> tuple[str, bool, str, list[str], str]:
+    """Materialize one asset (one partition) in this process: (label, success, run id, failed
+    checks, failure message)."""
     ensure_dagster_home()
     import dagster as dg
 
@@ -48,7 +67,7 @@ def _run_one(key: str, partition: str | None, threads: int = 0) -> tuple[str, bo
                 print(f"  asset check warning: {data.check_name} {dict(data.metadata)}", file=sys.stderr)
             else:
                 bad_checks.append(data.check_name)
-    return label, result.success, result.run_id, bad_checks
+    return label, result.success, result.run_id, bad_checks, "" if result.success else _failure_message(result)
 
 
 def materialize(keys: list[str], select_all: bool, partitions: list[str] | None = None, workers: int = 1) -> int:
@@ -85,8 +104,10 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
                 results = list(pool.map(_run_one, [key] * len(runs), runs, [threads] * len(runs)))
         else:
             results = [_run_one(key, partition) for partition in runs]
-        for label, success, run_id, bad_checks in results:
+        for label, success, run_id, bad_checks, message in results:
             print(f"materialized {label}: {'ok' if success else 'FAILED'} (run {run_id})", flush=True)
+            if message:
+                print(f"error: {label}: {message}", file=sys.stderr, flush=True)
             if bad_checks:
                 print(f"  failed asset checks: {bad_checks}", file=sys.stderr)
             if not success or bad_checks:

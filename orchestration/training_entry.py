@@ -5,12 +5,14 @@ Pipes extras, logs and a summary message back to the run)."""
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dreamer_core.errors import PipelineInputError
 from dreamer_core.tracking import NullTracker, Tracker
 
 
@@ -39,6 +41,14 @@ def entry_main(run: Callable[..., dict[str, Any]], prog: str, doc: str | None, a
     parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", help="JSON spec file (omit when launched through Dagster Pipes)")
     args = parser.parse_args(argv)
+    try:
+        return _entry(run, parser, args)
+    except PipelineInputError as exc:  # bad spec or inputs: one line naming them, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _entry(run: Callable[..., dict[str, Any]], parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 
     rank = int(os.environ.get("RANK", "0"))

@@ -127,7 +127,11 @@ class BodyModel(ABC):
             elif value.shape[0] != batch:
                 raise PipelineInputError(f"{self.name}: parameter {name!r} has batch {value.shape[0]}, others {batch}")
             if not torch.isfinite(value).all():
-                raise PipelineInputError(f"{self.name}: parameter {name!r} contains NaN or inf")
+                rows = torch.nonzero(~torch.isfinite(value).flatten(1).all(1)).flatten()[:5].tolist()
+                raise PipelineInputError(
+                    f"{self.name}: parameter {name!r} contains NaN or inf (batch rows {rows}); drop or repair "
+                    "those poses where they come from"
+                )
             # Axis-angle vectors are bounded by their norm, the rest element-wise.
             mags = value.norm(dim=-1) if name in ("global_orient", "body_pose") else value
             if (mags < s.low - 1e-5).any() or (mags > s.high + 1e-5).any():
@@ -135,6 +139,7 @@ class BodyModel(ABC):
                 raise PipelineInputError(
                     f"{self.name}: parameter {name!r} has a {what} outside [{s.low:g}, {s.high:g}] "
                     f"(min {mags.min().item():.4g}, max {mags.max().item():.4g})"
+                    + ("; give axis-angle vectors in radians, angle at most pi" if what == "rotation angle" else "")
                 )
         if batch is None:
             raise PipelineInputError(f"{self.name}: no parameters given")

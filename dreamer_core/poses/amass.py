@@ -90,17 +90,19 @@ def load_amass_folder(folder: str | Path, stride: int, on_error: str, zup: bool 
     """
     root = Path(folder).expanduser()
     if not root.is_dir():
-        raise PoseFileError(f"pose_bank.amass.path: {root} is not a folder; point it at a folder of AMASS .npz files")
+        raise PoseFileError(f"pose_bank.amass_path: {root} is not a folder; point it at a folder of AMASS .npz files")
     files = sorted(p for p in root.rglob("*.npz") if p.is_file())
     if not files:
-        raise PoseFileError(f"pose_bank.amass.path: no .npz files under {root}")
+        raise PoseFileError(f"pose_bank.amass_path: no .npz files under {root}; point it at a folder of AMASS files")
     orients, bodies, refs, errors = [], [], [], []
     for path in files:
         try:
             go, bp = read_amass_file(path, stride, zup)
         except PoseFileError as exc:
             if on_error == "fail":
-                raise
+                raise PoseFileError(
+                    f"{exc}; fix or remove this file, or set pose_bank.amass_on_error: skip to leave bad files out"
+                ) from exc
             log.warning("skipping %s", exc)
             errors.append(str(exc))
             continue

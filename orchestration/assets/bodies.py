@@ -16,7 +16,7 @@ from dreamer_core.poses.bank import (
     write_pose_bank,
 )
 from dreamer_core.viz import skeleton_grid_png
-from orchestration.assets.common import dvc_meta, preview_md, settings_hash
+from orchestration.assets.common import dvc_meta, input_errors, preview_md, settings_hash
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PoseBankConfig
 
@@ -33,6 +33,7 @@ PREVIEW_FILE = "preview.png"
     description="Diverse body poses + shapes (parquet + npz): anatomical families and AMASS, "
     "farthest-point selected in root-aligned joint space.",
 )
+@input_errors
 def pose_bank(
     context: dg.AssetExecutionContext,
     config: PoseBankConfig,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -13,9 +14,25 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.prompts import build_prompt
 from dreamer_core.io import atomic_path
 from dreamer_core.poses.bank import stream
+
+
+def input_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad user input (a PipelineInputError from the libraries) fails the step as a ``dg.Failure``:
+    the web UI and the CLI then show its message (which names the input and the fix), not a stack
+    trace through Dagster's internals."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PipelineInputError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+    return wrapper
 
 
 def preview_md(png: bytes, alt: str = "preview") -> dg.MetadataValue:

@@ -31,7 +31,15 @@ from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.mining.hardness import HardnessModel, pose_features
 from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import asset_result, dvc_meta, file_hash, publish_png, settings_hash, write_parquet
+from orchestration.assets.common import (
+    asset_result,
+    dvc_meta,
+    file_hash,
+    input_errors,
+    publish_png,
+    settings_hash,
+    write_parquet,
+)
 from orchestration.assets.mining import (
     ROUND_PARTITIONS,
     committed_shards,
@@ -86,6 +94,7 @@ def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min
     "empty, pose OKS, image quality, near-duplicates); kept samples as shards, manifest.parquet with every "
     "sample's per-stage decision, score and reason, a dataset card, and a BEDLAM .npz for SMPL / SMPL-X.",
 )
+@input_errors
 def filtered_dataset(
     context: dg.AssetExecutionContext,
     config: FilteredDatasetConfig,

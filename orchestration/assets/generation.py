@@ -25,6 +25,7 @@ from orchestration.assets.common import (
     asset_result,
     dvc_meta,
     file_hash,
+    input_errors,
     log_progress,
     prompts_for,
     publish_png,
@@ -55,6 +56,7 @@ def _u8(x: torch.Tensor) -> np.ndarray:
     "reference renders, pretrained backends are loaded. Scored by OKS of the pose detector on held-out controls, "
     "against shuffled controls.",
 )
+@input_errors
 def generator(
     context: dg.AssetExecutionContext,
     config: GeneratorConfig,
@@ -155,6 +157,7 @@ def generator_follows_control(storage: StorageResource) -> dg.AssetCheckResult:
     description="Preference pairs for Diffusion-DPO: N seeded candidates per held-in control, each scored by OKS "
     "against the control's label; best vs worst when the gap and the winner are large enough.",
 )
+@input_errors
 def dpo_pairs(
     context: dg.AssetExecutionContext,
     config: DPOConfig,
@@ -241,6 +244,7 @@ def load_dpo_generator(storage: StorageResource) -> Any:
     description="The generator aligned to its control with Diffusion-DPO (a LoRA); mean OKS on held-out controls "
     "with fixed seeds before and after, under the reward detector and an independent judge.",
 )
+@input_errors
 def dpo_generator(
     context: dg.AssetExecutionContext,
     config: DPOConfig,

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import torch
 
-from orchestration.assets.common import asset_result, dvc_meta, file_hash, settings_hash
+from orchestration.assets.common import asset_result, dvc_meta, file_hash, input_errors, settings_hash
 from orchestration.assets.hmr import hmr_checkpoints
 from orchestration.assets.renders import reference_renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
@@ -48,6 +48,7 @@ def gst_spec(settings: dict, storage: StorageResource, body_settings: dict, seed
     "multiview training subjects, by `python -m orchestration.train_gst` through Dagster Pipes; resumes a killed "
     "training. Preview: held-out subjects, input | (prediction, target) x 3 novel views.",
 )
+@input_errors
 def gst_checkpoint(
     context: dg.AssetExecutionContext,
     config: GSTConfig,

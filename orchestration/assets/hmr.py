@@ -36,6 +36,7 @@ from orchestration.assets.common import (
     asset_result,
     dvc_meta,
     file_hash,
+    input_errors,
     log_progress,
     preview_md,
     prompts_for,
@@ -73,6 +74,7 @@ def _sources(storage: StorageResource) -> dict[str, list[Path]]:
     "`python -m orchestration.train_hmr` through Dagster Pipes (the same command runs under torchrun); resumes a "
     "killed training.",
 )
+@input_errors
 def hmr_checkpoints(
     context: dg.AssetExecutionContext,
     config: HMRCheckpointsConfig,
@@ -257,6 +259,7 @@ def scores_markdown(scores: pd.DataFrame) -> str:
     "statistics; FID / KID when Inception weights are configured. GST rows: novel-view PSNR / SSIM of "
     "gst_checkpoint, the untrained GST and the flat-coloured HMR mesh on held-out subjects, and body MPJPE.",
 )
+@input_errors
 def benchmark_scores(
     context: dg.AssetExecutionContext,
     config: BenchmarkConfig,

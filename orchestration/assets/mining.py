@@ -23,6 +23,7 @@ from orchestration.assets.common import (
     asset_result,
     dvc_meta,
     file_hash,
+    input_errors,
     log_progress,
     prompts_for,
     publish_png,
@@ -149,6 +150,7 @@ _RESOURCES = dict(body_model=BodyModelResource, storage=StorageResource, mlflow=
     description="Round 1, one shard per partition: training poses drawn at random, their control renders, "
     "DPO-generator samples with per-sample seeds, and OKS of the pose detector against the labels.",
 )
+@input_errors
 def round1_generations(
     context: dg.AssetExecutionContext,
     config: RoundGenerationsConfig,
@@ -171,6 +173,7 @@ def round1_generations(
     description="Gradient-boosted regressor from pose + shape parameters to the OKS round-1 samples reached; "
     "held-out MAE / R^2 on unseen poses against predicting the mean; difficulty bins over the pose bank.",
 )
+@input_errors
 def hardness_model(
     context: dg.AssetExecutionContext,
     config: HardnessConfig,
@@ -244,6 +247,7 @@ def _hardness_png(true: np.ndarray, pred: np.ndarray, measured: pd.Series, predi
     description="Round 2, one shard per partition: training poses drawn from those the current hardness model "
     "predicts hardest (a curriculum), generated and scored like round 1.",
 )
+@input_errors
 def round2_generations(
     context: dg.AssetExecutionContext,
     config: RoundGenerationsConfig,

@@ -13,7 +13,7 @@ from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.keypoints.train import DetectorTraining, evaluate, mean_pose_baseline, stack_split, train_detector
 from dreamer_core.keypoints.vitpose import VitPoseDetector
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import asset_result, dvc_meta, publish_png, settings_hash
+from orchestration.assets.common import asset_result, dvc_meta, input_errors, publish_png, settings_hash
 from orchestration.assets.renders import reference_renders
 from orchestration.resources import DVCResource, MLflowResource, StorageResource
 from orchestration.settings import config_class
@@ -42,6 +42,7 @@ PoseDetectorConfig = config_class(
     description="2D keypoint detector (COCO-17) trained on reference renders (or pretrained ViTPose); "
     "held-out PCK@0.1 and OKS against a mean-pose baseline; plus an independent judge detector (judge/).",
 )
+@input_errors
 def pose_detector(
     context: dg.AssetExecutionContext,
     config: PoseDetectorConfig,

@@ -26,7 +26,7 @@ from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.render.renderer import BodyRenderer
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.bodies import pose_bank
-from orchestration.assets.common import asset_result, dvc_meta, preview_md, publish_png, settings_hash
+from orchestration.assets.common import asset_result, dvc_meta, input_errors, preview_md, publish_png, settings_hash
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PARAMS, ControlRendersConfig, ReferenceRendersConfig
 
@@ -70,6 +70,7 @@ def _upstream_hash(storage: StorageResource) -> str:
     description="Textured, lit renders of posed bodies over procedural backgrounds with exact labels: "
     "train / test (held-out poses and appearances) / multiview (calibrated rings, held-out subjects).",
 )
+@input_errors
 def reference_renders(
     context: dg.AssetExecutionContext,
     config: ReferenceRendersConfig,
@@ -149,6 +150,7 @@ def reference_renders(
     metadata=dvc_meta(code=RENDER_CODE, params=["seed", "body_model", "render", "control_renders"]),
     description="Per shard: one PNCC control image (+ mask, depth, labels) per pose-bank row and camera draw.",
 )
+@input_errors
 def control_renders(
     context: dg.AssetExecutionContext,
     config: ControlRendersConfig,
