@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +24,18 @@ from orchestration.env import default_artifact_root, default_tracking_uri, mlflo
 EXPERIMENT_KIND = "mlflow.experimentKind"
 # Keys whose values must never reach a tracking server.
 _SECRET_MARKERS = ("password", "secret", "token", "api_key", "credential")
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s/]+)@")
+
+
+def redact(value: str) -> str:
+    """``value`` with what must not be stored removed: passwords inside URLs
+    (``postgresql://user:***@host``) and the values of secret environment variables (tokens,
+    keys) wherever they appear."""
+    value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", value)
+    for name, secret in os.environ.items():
+        if len(secret) >= 8 and _is_secret(name) and secret in value:
+            value = value.replace(secret, "***")
+    return value
 
 
 class MLflowRun:
@@ -35,7 +49,7 @@ class MLflowRun:
         from mlflow.entities import Param
 
         flat = _flatten(params)
-        items = [Param(k, str(v)[:6000]) for k, v in sorted(flat.items()) if not _is_secret(k)]
+        items = [Param(k, redact(str(v))[:6000]) for k, v in sorted(flat.items()) if not _is_secret(k)]
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
@@ -59,7 +73,7 @@ class MLflowRun:
 
     def set_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():
-            self.client.set_tag(self.run_id, k, str(v))
+            self.client.set_tag(self.run_id, k, redact(str(v)))
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
