@@ -235,6 +235,10 @@ SCHEMA: dict[str, Any] = {
         "flip": _float(0.0, 1.0),
         "checkpoint_every": _int(1, 10_000_000),
         "parallel_sets": _int(1, 64),
+        "launcher": Field(
+            lambda v: isinstance(v, str) and (v == "" or v.split()[0] == "torchrun"),
+            '"" (one process) or a torchrun command line, e.g. "torchrun --standalone --nproc_per_node gpu"',
+        ),
         "real_train": Field(
             lambda v: (
                 isinstance(v, dict)

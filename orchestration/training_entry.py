@@ -5,6 +5,7 @@ Pipes extras, logs and a summary message back to the run)."""
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,26 @@ def tracker_for(spec: dict[str, Any], rank: int, experiment: str, run_name: str)
     return MLflowRun(client, run_id, run.info.experiment_id, "")
 
 
+def training_command(module: str, launcher: str = "") -> list[str]:
+    """The command a training asset runs through Pipes: ``python -m module``, or under a launcher
+    (``torchrun --nproc_per_node 8 ...``: rank 0 talks to Dagster, every rank trains)."""
+    if not launcher:
+        return [sys.executable, "-m", module]
+    parts = shlex.split(launcher)
+    local = Path(sys.executable).parent / parts[0]
+    return [str(local) if local.exists() else parts[0], *parts[1:], "-m", module]
+
+
+def _pipes_spec() -> dict[str, Any]:
+    """The spec from the Pipes context, read without opening the message channel (which belongs
+    to rank 0): how the other ranks of a torchrun launched through Pipes get it."""
+    from dagster_pipes import PipesDefaultContextLoader, PipesEnvVarParamsLoader
+
+    params = PipesEnvVarParamsLoader().load_context_params()
+    with PipesDefaultContextLoader().load_context(params) as data:
+        return data["extras"]["spec"]
+
+
 def entry_main(run: Callable[..., dict[str, Any]], prog: str, doc: str | None, argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spec", help="JSON spec file (omit when launched through Dagster Pipes)")
@@ -54,15 +75,16 @@ def _entry(run: Callable[..., dict[str, Any]], parser: argparse.ArgumentParser, 
     rank = int(os.environ.get("RANK", "0"))
     if os.environ.get("PD_TORCH_THREADS"):
         torch.set_num_threads(int(os.environ["PD_TORCH_THREADS"]))
-    if PipesEnvVarParamsLoader().is_dagster_pipes_process() and rank == 0:
+    under_pipes = PipesEnvVarParamsLoader().is_dagster_pipes_process()
+    if under_pipes and rank == 0:
         with open_dagster_pipes() as pipes:
             spec = json.loads(Path(args.spec).read_text()) if args.spec else pipes.extras["spec"]
             summary = run(spec, pipes.log.info)
             pipes.report_custom_message(summary)
         return 0
-    if not args.spec:
+    if not args.spec and not under_pipes:
         parser.error("--spec is required outside Dagster Pipes")
-    summary = run(json.loads(Path(args.spec).read_text()))
+    summary = run(json.loads(Path(args.spec).read_text()) if args.spec else _pipes_spec())
     if rank == 0:
         print(json.dumps(summary))
     return 0

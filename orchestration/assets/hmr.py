@@ -6,7 +6,6 @@ PA-MPJPE / PVE for every model on every test set next to the mean-pose baseline
 import json
 import os
 import shutil
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -51,6 +50,7 @@ from orchestration.assets.models import pose_detector
 from orchestration.assets.renders import _renderer, reference_renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PARAMS, BenchmarkConfig, HMRCheckpointsConfig
+from orchestration.training_entry import training_command
 
 HMR_CODE = ["dreamer_core/hmr", "dreamer_core/metrics", "dreamer_core/bodies", "dreamer_core/datasets",
             "dreamer_core/training.py", "orchestration/train_hmr.py", "orchestration/training_entry.py",
@@ -127,8 +127,8 @@ def hmr_checkpoints(
             run.set_tags({"train_set": name, "mlflow.runName": f"hmr-{name}-{context.run.run_id[:8]}"})
             spec["mlflow"] = {"tracking_uri": mlflow.uri(), "run_id": run.run_id}
             context.log.info(f"training HMR on {name} ({', '.join(spec['sources'])})")
-            messages = pipes.run(context=context, command=[sys.executable, "-m", "orchestration.train_hmr"],
-                                 extras={"spec": spec}).get_custom_messages()  # fmt: skip
+            command = training_command("orchestration.train_hmr", settings["launcher"])
+            messages = pipes.run(context=context, command=command, extras={"spec": spec}).get_custom_messages()
             if not messages:
                 raise dg.Failure(f"HMR training on {name} reported no result; see the run's stderr")
             return {**messages[-1], "mlflow_run_url": run.url}

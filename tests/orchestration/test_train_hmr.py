@@ -84,3 +84,34 @@ def test_real_sources_need_an_smpl_body(anny_body, tmp_path):
         load_source(f"3dpw:{tmp_path}", 32, anny_body)
     with pytest.raises(PipelineInputError, match="is not a folder"):
         validate_spec(_spec(tmp_path, sources=["3dpw:/nonexistent/3DPW"]))
+
+
+@pytest.mark.slow
+def test_torchrun_through_dagster_pipes(anny_body, tmp_path):
+    """What hmr_checkpoints runs with ``hmr.launcher: torchrun ...``: two ranks under Pipes, rank 0
+    reports to Dagster, the other reads its spec from the Pipes context."""
+    import dagster as dg
+
+    from dreamer_core.datasets.build import write_samples
+    from dreamer_core.hmr.model import load_hmr
+    from orchestration.training_entry import training_command
+    from tests.helpers.renders import render_poses
+
+    write_samples(tmp_path / "train", render_poses(anny_body, 16, seed=4, purpose="pipes"), 8, "train")
+    spec = _spec(tmp_path / "train", out=str(tmp_path / "out"), training={"steps": 4, "batch_size": 4},
+                 checkpoint_every=2)  # fmt: skip
+    command = training_command("orchestration.train_hmr", "torchrun --standalone --nproc_per_node 2")
+    assert command[0].endswith("torchrun") and command[-2:] == ["-m", "orchestration.train_hmr"]
+
+    @dg.asset
+    def ddp_hmr(context):  # no annotations: this module has postponed annotations, which Dagster cannot resolve
+        pipes = dg.PipesSubprocessClient(env={"PD_TORCH_THREADS": "1"})
+        messages = pipes.run(context=context, command=command, extras={"spec": spec}).get_custom_messages()
+        return dg.MaterializeResult(metadata={"report": messages[-1]})
+
+    result = dg.materialize([ddp_hmr])
+    assert result.success
+    report = result.asset_materializations_for_node("ddp_hmr")[0].metadata["report"].value
+    assert report["world_size"] == 2 and report["steps_run"] == 4
+    _, extra = load_hmr(tmp_path / "out")
+    assert extra["train_set"] == "rendered"
