@@ -6,6 +6,7 @@ import dagster as dg
 
 from orchestration import schedules
 from orchestration.assets import bodies, dataset, generation, gst, hmr, mining, models, renders
+from orchestration.executors import executor_from_env
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 
 ASSETS = [
@@ -42,4 +43,5 @@ defs = dg.Definitions(
     schedules=schedules.SCHEDULES,
     sensors=schedules.SENSORS,
     resources=RESOURCES,
+    executor=executor_from_env(),
 )

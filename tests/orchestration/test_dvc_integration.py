@@ -67,3 +67,15 @@ def test_dvc_repro_and_experiment(repo_copy):
     assert len(pd.read_parquet(root / "data" / "pose_bank" / "poses.parquet")) == 12
     shown = sh([str(DVC), "exp", "show", "--json"], root, env).stdout
     assert "small-bank" in shown
+
+    # A dataset version back (README: "Get a dataset version back"): the committed dvc.lock + checkout.
+    sh(["git", "checkout", "HEAD", "--", "dvc.lock", "params.yaml"], root, env)
+    sh([str(DVC), "checkout", "pose_bank"], root, env)
+    v1 = pd.read_parquet(root / "data" / "pose_bank" / "poses.parquet")
+    assert len(v1) == yaml.safe_load((root / "params.yaml").read_text())["tiny"]["pose_bank"]["num_poses"]
+    # ... and on another machine: a clone of the git repository pulls that version from the shared remote.
+    sh([str(DVC), "push", "pose_bank"], root, env)
+    other = root.parent / "other-clone"
+    sh(["git", "clone", "-q", str(root), str(other)], root.parent, env)
+    sh([str(DVC), "pull", "pose_bank"], other, env)
+    assert pd.read_parquet(other / "data" / "pose_bank" / "poses.parquet").equals(v1)
