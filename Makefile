@@ -10,7 +10,7 @@ export WARP_CACHE_PATH := $(CURDIR)/.cache/warp
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: setup demo test test-fast bench lint format ui dvc-yaml clean
+.PHONY: setup demo test test-fast harden bench lint format ui dvc-yaml clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,9 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+harden: setup
+	$(PY) -m pytest tests/hardening -q
 
 bench: setup
 	$(PY) scripts/bench.py
