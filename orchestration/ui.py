@@ -125,6 +125,10 @@ def main() -> int:
     parser.add_argument("--dagster-port", type=int, default=int(os.environ.get("DAGSTER_PORT", 3000)))
     parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))
     args = parser.parse_args()
+    # Ctrl-C (and a SIGTERM from a supervisor) stop both servers even when this process started
+    # with SIGINT ignored, as a background job does (Python then installs no KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     urls = [f"http://{HOST}:{args.dagster_port}", f"http://{HOST}:{args.mlflow_port}"]
     ensure_dagster_home()
     # Asset pages link their MLflow runs on the port this MLflow UI really uses.

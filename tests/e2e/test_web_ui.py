@@ -18,7 +18,7 @@ import socket
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +63,7 @@ class Stack:
     dagster: str
     mlflow: str
     logs: Path
+    links: list[tuple[str, str]] = field(default_factory=list)  # (Dagster run, its MLflow link) off asset pages
 
     def gql(self, query: str, **variables: object) -> dict:
         body = json.dumps({"query": query, "variables": variables}).encode()
@@ -198,6 +199,7 @@ def test_materialize_pose_bank_from_the_asset_graph(stack, page):
     assert re.search(rf"num_poses\s+.*\s+{num_poses}\s", text), "num_poses is not on the page"
     mlflow_link = page.locator(f"a[href^='{stack.mlflow}/#/experiments/']").first
     mlflow_link.wait_for()
+    stack.links.append((run_id, mlflow_link.get_attribute("href")))
     shot(page, "04-asset-metadata")
     page.get_by_text("[Show Markdown]").first.click()
     preview = page.get_by_role("dialog").locator("img").first
@@ -249,6 +251,13 @@ def test_mlflow_compares_two_materializations(stack, page):
     assert "pose_bank.num_poses" in body and "nn_dist_mm" in body  # params and metrics side by side
     shot(page, "07-mlflow-compare")
 
+    # The link on the Dagster asset page opens that materialization's run.
+    assert stack.links, "no MLflow link was read off the asset page"
+    dagster_run, link = stack.links[0]
+    page.goto(link, wait_until="load")
+    page.get_by_text(f"pose_bank-{dagster_run[:8]}").first.wait_for()
+    shot(page, "08-mlflow-run-from-asset-link")
+
 
 def test_backfill_control_render_shards_from_the_ui(stack, page):
     from dagster import DagsterEventType, DagsterInstance
@@ -258,7 +267,7 @@ def test_backfill_control_render_shards_from_the_ui(stack, page):
     open_dagster(page, f"{stack.dagster}/assets/control_renders")
     page.locator("button", has_text="Materialize").first.click()
     page.get_by_role("button", name="All", exact=True).click()
-    shot(page, "08-backfill-dialog")
+    shot(page, "09-backfill-dialog")
     page.get_by_role("button", name="Launch backfill").click()
     backfill = launched_id(page, "b/")
     deadline = time.monotonic() + 2 * RUN_TIMEOUT
@@ -270,7 +279,7 @@ def test_backfill_control_render_shards_from_the_ui(stack, page):
             break
         time.sleep(2.0)
     open_dagster(page, f"{stack.dagster}/runs/b/{backfill}")
-    shot(page, "09-backfill-done")
+    shot(page, "10-backfill-done")
     assert info["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (info, stack.log_tail())
     runs = info["runs"]
     partitions = sorted(t["value"] for r in runs for t in r["tags"] if t["key"] == "dagster/partition")
