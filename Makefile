@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/dvc-lock.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
 	test -x .venv-dvc/bin/python || $(PYTHON) -m venv .venv-dvc
 	.venv-dvc/bin/pip install -q --disable-pip-version-check -r requirements/dvc-lock.txt
-	mkdir -p dagster_home && test -f dagster_home/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > dagster_home/dagster.yaml
+	$(PY) -c "from orchestration.env import ensure_dagster_home; ensure_dagster_home()"
 	$(PY) scripts/warmup.py
 	touch $(STAMP)
 

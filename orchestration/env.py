@@ -45,13 +45,24 @@ def default_artifact_root() -> str:
     return os.environ.get("PD_MLFLOW_ARTIFACT_ROOT") or (mlflow_dir() / "artifacts").as_uri()
 
 
+# A new local instance: no telemetry; runs the daemon launches (UI materializations, backfills,
+# sensors, schedules) queue two at a time, as many as a 2-core laptop runs well. Raise the limit in
+# dagster_home/dagster.yaml on a bigger machine; deploy/k8s/dagster.yaml is the cluster's.
+LOCAL_INSTANCE = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 2
+"""
+
+
 def ensure_dagster_home() -> Path:
-    """Create DAGSTER_HOME with telemetry off (a missing home makes Dagster use a temp dir)."""
+    """Create DAGSTER_HOME with the local instance config (a missing home makes Dagster use a temp dir)."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
     if not cfg.exists():
-        cfg.write_text("telemetry:\n  enabled: false\n")
+        cfg.write_text(LOCAL_INSTANCE)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from orchestration.env import LOCAL_INSTANCE
 from orchestration.ui import start_dagster, start_mlflow, stop, wait_code_loaded, wait_http
 from tests.helpers.repo import REPO, make_repo_copy
 
@@ -95,10 +96,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     _browser_or_skip()
     base = tmp_path_factory.mktemp("web_ui")
     root, env = make_repo_copy(base)
-    # Two cores: at most two runs at once (a backfill queues the rest).
-    (root / "dagster_home" / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 2\n"
-    )
+    # The instance `make setup` creates: at most two runs at once (a backfill queues the rest).
+    (root / "dagster_home" / "dagster.yaml").write_text(LOCAL_INSTANCE)
     dport, mport = free_port(), free_port()
     env.update(
         MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
