@@ -209,22 +209,25 @@ def members(shard: Path) -> dict[str, bytes]:
         return {m.name.split(".", 1)[1]: tar.extractfile(m).read() for m in tar if m.name.startswith(first + ".")}
 
 
-@case("shard member with an absolute path -> ShardDataset")
-def _(w, tmp, capsys):
+def first_sample_only(w: World, tmp: Path) -> tuple[Path, Path, dict[str, bytes]]:
+    """A copy of the shard folder reduced to its first shard, and that shard's first sample's
+    members (extension -> bytes), to be rewritten by a case."""
     folder, shard = copy_shards(w, tmp)
-    payload = members(shard)
     (folder / "shard-000001.tar").unlink()
     (folder / "shard-000001.tar.index.json").unlink()
+    return folder, shard, members(shard)
+
+
+@case("shard member with an absolute path -> ShardDataset")
+def _(w, tmp, capsys):
+    folder, shard, payload = first_sample_only(w, tmp)
     raw_shard(folder, [f"/tmp/evil.{ext}" for ext in payload], payload)
     return reading(folder), [str(shard), "absolute path or '..'", "delete it"]
 
 
 @case("shard member with '..' -> ShardDataset")
 def _(w, tmp, capsys):
-    folder, shard = copy_shards(w, tmp)
-    payload = members(shard)
-    (folder / "shard-000001.tar").unlink()
-    (folder / "shard-000001.tar.index.json").unlink()
+    folder, shard, payload = first_sample_only(w, tmp)
     raw_shard(folder, [f"../evil.{ext}" for ext in payload], payload)
     assert not (tmp / "evil.json").exists()
     return reading(folder), [str(shard), "absolute path or '..'", "delete it"]
@@ -232,13 +235,10 @@ def _(w, tmp, capsys):
 
 @case("NaN label in a shard -> ShardDataset")
 def _(w, tmp, capsys):
-    folder, shard = copy_shards(w, tmp)
-    payload = members(shard)
+    folder, shard, payload = first_sample_only(w, tmp)
     labels = json.loads(payload["json"])
     labels["K"][0][0] = float("nan")
     payload["json"] = json.dumps(labels).encode()  # json writes NaN as the bare token NaN
-    (folder / "shard-000001.tar").unlink()
-    (folder / "shard-000001.tar.index.json").unlink()
     raw_shard(folder, [f"s0.{ext}" for ext in payload], payload)
     return reading(folder), [str(shard), "non-finite value at labels.K[0][0]", "re-materialize"]
 
