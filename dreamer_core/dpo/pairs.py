@@ -12,7 +12,8 @@ import torch
 
 from dreamer_core.generate.base import ControlGenerator
 from dreamer_core.generate.evaluate import detect, per_sample_oks
-from dreamer_core.poses.bank import stream
+from dreamer_core.keypoints.metrics import mask_area
+from dreamer_core.rng import stream
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,14 @@ def generate_batched(
     return torch.cat(out)
 
 
-def score_candidates(detector, images: torch.Tensor, keypoints: torch.Tensor, bbox: torch.Tensor) -> np.ndarray:
-    """images [C, N, 3, H, W], labels per control -> OKS [C, N]."""
+def score_candidates(detector, images: torch.Tensor, keypoints: torch.Tensor, masks: torch.Tensor) -> np.ndarray:
+    """images [C, N, 3, H, W], labels per control (keypoints [C, 17, 3], person masks [C, 1, H, W])
+    -> OKS [C, N]; the mask's pixel count is the OKS area, as in COCO."""
     c, n = images.shape[:2]
     pred = detect(detector, images.flatten(0, 1))["keypoints"].numpy()
     kp = np.repeat(keypoints.numpy(), n, axis=0)
-    bb = np.repeat(bbox.numpy(), n, axis=0)
-    return per_sample_oks(pred, kp, bb).reshape(c, n)
+    area = np.repeat(mask_area(masks), n)
+    return per_sample_oks(pred, kp, area).reshape(c, n)
 
 
 def select_pairs(scores: np.ndarray, rule: PairRule) -> list[tuple[int, int, int]]:

@@ -16,6 +16,7 @@ from dreamer_core.dpo.objective import dpo_loss
 from dreamer_core.dpo.pairs import derive_seed, generate_batched
 from dreamer_core.generate.base import ControlGenerator
 from dreamer_core.generate.evaluate import detect, per_sample_oks
+from dreamer_core.keypoints.metrics import mask_area
 from dreamer_core.tracking import NullTracker, Tracker
 
 
@@ -91,28 +92,31 @@ def heldout_oks(
     detectors: dict[str, object],
     controls: torch.Tensor,
     keypoints: torch.Tensor,
-    bbox: torch.Tensor,
+    masks: torch.Tensor,
     seeds: list[list[int]],
     batch_size: int = 64,
 ) -> dict[str, np.ndarray]:
-    """OKS [num_seeds, num_controls] per detector for samples of ``gen`` from fixed seeds."""
+    """OKS [num_seeds, num_controls] per detector for samples of ``gen`` from fixed seeds, against
+    the controls' labels (keypoints [N, 17, 3]; person masks [N, 1, H, W], whose pixel count is the
+    OKS area, as in COCO)."""
     out: dict[str, list[np.ndarray]] = {name: [] for name in detectors}
+    kp, area = keypoints.numpy(), mask_area(masks)
     for row in seeds:
         images = generate_batched(gen, controls, [""] * len(controls), row, batch_size)
         for name, det in detectors.items():
             pred = detect(det, images)["keypoints"].numpy()
-            out[name].append(per_sample_oks(pred, keypoints.numpy(), bbox.numpy()))
+            out[name].append(per_sample_oks(pred, kp, area))
     return {k: np.stack(v) for k, v in out.items()}
 
 
 def compare_before_after(
-    gen: ControlGenerator, detectors: dict[str, object], controls, keypoints, bbox, seeds: list[list[int]]
+    gen: ControlGenerator, detectors: dict[str, object], controls, keypoints, masks, seeds: list[list[int]]
 ) -> dict[str, float]:
     """Same controls, same seeds, adapters off vs on: mean OKS before/after, and the spread over
-    seeds of the per-seed mean change."""
+    seeds of the per-seed mean change. ``masks`` are the controls' person masks (the OKS area)."""
     with adapters_disabled(gen.denoiser):
-        before = heldout_oks(gen, detectors, controls, keypoints, bbox, seeds)
-    after = heldout_oks(gen, detectors, controls, keypoints, bbox, seeds)
+        before = heldout_oks(gen, detectors, controls, keypoints, masks, seeds)
+    after = heldout_oks(gen, detectors, controls, keypoints, masks, seeds)
     result: dict[str, float] = {}
     for name in detectors:
         delta = np.nanmean(after[name], axis=1) - np.nanmean(before[name], axis=1)

@@ -1,7 +1,8 @@
 """The filter stages, in order; each records per sample a decision, a score and a reason.
 
 1. crowding: no person or more than ``max_people`` (components of the detector's person mask);
-2. pose: OKS of the detected keypoints against the label >= ``min_oks``;
+2. pose: OKS (COCO's: the label's person-mask area as s^2) of the detected keypoints against the
+   label >= ``min_oks``;
 3. quality: blank (grey std), saturated (clipped share), blurred (Laplacian variance);
 4. near_duplicate: perceptual-hash distance <= ``max_hash_distance`` to an earlier kept sample.
 
@@ -23,6 +24,7 @@ from scipy import ndimage
 from dreamer_core.filters.phash import near_duplicates, phash
 from dreamer_core.filters.quality import contrast, grey, saturated_fraction, sharpness
 from dreamer_core.generate.evaluate import detect, per_sample_oks
+from dreamer_core.keypoints.metrics import mask_area
 
 STAGES = ("crowding", "pose", "quality", "near_duplicate")
 SCORE_COLUMNS = ("people", "keypoint_score", "oks", "contrast", "saturated", "sharpness", "phash")
@@ -59,16 +61,17 @@ def count_people(det: dict[str, torch.Tensor], min_area: float) -> np.ndarray:
     return counts
 
 
-def score_images(detector: Any, images: np.ndarray, keypoints: np.ndarray, bbox: np.ndarray,
+def score_images(detector: Any, images: np.ndarray, keypoints: np.ndarray, masks: np.ndarray,
                  min_person_area: float) -> pd.DataFrame:  # fmt: skip
-    """Every stage's measurement for uint8 images [N, H, W, 3] with COCO-17 labels [N, 17, 3]."""
+    """Every stage's measurement for uint8 images [N, H, W, 3] with COCO-17 labels [N, 17, 3] and
+    the labels' uint8 person masks [N, H, W] (the shards' ``mask.png``; their area is OKS's s^2)."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     det = detect(detector, x)
     g = grey(images)
     return pd.DataFrame({
         "people": count_people(det, min_person_area),
         "keypoint_score": det["scores"].mean(dim=1).numpy().astype(np.float64),
-        "oks": per_sample_oks(det["keypoints"].numpy(), keypoints, bbox),
+        "oks": per_sample_oks(det["keypoints"].numpy(), keypoints, mask_area(masks)),
         "contrast": contrast(g).astype(np.float64),
         "saturated": saturated_fraction(images).astype(np.float64),
         "sharpness": sharpness(g).astype(np.float64),

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from dreamer_core.keypoints.heatmap import NUM_KEYPOINTS, HeatmapNet, HeatmapNetConfig
-from dreamer_core.keypoints.metrics import box_area, oks, pck
+from dreamer_core.keypoints.metrics import mask_area, oks, pck
 from dreamer_core.tracking import NullTracker, Tracker
 
 
@@ -79,12 +79,14 @@ def evaluate(model: HeatmapNet, data: dict[str, torch.Tensor], batch: int = 128)
 
 
 def score(pred: np.ndarray, data: dict[str, torch.Tensor]) -> dict[str, float]:
+    """PCK@0.1 (of the box's longer side) and COCO OKS (area: the label's person-mask pixel count)
+    of keypoints [N, 17, 2] against a ``stack_split`` dict."""
     kp = data["keypoints"].numpy()
     bbox = data["bbox"].numpy()
     vis = kp[..., 2]
     return {
         "pck": pck(pred, kp[..., :2], vis, bbox, 0.1),
-        "oks": float(np.nanmean(oks(pred, kp[..., :2], vis, box_area(bbox)))),
+        "oks": float(np.nanmean(oks(pred, kp[..., :2], vis, mask_area(data["mask"])))),
     }
 
 

@@ -10,10 +10,11 @@ import torch
 
 from dreamer_core.dpo.lora import LoraSettings, adapters_disabled, add_lora, load_lora, save_lora
 from dreamer_core.dpo.objective import dpo_loss
-from dreamer_core.dpo.pairs import PairRule, derive_seed, select_pairs
-from dreamer_core.dpo.train import DPOTraining, train_dpo
+from dreamer_core.dpo.pairs import PairRule, derive_seed, score_candidates, select_pairs
+from dreamer_core.dpo.train import DPOTraining, heldout_oks, train_dpo
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.tiny import TinyGenerator, TinyGeneratorConfig
+from tests.helpers.oks_cases import MASK_AREAS, ShiftDetector, hand_oks, images, labels, masks_uint8
 from tests.helpers.renders import render_train_test
 
 SMALL = dict(image_size=32, unshuffle=2, block_out_channels=(16, 32), sample_steps=3)
@@ -35,6 +36,26 @@ def test_pair_rule():
     assert select_pairs(scores, PairRule(min_gap=0.05, min_winner_oks=0.5)) == [(0, 0, 1), (3, 0, 2)]
     assert select_pairs(scores, PairRule(min_gap=0.05, min_winner_oks=0.4)) == [(0, 0, 1), (2, 0, 1), (3, 0, 2)]
     assert derive_seed(1, "a", 0) == derive_seed(1, "a", 0) != derive_seed(1, "a", 1)
+
+
+def test_candidates_and_heldout_controls_are_scored_with_the_mask_area():
+    """Both reward paths (pair mining, before/after evaluation) use COCO's area: the label's
+    person-mask pixel count (304 px for the L, whose box is 1600 px)."""
+    kp, masks = torch.from_numpy(labels()), torch.from_numpy(masks_uint8()).float()[:, None] / 255.0
+    shifts = [[0.0, 4.0, 8.0], [2.0, 6.0, 10.0]]
+    cand = torch.stack([images(row) for row in shifts])  # [C=2, N=3, 3, H, W]
+    got = score_candidates(ShiftDetector(), cand, kp, masks)
+    want = [[hand_oks(dx, MASK_AREAS[c]) for dx in row] for c, row in enumerate(shifts)]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+    class Echo:  # a "generator" whose sample is the control itself
+        def sample(self, controls, prompts, seeds):
+            return controls
+
+    controls = images([4.0, 8.0])
+    out = heldout_oks(Echo(), {"reward": ShiftDetector()}, controls, kp, masks, [[0, 1], [2, 3]])
+    row = [hand_oks(4.0, MASK_AREAS[0]), hand_oks(8.0, MASK_AREAS[1])]
+    np.testing.assert_allclose(out["reward"], [row, row], rtol=1e-5)
 
 
 def test_lora_starts_as_noop_switches_off_and_round_trips(tmp_path):

@@ -14,7 +14,8 @@ from dreamer_core.filters.bedlam import bedlam_arrays
 from dreamer_core.filters.card import dataset_card
 from dreamer_core.filters.phash import hamming, near_duplicates, phash
 from dreamer_core.filters.quality import contrast, grey, saturated_fraction, sharpness
-from dreamer_core.filters.stages import STAGES, FilterSettings, count_people, decide, stage_counts
+from dreamer_core.filters.stages import STAGES, FilterSettings, count_people, decide, score_images, stage_counts
+from tests.helpers.oks_cases import BOX_AREAS, MASK_AREAS, ShiftDetector, hand_oks, images, labels, masks_uint8
 from tests.helpers.renders import render_poses
 
 
@@ -80,6 +81,17 @@ def _scores(n: int) -> pd.DataFrame:
                          "oks": rng.random(n), "contrast": rng.random(n) * 0.2, "saturated": rng.random(n) * 0.6,
                          "sharpness": rng.random(n) * 0.01,
                          "phash": rng.integers(0, 2**62, n).astype(np.int64)})  # fmt: skip
+
+
+def test_pose_stage_oks_uses_the_label_mask_area():
+    """score_images takes the shards' uint8 person masks; OKS uses their pixel count (COCO's
+    segmentation area), not the label box: 304 px for the L, whose box is 1600 px."""
+    u8 = (images([4.0, 8.0]).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    dx = (u8.reshape(2, -1).mean(1) / 255 - 0.5) * 100  # the offsets the uint8 images still encode
+    scores = score_images(ShiftDetector(), u8, labels(), masks_uint8(), min_person_area=0.02)
+    want = [hand_oks(d, a) for d, a in zip(dx, MASK_AREAS, strict=True)]
+    np.testing.assert_allclose(scores["oks"].to_numpy(), want, rtol=1e-5)
+    assert scores["oks"].iloc[0] < hand_oks(dx[0], BOX_AREAS[0]) - 0.2
 
 
 def test_decisions_cascade_and_count_every_sample():

@@ -1,6 +1,7 @@
 """The tiny detector learns: on held-out renders it beats the mean-pose baseline; it saves and
 reloads bit-exactly through safetensors; flipping swaps left and right labels."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,8 +11,10 @@ from dreamer_core.keypoints.train import (
     evaluate,
     flip,
     mean_pose_baseline,
+    score,
     train_detector,
 )
+from tests.helpers.oks_cases import MASK_AREAS, hand_oks, labels, masks_uint8
 from tests.helpers.renders import render_train_test
 
 
@@ -47,3 +50,13 @@ def test_load_missing_detector(tmp_path):
 
     with pytest.raises(PipelineInputError, match="materialize pose_detector"):
         HeatmapNet.load(tmp_path)
+
+
+def test_heldout_oks_uses_the_label_mask_area():
+    """``score`` (the detector's held-out OKS) takes the area from the split's person masks."""
+    kp = labels()
+    data = {"keypoints": torch.from_numpy(kp), "bbox": torch.tensor([[0.0, 0.0, 40.0, 40.0], [0.0, 0.0, 20.0, 20.0]]),
+            "mask": torch.from_numpy(masks_uint8()).float()[:, None] / 255.0}  # fmt: skip
+    pred = kp[..., :2] + np.array([4.0, 0.0], np.float32)
+    want = (hand_oks(4.0, MASK_AREAS[0]) + hand_oks(4.0, MASK_AREAS[1])) / 2
+    assert score(pred, data)["oks"] == pytest.approx(want, rel=1e-9)
