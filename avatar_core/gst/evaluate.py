@@ -1,9 +1,17 @@
-"""Novel-view scores of avatars on held-out subjects: PSNR and SSIM on the full image and within
-the person's mask, for GST, the untrained GST and the posed body mesh in a flat mean colour; and
-MPJPE of GST's body against the HMR checkpoint it started from.
+"""Novel-view scores of avatars on held-out subjects: PSNR and SSIM within the person's mask (the
+headline numbers) and on the full image (secondary), for GST, the untrained GST and the posed body
+mesh in a flat mean colour; and MPJPE of GST's body against the HMR checkpoint it started from.
 
 Protocol: each held-out subject's view 0 is the input; every other view is a novel view. Targets
-are the renders with the person over the flat background the avatars render on.
+are the renders with the person over the flat background the avatars render on. The person covers
+a small part of a view, so full-image numbers mostly score the flat background (which every model
+gets right by rendering nothing there); the masked numbers score the person.
+
+The image metrics are computed the way the field computes them (scikit-image's
+``structural_similarity`` with ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+data_range=1``, torchmetrics' ``structural_similarity_index_measure`` defaults, Wang et al.'s
+reference code): both images clamped to [0, 1] first (a render may overshoot; a saved image
+cannot), peak 1, and SSIM only where its window fits inside the image.
 """
 
 from __future__ import annotations
@@ -23,48 +31,92 @@ from dreamer_core.metrics.pose3d import mpjpe
 from dreamer_core.render.cameras import Camera
 from dreamer_core.render.raycast import downsample
 
+SSIM_WINDOW = 11  # Gaussian window side (px): 2 * int(3.5 * sigma + 0.5) + 1, scikit-image's and torchmetrics'
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_BORDER = SSIM_WINDOW // 2  # the strip where the window does not fit: cropped from the SSIM map
+
+
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    """Clamped to [0, 1] in float64: the range a saved image holds and the peak (1) the metrics
+    assume; float64 because SSIM's variances are differences of near-equal window means."""
+    return images.double().clamp(0.0, 1.0)
+
+
+def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Per image [N] weighted mean of [N, ...] values; NaN where the weights sum to 0, so that an
+    empty mask reads as undefined rather than as a perfect (or zero) score."""
+    total = weights.flatten(1).sum(1)
+    mean = (values * weights).flatten(1).sum(1) / total.clamp_min(1e-12)
+    return torch.where(total > 0, mean, torch.full_like(mean, float("nan")))
+
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Per image [N] PSNR (dB, peak 1) of [N, H, W, C] images; over ``mask`` [N, H, W, 1] pixels only."""
-    err = (pred - target).pow(2)
-    if mask is None:
-        mse = err.flatten(1).mean(1)
-    else:
-        w = mask.expand_as(err)
-        mse = (err * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-8)
-    return -10.0 * torch.log10(mse.clamp_min(1e-10))
+    """Per image [N] PSNR (dB, peak 1, both images clamped to [0, 1]) of [N, H, W, C] images.
+
+    With ``mask`` [N, H, W, 1] (the target's person mask, soft values weighting pixels): masked
+    PSNR, the MSE taken over the pixels inside the mask only (all channels), as human-avatar papers
+    report it; NaN where the mask is empty. The target's mask, not its union with the render's
+    alpha, so every model is scored on the same pixels; what a render paints outside the person
+    only the full-image number sees. Identical images cap at 100 dB."""
+    err = (_unit(pred) - _unit(target)).pow(2)
+    mse = err.flatten(1).mean(1) if mask is None else _masked_mean(err, mask.double().expand_as(err))
+    return (-10.0 * torch.log10(mse.clamp_min(1e-10))).to(pred.dtype)
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Per image [N] SSIM (Wang et al. 2004: 11 px Gaussian window, sigma 1.5, K1 0.01, K2 0.03,
-    peak 1, mean over channels) of [N, H, W, C] images; the SSIM map averaged within ``mask``."""
-    x, y = pred.permute(0, 3, 1, 2), target.permute(0, 3, 1, 2)
+def ssim_map(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SSIM map [N, H - 10, W - 10] (float64, mean over channels) of [N, H, W, C] images clamped to
+    [0, 1]: Wang et al. 2004 with an 11 px Gaussian window (sigma 1.5), K1 0.01, K2 0.03, peak 1,
+    population (co)variances. Only the 'valid' positions, where the whole window lies inside the
+    image: padding the border (reflect or zeros) would compare made-up pixels, and at 64 px the
+    5 px strip is 29% of the map. Entry [i, j] is centred on pixel [i + 5, j + 5]."""
+    h, w = pred.shape[1:3]
+    if min(h, w) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW} px a side, got {h}x{w}")
+    x, y = _unit(pred).permute(0, 3, 1, 2), _unit(target).permute(0, 3, 1, 2)
     c = x.shape[1]
-    g = torch.exp(-((torch.arange(11, dtype=x.dtype) - 5) ** 2) / (2 * 1.5**2))
+    g = torch.exp(-((torch.arange(SSIM_WINDOW, dtype=x.dtype) - SSIM_BORDER) ** 2) / (2 * SSIM_SIGMA**2))
     g = g / g.sum()
-    window = (g[:, None] * g[None, :]).expand(c, 1, 11, 11).contiguous()
+    window = (g[:, None] * g[None, :]).expand(c, 1, SSIM_WINDOW, SSIM_WINDOW).contiguous()
 
     def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(t, (5, 5, 5, 5), mode="reflect"), window, groups=c)
+        return F.conv2d(t, window, groups=c)  # no padding: valid positions only
 
     mx, my = blur(x), blur(y)
     vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    c1, c2 = 0.01**2, 0.03**2
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
     smap = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    smap = smap.mean(1)  # [N, H, W]
+    return smap.mean(1)
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Per image [N] SSIM of [N, H, W, C] images: the mean of ``ssim_map`` (what scikit-image and
+    torchmetrics return for the same settings).
+
+    With ``mask`` [N, H, W, 1] (the target's person mask): masked SSIM, the SSIM map averaged over
+    the mask's pixels (soft values weighting them) among the valid positions, i.e. over windows
+    centred on the person. Each such window also sees the person's silhouette and its surroundings,
+    so a wrong outline still costs. Chosen over SSIM of the mask's bounding-box crop (Neural Body's
+    protocol) because at 64 px a crop that also drops its own 5 px border loses the head, hands and
+    feet and may be narrower than the window. Mask pixels within 5 px of the image edge are not
+    counted; NaN where no mask pixel is left."""
+    smap = ssim_map(pred, target)
     if mask is None:
-        return smap.flatten(1).mean(1)
-    w = mask[..., 0]
-    return (smap * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1e-8)
+        return smap.flatten(1).mean(1).to(pred.dtype)
+    b = SSIM_BORDER
+    w = mask[:, b:-b, b:-b, 0].double()
+    return _masked_mean(smap, w).to(pred.dtype)
 
 
 def _scores(rgb: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """Mean over views of masked (headline) and full-image PSNR / SSIM; a view whose mask is empty
+    (masked metric undefined) is left out of the masked means."""
     rgb, target, mask = rgb.flatten(0, 1), target.flatten(0, 1), mask.flatten(0, 1)
     return {
+        "psnr_mask": float(psnr(rgb, target, mask).nanmean()),
+        "ssim_mask": float(ssim(rgb, target, mask).nanmean()),
         "psnr": float(psnr(rgb, target).mean()),
         "ssim": float(ssim(rgb, target).mean()),
-        "psnr_mask": float(psnr(rgb, target, mask).mean()),
-        "ssim_mask": float(ssim(rgb, target, mask).mean()),
     }
 
 

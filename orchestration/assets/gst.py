@@ -14,13 +14,13 @@ from orchestration.assets.renders import reference_renders
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import GSTConfig
 
-GST_CODE = ["avatar_core", "dreamer_core/hmr", "dreamer_core/bodies", "dreamer_core/datasets",
-            "dreamer_core/training.py", "orchestration/train_gst.py", "orchestration/train_hmr.py",
-            "orchestration/training_entry.py", "orchestration/assets/gst.py"]  # fmt: skip
 TRAINING_KEYS = ("steps", "subjects_per_step", "target_views", "lr", "backbone_lr", "mask_weight", "tightness_weight")
 MODEL_KEYS = ("num_vertices", "chunk", "sh_degree", "freeze_backbone")
 GST_TEST = "gst_heldout"  # benchmark_scores' test set of GST rows: novel views of held-out multi-view subjects
-IMAGE_METRICS = ("psnr", "ssim", "psnr_mask", "ssim_mask")
+# Masked (within the target's person mask) first: the headline numbers, since a view is mostly flat background
+# that every model gets right; full-image PSNR / SSIM after them as secondary numbers.
+IMAGE_METRICS = ("psnr_mask", "ssim_mask", "psnr", "ssim")
+HEADLINE_METRICS = ("psnr_mask", "ssim_mask")
 GST_MODELS = ("gst", "gst_untrained", "flat_mesh")
 
 
@@ -42,7 +42,7 @@ def gst_spec(settings: dict, storage: StorageResource, body_settings: dict, seed
     deps=[hmr_checkpoints, reference_renders],
     kinds={"pytorch", "safetensors"},
     pool="gpu",
-    metadata=dvc_meta(code=GST_CODE, params=["seed", "body_model", "gst"]),
+    metadata=dvc_meta(params=["seed", "body_model", "gst"]),
     description="GST (one 3D Gaussian per chosen body vertex, on top of the HMR checkpoint named by "
     "gst.hmr_checkpoint) trained with multi-view photometric, mask and tightness losses on reference_renders "
     "multiview training subjects, by `python -m orchestration.train_gst` through Dagster Pipes; resumes a killed "
@@ -91,10 +91,11 @@ def gst_checkpoint(
 
 
 def gst_rows(storage: StorageResource, body: Any, seed: int) -> tuple[list[dict[str, Any]], str]:
-    """benchmark_scores rows for the GST checkpoint: novel-view PSNR / SSIM (full image and within
-    the mask) of GST, the untrained GST (same HMR, same seed) and the flat-coloured HMR mesh on
+    """benchmark_scores rows for the GST checkpoint: novel-view PSNR / SSIM within the target's
+    person mask (the headline numbers) and on the full image (secondary; mostly the flat
+    background) of GST, the untrained GST (same HMR, same seed) and the flat-coloured HMR mesh on
     held-out subjects; MPJPE of GST's body and of the HMR checkpoint it started from. Also the
-    markdown table."""
+    markdown table. Definitions: ``avatar_core.gst.evaluate``."""
     from avatar_core.gst.assemble import Assembler
     from avatar_core.gst.data import load_multiview, subjects
     from avatar_core.gst.evaluate import body_mpjpe, mean_person_colour, score_flat_mesh, score_gst
@@ -123,14 +124,21 @@ def gst_rows(storage: StorageResource, body: Any, seed: int) -> tuple[list[dict[
     lines += [f"| {m} | " + " | ".join(f"{scores[m][k]:.3f}" for k in IMAGE_METRICS) + " |" for m in GST_MODELS]
     n_views = (views["images"].shape[1] - 1) * len(test["images"])
     md = ("\n".join(lines) + f"\n\nNovel views: {n_views} ({len(test['images'])} held-out subjects, input = view 0). "
+          "psnr_mask / ssim_mask (the headline): PSNR over the pixels inside the target's person mask, SSIM map "
+          "averaged over them; psnr / ssim: the full image. Images clamped to [0, 1]; SSIM with an 11 px Gaussian "
+          "window (sigma 1.5) where the window fits, as scikit-image and torchmetrics compute it. "
           f"Body MPJPE on their input views: GST {mpjpe['gst']:.1f} mm, the HMR checkpoint it started from "
           f"({hmr_name}) {mpjpe['hmr']:.1f} mm.")  # fmt: skip
     return rows, md
 
 
-def gst_checks_metadata(scores: Any) -> tuple[bool, dict[str, float]]:
-    """(GST's held-out PSNR beats both baselines', every GST-row PSNR / SSIM)."""
+def gst_checks_metadata(scores: Any) -> tuple[bool, dict[str, float | str]]:
+    """(GST's held-out masked PSNR and masked SSIM both beat both baselines', every GST-row PSNR /
+    SSIM and the headline metrics GST missed on). Masked, because full-image numbers mostly score
+    the flat background: a model that renders little can win them."""
     rows = scores[(scores.test_set == GST_TEST) & scores.model.isin(GST_MODELS)]
     v = rows.set_index(["model", "metric"]).value
-    meta = {f"{m}.{k}": float(v[m, k]) for m in GST_MODELS for k in IMAGE_METRICS}
-    return bool(v["gst", "psnr"] > max(v["gst_untrained", "psnr"], v["flat_mesh", "psnr"])), meta
+    meta: dict[str, float | str] = {f"{m}.{k}": float(v[m, k]) for m in GST_MODELS for k in IMAGE_METRICS}
+    missed = [k for k in HEADLINE_METRICS if not v["gst", k] > max(v["gst_untrained", k], v["flat_mesh", k])]
+    meta["missed"] = ", ".join(missed) or "none"
+    return not missed, meta
