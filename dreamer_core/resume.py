@@ -2,23 +2,40 @@
 every N steps in safetensors + JSON (never pickle), so a killed run continues where it stopped
 and ends with the same weights as an uninterrupted one.
 
-A fingerprint of the run's configuration is stored alongside; state written by a different
-configuration is ignored rather than silently mixed in.
+A fingerprint of the run is stored alongside (``resume_key``): its configuration and the content
+of what it starts from and trains on. State written by a different run is ignored rather than
+silently mixed in; a rerun with identical inputs has the identical key and continues.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from dreamer_core.fingerprint import tensor_digest
 from dreamer_core.io import atomic_path, write_json_atomic
 
 STATE, META = "state.safetensors", "state.json"
+
+
+def resume_key(training: dict[str, Any], model: Any, inputs: Mapping[str, Any] | None, data: Mapping[str, Any],
+               **counts: int) -> dict[str, Any]:  # fmt: skip
+    """What a saved state must match to be resumed: the training settings, the model's config,
+    the counts, and the content of what the run starts from and trains on.
+
+    Counts and settings alone stay the same when the training data or the upstream weights are
+    regenerated, so the content is part of the key: ``inputs`` are the caller's fingerprints
+    (``dreamer_core.fingerprint``: upstream weights, shard indexes), cheap because they read no
+    image; without them, a digest of the training tensors ``data`` themselves. Everything here is
+    a pure function of the inputs, so a rerun with unchanged inputs resumes."""
+    content = dict(inputs) if inputs is not None else {"data": tensor_digest(data)}
+    return {"training": training, "model": model, **counts, "inputs": content}
 
 
 def save_state(folder: str | Path, step: int, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,

@@ -10,7 +10,6 @@ reference_renders multiview shard folder), ``out``, ``model`` (GSTConfig fields)
 ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
 """
 
-import hashlib
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -25,6 +24,7 @@ from avatar_core.gst.model import GST, GSTConfig, load_gst, save_gst
 from avatar_core.gst.train import GSTTraining, describe, render_targets, train_gst
 from dreamer_core.bodies import load_body_model
 from dreamer_core.errors import ConfigError, PipelineInputError
+from dreamer_core.fingerprint import weights_fingerprint
 from dreamer_core.hmr.model import load_hmr
 from dreamer_core.io import write_json_atomic
 from dreamer_core.viz import sample_grid_png
@@ -48,10 +48,11 @@ def validate_spec(spec: dict[str, Any]) -> None:
 
 
 def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
-    weights = Path(spec["hmr_checkpoint"]) / "model.safetensors"
-    hmr = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.exists() else ""
+    """The key of a finished checkpoint (reused when it matches) and of the resume state: the spec,
+    the HMR checkpoint GST starts from (its weight files by SHA-256) and the multi-view shards by
+    content. A retrained HMR with the same config and counts is a different start."""
     keep = {k: spec[k] for k in ("model", "training", "body_model")}
-    return {**keep, "hmr": hmr, "data": data_fingerprint([spec["multiview"]])}
+    return {**keep, "hmr": weights_fingerprint(spec["hmr_checkpoint"]), "data": data_fingerprint([spec["multiview"]])}
 
 
 def build(spec: dict[str, Any], body: Any) -> tuple[GST, Assembler]:
@@ -104,7 +105,7 @@ def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: AN
         f"{len(train['images'])} training subjects x {train['images'].shape[1]} views")  # fmt: skip
     tracker = tracker_for(spec, 0, "gst_training", "gst")
     result = train_gst(model, assembler, train, cfg, tracker=tracker, log=log, resume_dir=out / "resume",
-                       checkpoint_every=int(spec.get("checkpoint_every", 50)))  # fmt: skip
+                       checkpoint_every=int(spec.get("checkpoint_every", 50)), inputs=fingerprint)  # fmt: skip
     save_gst(out, model, assembler.vertex_ids,
              {"training": spec["training"], "hmr_checkpoint": Path(spec["hmr_checkpoint"]).name})  # fmt: skip
     load_gst(out)  # what was written reads back

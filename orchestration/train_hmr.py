@@ -13,7 +13,6 @@ The spec (JSON): ``train_set`` (a name), ``sources`` (shard folders, or ``3dpw:<
 ``checkpoint_every``, ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
 """
 
-import hashlib
 import os
 import sys
 from collections.abc import Callable
@@ -26,6 +25,8 @@ import torch
 from dreamer_core.bodies import load_body_model
 from dreamer_core.datasets.real import TRAIN_READERS, frames_to_training_batch, parse_real_source
 from dreamer_core.errors import ConfigError, PipelineInputError
+from dreamer_core.fingerprint import data_fingerprint as folder_fingerprint
+from dreamer_core.fingerprint import digest_of, file_sha256
 from dreamer_core.hmr.data import load_folder, set_size, subset, to_uint8
 from dreamer_core.hmr.losses import LossWeights
 from dreamer_core.hmr.model import HMR, HMRConfig, load_hmr, save_hmr
@@ -53,15 +54,18 @@ def validate_spec(spec: dict[str, Any]) -> None:
 
 
 def data_fingerprint(sources: list[str]) -> str:
-    """The shards' own SHA-256 index files (or a real dataset's label files): a changed shard
-    means a different training set."""
-    h = hashlib.sha256()
+    """The training data by content, in source order: a shard folder's index (each shard's SHA-256)
+    and manifests (``dreamer_core.fingerprint.data_fingerprint``, no image read), or a real
+    dataset's label files. A shard rewritten with other bytes and the same sample count is a
+    different training set."""
+    parts = []
     for source in sources:
         real = parse_real_source(source)
-        files = sorted(real[1].rglob("*.pkl")) if real else sorted(Path(source).glob("*.index.json"))
-        for f in files:
-            h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()[:16]
+        if real:
+            parts.append({str(p.relative_to(real[1])): file_sha256(p) for p in sorted(real[1].rglob("*.pkl"))})
+        else:
+            parts.append(folder_fingerprint(source))
+    return digest_of(parts)
 
 
 def load_source(source: str, size: int, body: Any) -> dict[str, torch.Tensor]:
@@ -75,6 +79,9 @@ def load_source(source: str, size: int, body: Any) -> dict[str, torch.Tensor]:
 
 
 def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
+    """The key of a finished checkpoint (reused when it matches) and of the resume state: the spec
+    and the training data by content. HMR starts from seeded fresh weights (the seed and model
+    config are in the spec), so no upstream weights enter it."""
     keep = {k: spec[k] for k in ("train_set", "image_size", "model", "training", "body_model")}
     return {**keep, "data": data_fingerprint(spec["sources"])}
 
@@ -122,7 +129,7 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
     say = (lambda m: log(f"{spec['train_set']}: {m}")) if rank == 0 else None
     result = train_hmr(model, body, data, cfg, tracker=tracker, log=say,
                        resume_dir=out / "resume", checkpoint_every=int(spec.get("checkpoint_every", 100)),
-                       rank=rank, wrap=wrap)  # fmt: skip
+                       rank=rank, wrap=wrap, inputs=fingerprint)  # fmt: skip
     # The file holds what is reproducible (DVC versions it); timings go to the caller and MLflow.
     summary = {"train_set": spec["train_set"], "num_train": set_size(data), "steps": cfg.steps,
                "final_loss": round(float(result["final_loss"]), 6), "fingerprint": fingerprint}  # fmt: skip

@@ -23,7 +23,7 @@ from avatar_core.gst.assemble import Assembler, relative_viewmats
 from avatar_core.gst.data import Views, on_background
 from avatar_core.gst.model import GST
 from avatar_core.raster import rasterization
-from dreamer_core.resume import clear_state, save_state
+from dreamer_core.resume import clear_state, resume_key, save_state
 from dreamer_core.tracking import NullTracker, Tracker
 from dreamer_core.training import LossReport, fast_forward, optimiser_step, resume_step, warmup_cosine
 
@@ -88,6 +88,14 @@ def gst_losses(model: GST, assembler: Assembler, views: Views, subject: torch.Te
     return losses
 
 
+def gst_resume_key(model: GST, views: Views, cfg: GSTTraining, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fingerprint a saved GST state must match (see ``resume.resume_key``). GST starts from an
+    HMR checkpoint, so ``inputs`` should name those weights' file fingerprint as well as the
+    multi-view data's (``orchestration.train_gst`` passes both); without ``inputs`` only the views
+    are hashed, since the weights handed in are replaced by the saved state on resume."""
+    return resume_key(asdict(cfg), model.config_dict(), inputs, views, num_subjects=int(views["images"].shape[0]))
+
+
 def train_gst(
     model: GST,
     assembler: Assembler,
@@ -98,7 +106,11 @@ def train_gst(
     resume_dir: str | Path | None = None,
     checkpoint_every: int = 50,
     after_step: Callable[[int], None] | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
+    """Trains ``model`` in place. With ``resume_dir`` the full state is saved every
+    ``checkpoint_every`` steps and a rerun with the same key (``gst_resume_key``: settings, the
+    HMR weights it starts from and the data, by content) continues from it."""
     tracker, say = tracker or NullTracker(), log or (lambda m: None)
     torch.manual_seed(cfg.seed)
     hmr_params = [p for p in model.hmr.parameters() if p.requires_grad]
@@ -108,7 +120,7 @@ def train_gst(
     sched = warmup_cosine(opt, cfg.steps, min(50, cfg.steps // 10 + 1))
     rng = torch.Generator().manual_seed(cfg.seed)
     num_subjects, num_views = views["images"].shape[:2]
-    fingerprint = {"training": asdict(cfg), "model": model.config_dict(), "num_subjects": num_subjects}
+    fingerprint = gst_resume_key(model, views, cfg, inputs) if resume_dir else {}
     start = resume_step(resume_dir, {"model": model}, opt, rng, fingerprint)
     fast_forward(sched, start, say, "GST", cfg.steps, resume_dir)
     report = LossReport(cfg.steps, cfg.log_every, tracker, say, {"photometric": "photometric", "mask": "mask"})

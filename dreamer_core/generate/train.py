@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from dreamer_core.generate.tiny import TinyGenerator
-from dreamer_core.resume import clear_state, load_state, save_state
+from dreamer_core.resume import clear_state, load_state, resume_key, save_state
 from dreamer_core.tracking import NullTracker, Tracker
 
 
@@ -44,6 +45,15 @@ def snr_weights(gen: TinyGenerator, timesteps: torch.Tensor, gamma: float) -> to
     return w / (snr + 1) if gen.objective == "v_prediction" else w / snr
 
 
+def generator_resume_key(gen: TinyGenerator, images: torch.Tensor, controls: torch.Tensor, cfg: GeneratorTraining,
+                         inputs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The fingerprint a saved generator state must match (see ``resume.resume_key``): the tiny
+    generator starts from seeded fresh weights (seed and config are in the key), so its content
+    is the training data: ``inputs`` or, without them, the images and controls themselves."""
+    return resume_key(asdict(cfg), repr(gen.cfg), inputs, {"images": images, "controls": controls},
+                      num_samples=len(images))  # fmt: skip
+
+
 def train_generator(
     gen: TinyGenerator,
     images: torch.Tensor,
@@ -54,11 +64,14 @@ def train_generator(
     resume_dir: str | Path | None = None,
     checkpoint_every: int = 100,
     after_step: Callable[[int], None] | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Trains ``gen`` in place on (image, control) pairs in [0, 1]; leaves the EMA weights in it.
 
     With ``resume_dir``, the full state is saved there every ``checkpoint_every`` steps and a
     rerun continues from it (same final weights as an uninterrupted run); it is removed at the end.
+    ``inputs`` (content fingerprints of the training data, e.g. ``{"data": data_fingerprint(folder)}``)
+    key that state to the data's bytes; without them the tensors are hashed instead.
     """
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
@@ -72,7 +85,7 @@ def train_generator(
     )
     gen_rng = torch.Generator().manual_seed(cfg.seed)
     n = len(images)
-    fingerprint = {"training": asdict(cfg), "model": repr(gen.cfg), "num_samples": n}
+    fingerprint = generator_resume_key(gen, images, controls, cfg, inputs) if resume_dir else {}
     modules = {"net": net, "ema": ema}
     start = load_state(resume_dir, modules, opt, gen_rng, fingerprint) if resume_dir else 0
     for _ in range(start):

@@ -25,7 +25,7 @@ from dreamer_core.hmr.losses import LossWeights, hmr_losses
 from dreamer_core.hmr.model import HMR
 from dreamer_core.hmr.rotations import rot6d_to_matrix
 from dreamer_core.metrics.pose3d import mpjpe, pa_mpjpe, pve
-from dreamer_core.resume import clear_state, save_state
+from dreamer_core.resume import clear_state, resume_key, save_state
 from dreamer_core.tracking import NullTracker, Tracker
 from dreamer_core.training import LossReport, fast_forward, optimiser_step, resume_step, warmup_cosine
 
@@ -67,6 +67,15 @@ def set_mean_from(model: HMR, data: dict[str, torch.Tensor]) -> None:
     model.set_mean(data["global_orient_cam"], data["body_pose"], data["shape"], cam)
 
 
+def hmr_resume_key(model: HMR, data: dict[str, torch.Tensor], cfg: HMRTraining,
+                   inputs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The fingerprint a saved HMR state must match (see ``resume.resume_key``): HMR starts from
+    seeded fresh weights (seed and config are in the key), so its content is the training data:
+    ``inputs`` (the entry point passes its spec fingerprint, shard indexes included) or, without
+    them, the training tensors themselves."""
+    return resume_key(asdict(cfg), model.config_dict(), inputs, data, num_samples=len(data["image"]))
+
+
 def train_hmr(
     model: HMR,
     body: Any,
@@ -79,12 +88,15 @@ def train_hmr(
     after_step: Callable[[int], None] | None = None,
     rank: int = 0,
     wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Trains ``model`` in place (its mean parameters are set from ``data`` first).
 
     Data-parallel runs (torchrun) pass their ``rank`` and a ``wrap`` (DistributedDataParallel):
     every rank draws its own batches (the seed is offset by the rank), all ranks resume from the
-    same state and only rank 0 writes it, so the effective batch is ranks x ``batch_size``."""
+    same state and only rank 0 writes it, so the effective batch is ranks x ``batch_size``.
+    ``inputs`` (content fingerprints of the data and of any upstream weights) key the resume
+    state to their bytes; without them the training tensors are hashed instead."""
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
@@ -93,7 +105,7 @@ def train_hmr(
     sched = warmup_cosine(opt, cfg.steps, min(100, cfg.steps // 10 + 1))
     rng = torch.Generator().manual_seed(cfg.seed + rank)
     n = len(data["image"])
-    fingerprint = {"training": asdict(cfg), "model": model.config_dict(), "num_samples": n}
+    fingerprint = hmr_resume_key(model, data, cfg, inputs) if resume_dir else {}
     start = resume_step(resume_dir, {"model": model}, opt, rng, fingerprint)
     if start and rank:
         rng.manual_seed(cfg.seed + rank + start)  # rank 0's saved stream is not this rank's

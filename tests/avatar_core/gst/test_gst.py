@@ -12,7 +12,7 @@ from avatar_core.gst.assemble import Assembler, farthest_points, joint_frames
 from avatar_core.gst.data import load_multiview, subjects
 from avatar_core.gst.evaluate import body_mpjpe, score_gst
 from avatar_core.gst.model import GST, GSTConfig, load_gst, save_gst
-from avatar_core.gst.train import GSTTraining, input_batch, train_gst
+from avatar_core.gst.train import GSTTraining, gst_resume_key, input_batch, train_gst
 from dreamer_core.hmr.model import HMR, HMRConfig
 from tests.helpers.renders import render_multiview_folder
 
@@ -112,3 +112,18 @@ def test_killed_training_resumes_to_the_same_weights_and_checkpoint_round_trips(
     images = input_batch(views, torch.arange(2), torch.zeros(2, dtype=torch.long), 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(images)["sh"], again.eval()(images)["sh"])
+
+
+def test_resume_key_names_the_starting_weights_and_the_data():
+    """Without the anny fixture: the key needs only the model's config, the views and ``inputs``."""
+    torch.manual_seed(0)
+    hmr = HMR(HMRConfig(image_size=16, width=4, depth=2, dim=16, heads=2, decoder_layers=1, num_shape=4))
+    model = GST(hmr, GSTConfig(num_vertices=16, chunk=8))
+    views = {"images": torch.rand(3, 2, 3, 16, 16), "K": torch.eye(3).expand(3, 2, 3, 3).clone()}
+    cfg = GSTTraining(steps=4)
+    assert gst_resume_key(model, views, cfg) == gst_resume_key(model, {k: v.clone() for k, v in views.items()}, cfg)
+    other = {**views, "images": views["images"].flip(-1)}  # same subjects and views, other pixels
+    assert gst_resume_key(model, other, cfg) != gst_resume_key(model, views, cfg)
+    start = {"hmr": "weights-a", "data": "index"}  # what train_gst's entry point passes
+    assert gst_resume_key(model, views, cfg, start) == gst_resume_key(model, views, cfg, dict(start))
+    assert gst_resume_key(model, views, cfg, start) != gst_resume_key(model, views, cfg, {**start, "hmr": "weights-b"})

@@ -8,7 +8,7 @@ import torch
 from dreamer_core.errors import ConfigError
 from dreamer_core.generate.base import OBJECTIVES, ControlGenerator
 from dreamer_core.generate.tiny import TinyGenerator, TinyGeneratorConfig
-from dreamer_core.generate.train import GeneratorTraining, train_generator
+from dreamer_core.generate.train import GeneratorTraining, generator_resume_key, train_generator
 from tests.helpers.renders import render_train_test
 
 SMALL = dict(image_size=32, unshuffle=2, block_out_channels=(16, 32), sample_steps=4)
@@ -114,3 +114,35 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     assert not (tmp_path / "resume").exists()
     for k, v in straight.net.state_dict().items():
         assert torch.equal(again.net.state_dict()[k], v), k
+
+
+def test_resume_key_is_the_data_content_not_its_count():
+    gen = TinyGenerator(TinyGeneratorConfig(**SMALL))
+    images, controls = torch.rand(8, 3, 32, 32), torch.rand(8, 3, 32, 32)
+    cfg = GeneratorTraining(steps=6, batch_size=4)
+    key = generator_resume_key(gen, images, controls, cfg)
+    assert key == generator_resume_key(gen, images.clone(), controls.clone(), cfg)  # a rerun resumes
+    other = images.clone()
+    other[3, 0, 0, 0] = 1 - other[3, 0, 0, 0]  # same count, same settings, one pixel differs
+    assert generator_resume_key(gen, other, controls, cfg) != key
+    a, b = ({"data": d} for d in ("shards-a", "shards-b"))  # what the asset passes: the shard index's digest
+    assert generator_resume_key(gen, images, controls, cfg, a) == generator_resume_key(gen, other, controls, cfg, a)
+    assert generator_resume_key(gen, images, controls, cfg, a) != generator_resume_key(gen, images, controls, cfg, b)
+
+
+def test_killed_training_starts_over_when_its_data_changed(tmp_path):
+    images, controls = torch.rand(16, 3, 32, 32), torch.rand(16, 3, 32, 32)
+    cfg = GeneratorTraining(steps=6, batch_size=4, seed=3)
+
+    def kill(step):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(TinyGenerator(TinyGeneratorConfig(**SMALL)), images, controls, cfg,
+                        resume_dir=tmp_path / "resume", checkpoint_every=2, after_step=kill,
+                        inputs={"data": "before"})  # fmt: skip
+    steps = []
+    train_generator(TinyGenerator(TinyGeneratorConfig(**SMALL)), images, controls, cfg, resume_dir=tmp_path / "resume",
+                    checkpoint_every=2, after_step=steps.append, inputs={"data": "after"})  # fmt: skip
+    assert steps == [1, 2, 3, 4, 5, 6]  # the saved state of other data was not resumed
