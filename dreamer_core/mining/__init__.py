@@ -1,1 +1,1 @@
-"""Hard-pose mining: round draws, sharded generation, and the hardness regressor."""
+"""Hard-pose mining: round draws, sharded generation, difficulty cues and the cross-fitted hardness regressor."""

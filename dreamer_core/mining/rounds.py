@@ -2,8 +2,9 @@
 generated image -> OKS of the pose detector against the label).
 
 Round 1 draws training poses uniformly; round 2 draws from the poses the hardness model predicts
-hardest (a curriculum). Every random choice comes from a stream seeded by (global seed, round,
-shard[, index]), so a shard regenerates bit for bit and a new shard name means fresh seeds.
+hardest out of sample (out-of-fold for poses round 1 saw; a curriculum). Every random choice comes
+from a stream seeded by (global seed, round, shard[, index]), so a shard regenerates bit for bit
+and a new shard name means fresh seeds.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from dreamer_core.datasets.build import BuildReport, RenderSettings, render_samp
 from dreamer_core.datasets.shards import Sample
 from dreamer_core.dpo.pairs import derive_seed, generate_batched
 from dreamer_core.generate.evaluate import detect, per_sample_oks
-from dreamer_core.poses.bank import PoseBank, stream
+from dreamer_core.keypoints.metrics import mask_area
+from dreamer_core.poses.bank import PoseBank
+from dreamer_core.rng import stream
+from dreamer_core.threads import fixed_threads
 
 Progress = Callable[[int, int], None]
 
@@ -58,6 +62,7 @@ def _u8(images: torch.Tensor) -> np.ndarray:
     return (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
 
 
+@fixed_threads()  # the same bytes from a serial run, a backfill worker or a Dagster step: body model, scoring too
 def generate_shard(
     body: Any, renderer: Any, bank: PoseBank, rows: np.ndarray, render: RenderSettings, generator: Any,
     detector: Any, seed: int, round_index: int, shard: str, batch_size: int,
@@ -76,9 +81,10 @@ def generate_shard(
     prompts = prompts_for(keys)
     seeds = [derive_seed(seed, "round", round_index, shard, i) for i in range(len(rows))]
     images = generate_batched(generator, ctl, prompts, seeds, batch_size, progress)
+    detected = detect(detector, images)["keypoints"].numpy()
     kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in controls])
-    bbox = np.stack([np.asarray(s.labels["bbox"], dtype=np.float32) for s in controls])
-    oks = per_sample_oks(detect(detector, images)["keypoints"].numpy(), kp, bbox)
+    area = mask_area(np.stack([s.mask for s in controls]))  # COCO's s^2: the label's person-mask area
+    oks = per_sample_oks(detected, kp, area)
     pixels = _u8(images)
     samples, manifest = [], []
     for i, (key, s) in enumerate(zip(keys, controls, strict=True)):
