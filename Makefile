@@ -25,10 +25,12 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/dvc-lock.txt
 	$(PY) scripts/warmup.py
 	touch $(STAMP)
 
+# Exit 0 when every asset materialized and every data contract (ERROR check) holds; the learning
+# targets (WARN checks) that were missed are listed last, by `status`.
 demo: setup
-	$(PY) -m orchestration.cli materialize --all
-	$(PY) -m orchestration.cli status
+	$(PY) -m orchestration.cli materialize --all --workers 2
 	scripts/dvc status
+	$(PY) -m orchestration.cli status
 
 test: setup
 	$(PY) -m pytest

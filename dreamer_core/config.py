@@ -94,6 +94,8 @@ SCHEMA: dict[str, Any] = {
         "amass_on_error": _choice("skip", "fail"),
         "amass_zup": _BOOL,
         "batch_size": _int(1, 1_000_000),
+        "val_fraction": _float(0.01, 0.5),
+        "test_fraction": _float(0.01, 0.5),
     },
     "render": {
         "image_size": _int(16, 4096),
@@ -112,8 +114,8 @@ SCHEMA: dict[str, Any] = {
     },
     "reference_renders": {
         "num_train": _int(1, 100_000_000),
+        "num_val": _int(1, 100_000_000),
         "num_test": _int(1, 100_000_000),
-        "test_pose_fraction": _float(0.01, 0.9),
         "multiview_subjects": _int(1, 1_000_000),
         "multiview_heldout": _int(0, 1_000_000),
         "views_per_ring": _int(2, 360),
@@ -177,7 +179,8 @@ SCHEMA: dict[str, Any] = {
             "a non-empty list of module names",
         ),
         "heldout_controls": _int(2, 1_000_000),
-        "heldout_seeds": _int(1, 100),
+        "heldout_seeds": _int(2, 100),  # the gain is judged against its spread over seeds
+        "heldout_split": _choice("val", "test"),
     },
     "round_generations": {
         "samples_per_shard": _int(1, 1_000_000),
@@ -195,7 +198,7 @@ SCHEMA: dict[str, Any] = {
         "max_leaf_nodes": _int(2, 4096),
         "min_samples_leaf": _int(1, 100_000),
         "l2_regularization": _float(0.0, 1e6),
-        "heldout_fraction": _float(0.05, 0.9),
+        "folds": _int(2, 50),
         "bins": Field(
             lambda v: (
                 isinstance(v, list)

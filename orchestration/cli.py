@@ -37,9 +37,24 @@ def _failure_message(result: Any) -> str:
     return ""
 
 
-def _run_one(key: str, partition: str | None, threads: int = 0) -> tuple[str, bool, str, list[str], str]:
+RunOutcome = tuple[str, bool, str, list[str], str, list[str]]
+
+
+def _warning_line(check: str, metadata: dict[str, Any]) -> str:
+    """One line for a check that warned: its name and its numbers (what a target missed by)."""
+    parts = []
+    for name, entry in metadata.items():
+        value = getattr(entry, "value", entry)
+        if isinstance(value, float):
+            parts.append(f"{name}={value:.4g}")
+        elif isinstance(value, int | str | bool) and len(str(value)) <= 60:
+            parts.append(f"{name}={value}")
+    return f"{check}: {', '.join(parts)}" if parts else check
+
+
+def _run_one(key: str, partition: str | None, threads: int = 0) -> RunOutcome:
     """Materialize one asset (one partition) in this process: (label, success, run id, failed
-    checks, failure message)."""
+    checks, failure message, warnings of the checks that warned)."""
     ensure_dagster_home()
     import dagster as dg
 
@@ -59,15 +74,17 @@ def _run_one(key: str, partition: str | None, threads: int = 0) -> tuple[str, bo
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
-    bad_checks = []
+    bad_checks, warned = [], []
     for e in result.all_events:
         data = e.asset_check_evaluation_data if e.event_type_value == "ASSET_CHECK_EVALUATION" else None
         if data is not None and not data.passed:
-            if data.severity == dg.AssetCheckSeverity.WARN:  # a target not met yet: reported, not fatal
-                print(f"  asset check warning: {data.check_name} {dict(data.metadata)}", file=sys.stderr)
+            if data.severity == dg.AssetCheckSeverity.WARN:  # a learning target not met: reported, not fatal
+                warned.append(_warning_line(f"{label}.{data.check_name}", dict(data.metadata)))
+                print(f"  asset check warning: {warned[-1]}", file=sys.stderr)
             else:
                 bad_checks.append(data.check_name)
-    return label, result.success, result.run_id, bad_checks, "" if result.success else _failure_message(result)
+    message = "" if result.success else _failure_message(result)
+    return label, result.success, result.run_id, bad_checks, message, warned
 
 
 def materialize(keys: list[str], select_all: bool, partitions: list[str] | None = None, workers: int = 1) -> int:
@@ -92,6 +109,8 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
     instance = dg.DagsterInstance.get()
     ensure_initial_shards(instance)
     failed: list[str] = []
+    warned: list[str] = []
+    code = 0
     for key in [k for k in known if k in keys]:
         pdef = graph.get(dg.AssetKey(key)).partitions_def
         runs = [None] if pdef is None else (partitions or pdef.get_partition_keys(dynamic_partitions_store=instance))
@@ -104,7 +123,7 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
                 results = list(pool.map(_run_one, [key] * len(runs), runs, [threads] * len(runs)))
         else:
             results = [_run_one(key, partition) for partition in runs]
-        for label, success, run_id, bad_checks, message in results:
+        for label, success, run_id, bad_checks, message, warnings in results:
             print(f"materialized {label}: {'ok' if success else 'FAILED'} (run {run_id})", flush=True)
             if message:
                 print(f"error: {label}: {message}", file=sys.stderr, flush=True)
@@ -112,10 +131,27 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
                 print(f"  failed asset checks: {bad_checks}", file=sys.stderr)
             if not success or bad_checks:
                 failed.append(label)
+            warned.extend(warnings)
         if any(not r[1] for r in results):
             print(f"stopping: {key} failed; its downstream assets were not run", file=sys.stderr)
-            return 1
-    return 1 if failed else 0
+            code = 1
+            break
+    _summary(failed, warned)
+    return code or (1 if failed else 0)
+
+
+def _summary(failed: list[str], warned: list[str]) -> None:
+    """The closing lines of a run: data contracts that failed (the exit code says so) and every
+    learning target that warned (listed, not fatal: the data are sound, a model missed a target)."""
+    if warned:
+        print(f"\n{len(warned)} asset check(s) warned (learning targets not met; the data contracts hold):")
+        for line in warned:
+            print(f"  WARN {line}")
+    else:
+        print("\nno asset check warned: every learning target was met")
+    if failed:
+        print(f"{len(failed)} materialization(s) failed or broke a data contract: {', '.join(failed)}")
+    sys.stdout.flush()
 
 
 def status() -> int:
@@ -132,6 +168,7 @@ def status() -> int:
         "nn_dist_mm",
         "nn_dist_random_mm",
         "num_train",
+        "num_val",
         "num_test",
         "num_multiview_subjects",
         "views_per_subject",
@@ -162,7 +199,44 @@ def status() -> int:
             if mat is not None and name in mat.metadata:
                 value = mat.metadata[name].value
                 print(f"  {name}: {value:.4g}" if isinstance(value, float) else f"  {name}: {value}")
-    return 1 if missing else 0
+    failed = _check_report(instance, defs)
+    return 1 if missing or failed else 0
+
+
+def _check_report(instance: Any, defs: Any) -> int:
+    """The latest evaluation of every asset check, summed up, then each check that warned (a
+    learning target missed) or failed (a data contract broken). Returns the number that failed."""
+    import dagster as dg
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    counts = {"passed": 0, "warned": 0, "failed": 0, "not run": 0}
+    lines: list[str] = []
+    for check_key in sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string()):
+        record = instance.get_latest_asset_check_evaluation_record(check_key)
+        label = f"{check_key.asset_key.to_user_string()}.{check_key.name}"
+        if record is not None and record.status == Status.PLANNED:
+            run = instance.get_run_by_id(record.run_id)
+            if run is not None and run.is_finished:  # planned, never evaluated: the check raised
+                counts["failed"] += 1
+                lines.append(f"  ERROR {label}: raised an error (see run {record.run_id[:8]})")
+                continue
+        if record is None or record.status not in (Status.SUCCEEDED, Status.FAILED) or record.event is None:
+            counts["not run"] += 1
+            continue
+        data = record.event.dagster_event.asset_check_evaluation_data
+        if data.passed:
+            counts["passed"] += 1
+        elif data.severity == dg.AssetCheckSeverity.WARN:
+            counts["warned"] += 1
+            lines.append(f"  WARN  {_warning_line(label, dict(data.metadata))}")
+        else:
+            counts["failed"] += 1
+            lines.append(f"  ERROR {_warning_line(label, dict(data.metadata))}")
+    print("\nasset checks (latest evaluation): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    if lines:
+        print("learning targets not met (WARN) and broken data contracts (ERROR):")
+        print("\n".join(lines))
+    return counts["failed"]
 
 
 def add_shards(round1: int, round2: int) -> int:

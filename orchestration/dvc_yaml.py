@@ -1,8 +1,9 @@
 """Generate ``dvc.yaml`` from the Dagster asset graph, so both tools agree on one DAG.
 
-One stage per asset: its command materializes that asset through Dagster; its deps are the
-code folders and params sections declared in the asset's metadata plus upstream outputs; its
-out is ``data/<asset>``. ``python -m orchestration.cli dvc-yaml --check`` fails on drift.
+One stage per asset: its command materializes that asset through Dagster; its deps are every
+project file the asset's module runs (the closure of its imports, ``orchestration.code_deps``),
+the params sections declared in the asset's metadata and the upstream outputs; its out is
+``data/<asset>``. ``python -m orchestration.cli dvc-yaml --check`` fails on drift.
 """
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ from typing import Any
 import yaml
 
 from dreamer_core.config import PROFILES
+from orchestration.code_deps import import_closure
+from orchestration.env import REPO_ROOT
 
 HEADER = (
     "# GENERATED from the Dagster asset graph by `python -m orchestration.cli dvc-yaml`.\n"
     "# Do not edit by hand: change the assets, then regenerate (a test fails on drift).\n"
 )
-COMMON_CODE = ["dreamer_core/config.py", "dreamer_core/io.py", "orchestration/resources", "orchestration/settings.py"]
+# Resources reach every asset through the Definitions, whether or not its module imports them.
+COMMON_MODULES = ["orchestration.resources", "orchestration.settings"]
+
+
+def asset_module(node: Any) -> str:
+    """The module that defines an asset's compute function (its checks live beside it)."""
+    return node.assets_def.op.compute_fn.decorated_fn.__module__
 
 
 def build_stages(defs: Any) -> dict[str, Any]:
@@ -27,7 +36,7 @@ def build_stages(defs: Any) -> dict[str, Any]:
         node = graph.get(key)
         name = key.to_user_string()
         meta = node.metadata or {}
-        code = sorted(set(meta.get("dvc/code_deps", [])) | set(COMMON_CODE))
+        code = import_closure(REPO_ROOT, [asset_module(node), *COMMON_MODULES])
         upstream = sorted(f"data/{k.to_user_string()}" for k in node.parent_keys)
         params = ["profile"] + [f"{p}.{s}" for p in PROFILES for s in meta.get("dvc/params", [])]
         stages[name] = {

@@ -31,6 +31,8 @@ class PoseBankConfig(dg.Config):
     amass_on_error: str = _PB["amass_on_error"]
     amass_zup: bool = _PB["amass_zup"]
     batch_size: int = _PB["batch_size"]
+    val_fraction: float = _PB["val_fraction"]
+    test_fraction: float = _PB["test_fraction"]
     seed: int = PARAMS["seed"]
 
     def settings(self) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from dreamer_core.bodies.base import BodyModel
 from dreamer_core.datasets.labels import make_labels
 from dreamer_core.datasets.shards import Sample, shard_name, update_index, write_shard
 from dreamer_core.io import atomic_path
-from dreamer_core.poses.bank import PoseBank, stream
+from dreamer_core.poses.bank import PoseBank
 from dreamer_core.render.appearance import list_background_images, sample_appearance
 from dreamer_core.render.cameras import BodyTooSmall, Camera, CameraSampling, multiview_rig, sample_camera
 from dreamer_core.render.renderer import BodyRenderer
+from dreamer_core.rng import stream
 
 Progress = Callable[[str], None]
 MAX_CAMERA_TRIES = 10
@@ -168,13 +169,6 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
 
         raise PipelineInputError(f"{folder}: no manifest.parquet; materialize the asset first")
     return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
-
-
-def split_pose_rows(bank: PoseBank, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint train / held-out pose rows, stable per pose_id (adding poses does not move others)."""
-    ids = bank.arrays["pose_id"]
-    u = np.array([stream(seed, "pose-split", str(p)).random() for p in ids])
-    return np.flatnonzero(u >= test_fraction), np.flatnonzero(u < test_fraction)
 
 
 def render_multiview(

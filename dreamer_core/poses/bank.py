@@ -6,7 +6,6 @@ and a timestamp-free npz), so DVC sees an unchanged output when nothing changed.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -28,6 +27,8 @@ from dreamer_core.io import atomic_path, load_npz, write_json_atomic, write_npz_
 from dreamer_core.poses.amass import load_amass_folder
 from dreamer_core.poses.anatomical import sample_anatomical
 from dreamer_core.poses.diversity import farthest_point_indices, mean_nn_distance
+from dreamer_core.poses.splits import SPLITS, assign_splits
+from dreamer_core.rng import stream
 
 POSES_FILE = "poses.parquet"
 ARRAYS_FILE = "poses.npz"
@@ -45,11 +46,16 @@ class PoseBank:
     def __len__(self) -> int:
         return len(self.table)
 
+    def not_in_split(self, pose_ids: Any, split: str = "train") -> list[str]:
+        """The pose ids (sorted, unique) that are not poses of ``split``: unknown ids included."""
+        wanted = set(self.arrays["pose_id"][self.rows(split)].tolist())
+        return sorted({str(p) for p in pose_ids} - wanted)
 
-def stream(seed: int, *names: str) -> np.random.Generator:
-    """An independent RNG stream per purpose, derived by hashing (seed, names)."""
-    digest = hashlib.sha256(repr((seed, *names)).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    def rows(self, split: str) -> np.ndarray:
+        """Bank rows of one split (``train`` / ``val`` / ``test``; see ``poses.splits``)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
+        return np.flatnonzero(self.arrays["split"] == split)
 
 
 def split_counts(total: int, weights: dict[str, float]) -> dict[str, int]:
@@ -136,6 +142,7 @@ def build_pose_bank(settings: dict[str, Any], body: BodyModel, seed: int, progre
     n = len(body_pose)
     shape = sample_shapes(body, settings, n, seed)
     pose_ids = np.array([f"pose_{i:06d}" for i in range(n)])
+    splits = assign_splits(pose_ids, settings["val_fraction"], settings["test_fraction"], seed)
     sources = [p["source"] for p in parts for _ in range(len(p["refs"]))]
     table = pd.DataFrame(
         {
@@ -144,6 +151,7 @@ def build_pose_bank(settings: dict[str, Any], body: BodyModel, seed: int, progre
             "family": [f for p in parts for f in p["families"]],
             "source_ref": [r for p in parts for r in p["refs"]],
             "body_model": body.name,
+            "split": splits,
             "global_orient": list(global_orient.astype(np.float64)),
             "body_pose": list(body_pose.reshape(n, -1).astype(np.float64)),
             "shape": list(shape.astype(np.float64)),
@@ -152,6 +160,7 @@ def build_pose_bank(settings: dict[str, Any], body: BodyModel, seed: int, progre
     arrays = {
         "pose_id": pose_ids.astype("U16"),
         "source": np.array(sources).astype("U16"),
+        "split": splits,
         "global_orient": global_orient,
         "body_pose": body_pose,
         "shape": shape.astype(np.float32),
@@ -163,6 +172,7 @@ def build_pose_bank(settings: dict[str, Any], body: BodyModel, seed: int, progre
         "body_model": body.name,
         "counts_per_source": {p["source"]: len(p["refs"]) for p in parts},
         "counts_per_family": {str(k): int(v) for k, v in table["family"].value_counts().sort_index().items()},
+        "counts_per_split": {name: int((splits == name).sum()) for name in SPLITS},
         "nn_dist_mm": 1000.0 * mean_nn_distance(joints),
         "nn_dist_random_mm": 1000.0 * mean_nn_distance(torch.cat(random_parts)),
         "candidate_factor": factor,
@@ -203,6 +213,8 @@ def read_pose_bank(out_dir: str | Path) -> PoseBank:
     arrays = load_npz(out / ARRAYS_FILE)
     if arrays["body_pose"].shape[1:] != (NUM_BODY_JOINTS, 3) or len(table) != len(arrays["body_pose"]):
         raise PipelineInputError(f"{out}: poses.parquet and poses.npz disagree; rebuild the pose bank")
+    if "split" not in arrays or not set(np.unique(arrays["split"])) <= set(SPLITS):
+        raise PipelineInputError(f"{out}: no train/val/test split per pose (an older bank); rebuild the pose bank")
     return PoseBank(table=table, arrays=arrays)
 
 

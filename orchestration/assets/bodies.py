@@ -26,10 +26,7 @@ PREVIEW_FILE = "preview.png"
 @dg.asset(
     group_name="bodies",
     kinds={"python", "parquet"},
-    metadata=dvc_meta(
-        code=["dreamer_core/bodies", "dreamer_core/poses", "dreamer_core/viz.py", "orchestration/assets/bodies.py"],
-        params=["seed", "body_model", "pose_bank"],
-    ),
+    metadata=dvc_meta(params=["seed", "body_model", "pose_bank"]),
     description="Diverse body poses + shapes (parquet + npz): anatomical families and AMASS, "
     "farthest-point selected in root-aligned joint space.",
 )

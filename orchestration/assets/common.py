@@ -17,7 +17,7 @@ import pandas as pd
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.prompts import build_prompt
 from dreamer_core.io import atomic_path
-from dreamer_core.poses.bank import stream
+from dreamer_core.rng import stream
 
 
 def input_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,9 +44,10 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def dvc_meta(code: list[str], params: list[str]) -> dict[str, Any]:
-    """Asset metadata from which dvc.yaml is generated (code folders and params sections)."""
-    return {"dvc/code_deps": code, "dvc/params": params}
+def dvc_meta(params: list[str]) -> dict[str, Any]:
+    """Asset metadata from which dvc.yaml is generated: the params sections the asset reads (its code
+    dependencies come from the import graph of its module: ``orchestration.code_deps``)."""
+    return {"dvc/params": params}
 
 
 def file_hash(storage: Any, asset: str, name: str) -> str:

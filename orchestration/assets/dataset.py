@@ -26,15 +26,15 @@ from dreamer_core.datasets.shards import (
 from dreamer_core.filters.bedlam import bedlam_arrays
 from dreamer_core.filters.card import bar_png, dataset_card, histogram_png
 from dreamer_core.filters.stages import STAGES, FilterSettings, decide, score_images, stage_counts
+from dreamer_core.fingerprint import weights_fingerprint
 from dreamer_core.io import write_json_atomic, write_npz_atomic, write_text_atomic
 from dreamer_core.keypoints.detectors import load_detector
-from dreamer_core.mining.hardness import HardnessModel, pose_features
+from dreamer_core.mining.hardness import read_draw_scores
 from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import (
     asset_result,
     dvc_meta,
-    file_hash,
     input_errors,
     publish_png,
     settings_hash,
@@ -53,7 +53,7 @@ from orchestration.assets.models import pose_detector
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import FilteredDatasetConfig
 
-SCORE_VERSION = 1  # bump when score_images changes, so cached per-shard scores are recomputed
+SCORE_VERSION = 2  # bump when score_images changes, so cached per-shard scores are recomputed
 
 
 def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min_area: float,
@@ -69,8 +69,8 @@ def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min
     samples = list(read_shard(raw, digest))
     images = np.stack([s.image for s in samples])
     kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in samples])
-    bbox = np.stack([np.asarray(s.labels["bbox"], dtype=np.float32) for s in samples])
-    scores = score_images(detector, images, kp, bbox, min_area)
+    masks = np.stack([s.mask for s in samples])
+    scores = score_images(detector, images, kp, masks, min_area)
     scores.insert(0, "key", [s.key for s in samples])
     write_parquet(path, scores.assign(stamp=stamp))
     return scores
@@ -80,16 +80,7 @@ def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min
     group_name="generation",
     deps=[round1_generations, round2_generations, hardness_model, pose_detector],
     kinds={"pytorch", "parquet"},
-    metadata=dvc_meta(
-        code=[
-            "dreamer_core/filters",
-            "dreamer_core/mining",
-            "dreamer_core/datasets",
-            "dreamer_core/viz.py",
-            "orchestration/assets/dataset.py",
-        ],
-        params=["seed", "filtered_dataset"],
-    ),  # fmt: skip
+    metadata=dvc_meta(params=["seed", "filtered_dataset"]),  # fmt: skip
     description="The dataset: every finished round-1 and round-2 shard through four filter stages (crowding / "
     "empty, pose OKS, image quality, near-duplicates); kept samples as shards, manifest.parquet with every "
     "sample's per-stage decision, score and reason, a dataset card, and a BEDLAM .npz for SMPL / SMPL-X.",
@@ -109,7 +100,7 @@ def filtered_dataset(
     cache = out / "scores"
     cache.mkdir(exist_ok=True)
     detector = load_detector(storage.asset_dir("pose_detector"))
-    detector_hash = file_hash(storage, "pose_detector", "metrics.json")
+    detector_hash = weights_fingerprint(storage.asset_dir("pose_detector"))  # the weights, not their metrics
     sources: list[tuple[int, str, Path, str]] = []  # (round, shard, path, sha256)
     for r, pdef in ROUND_PARTITIONS.items():
         asset = round_asset_name(r)
@@ -132,7 +123,6 @@ def filtered_dataset(
         raw = raw.drop(columns=["oks"]).rename(columns={"shard": "raw_shard"})
         scores = scores.merge(raw, on="key", how="left", validate="one_to_one").sort_values("key", ignore_index=True)
         bank = read_pose_bank(storage.asset_dir("pose_bank"))
-        hardness = HardnessModel.load(storage.asset_dir("hardness_model"))
         row_of = {p: i for i, p in enumerate(bank.arrays["pose_id"])}
         unknown = sorted(set(scores.pose_id) - set(row_of))
         if unknown or scores.body_model.nunique() != 1:
@@ -141,7 +131,12 @@ def filtered_dataset(
                 f"models {sorted(scores.body_model.unique())}): re-materialize the rounds after changing pose_bank "
                 "or body_model (or delete the old shard partitions)"
             )
-        scores["predicted_oks"] = hardness.predict(pose_features(bank.arrays))[[row_of[p] for p in scores.pose_id]]
+        if leaked := bank.not_in_split(scores.pose_id):
+            raise dg.Failure(f"{len(leaked)} generated poses (e.g. {leaked[0]}) are validation or test poses (shards "
+                             "of an older split): re-materialize the rounds")  # fmt: skip
+        # The published draw scores: out-of-fold for round-1 poses, so no pose is scored by a model that saw it.
+        predicted, _ = read_draw_scores(storage.asset_dir("hardness_model"), bank.arrays["pose_id"])
+        scores["predicted_oks"] = predicted[[row_of[p] for p in scores.pose_id]]
         decisions = decide(scores, scores.key.tolist(), fs)
         manifest = pd.concat([scores.drop(columns=["phash"]), decisions.drop(columns="key")], axis=1)
         manifest["phash"] = scores.phash.to_numpy().view(np.uint64).astype(str)  # 64 bits, readable anywhere

@@ -30,15 +30,7 @@ PoseDetectorConfig = config_class(
     deps=[reference_renders],
     kinds={"pytorch"},
     pool="gpu",
-    metadata=dvc_meta(
-        code=[
-            "dreamer_core/keypoints",
-            "dreamer_core/datasets",
-            "dreamer_core/checkpoints.py",
-            "orchestration/assets/models.py",
-        ],
-        params=["seed", "pose_detector"],
-    ),  # fmt: skip
+    metadata=dvc_meta(params=["seed", "pose_detector"]),  # fmt: skip
     description="2D keypoint detector (COCO-17) trained on reference renders (or pretrained ViTPose); "
     "held-out PCK@0.1 and OKS against a mean-pose baseline; plus an independent judge detector (judge/).",
 )
@@ -114,17 +106,28 @@ def pose_detector(
     )  # fmt: skip
 
 
-@dg.asset_check(asset=pose_detector, description="The saved detector reloads and beats the mean-pose baseline "
-                "on held-out renders (OKS).")  # fmt: skip
-def pose_detector_beats_baseline(storage: StorageResource) -> dg.AssetCheckResult:
+@dg.asset_check(asset=pose_detector, description="The saved detector reloads and reproduces its held-out OKS "
+                "(a data contract: every reward and filter reads this file).")  # fmt: skip
+def pose_detector_reloads(storage: StorageResource) -> dg.AssetCheckResult:
     out = storage.asset_dir("pose_detector")
     saved = json.loads((out / "metrics.json").read_text())
     test = stack_split(ShardDataset(storage.asset_dir("reference_renders") / "test"))
     again = evaluate(load_detector(out), test)
     return dg.AssetCheckResult(
-        passed=again["oks"] > saved["baseline_oks"] and abs(again["oks"] - saved["heldout_oks"]) < 1e-4,
-        metadata={"heldout_oks_reloaded": again["oks"], "baseline_oks": saved["baseline_oks"]},
+        passed=abs(again["oks"] - saved["heldout_oks"]) < 1e-4,
+        metadata={"heldout_oks_reloaded": again["oks"], "heldout_oks_saved": saved["heldout_oks"]},
     )
 
 
-CHECKS = [pose_detector_beats_baseline]
+@dg.asset_check(asset=pose_detector, description="Learning target: the detector beats the mean-pose baseline on "
+                "held-out renders (OKS).")  # fmt: skip
+def pose_detector_beats_baseline(storage: StorageResource) -> dg.AssetCheckResult:
+    saved = json.loads((storage.asset_dir("pose_detector") / "metrics.json").read_text())
+    return dg.AssetCheckResult(
+        passed=saved["heldout_oks"] > saved["baseline_oks"],
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"heldout_oks": saved["heldout_oks"], "baseline_oks": saved["baseline_oks"]},
+    )
+
+
+CHECKS = [pose_detector_reloads, pose_detector_beats_baseline]

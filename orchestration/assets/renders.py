@@ -16,28 +16,21 @@ from dreamer_core.datasets.build import (
     read_manifest,
     render_multiview,
     render_samples,
-    split_pose_rows,
     write_manifest,
     write_samples,
 )
 from dreamer_core.datasets.shards import Sample, iter_folder, remove_shards, shard_name
 from dreamer_core.io import write_json_atomic
 from dreamer_core.poses.bank import read_pose_bank
+from dreamer_core.poses.splits import SPLITS
 from dreamer_core.render.renderer import BodyRenderer
+from dreamer_core.threads import fixed_threads
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.bodies import pose_bank
 from orchestration.assets.common import asset_result, dvc_meta, input_errors, preview_md, publish_png, settings_hash
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PARAMS, ControlRendersConfig, ReferenceRendersConfig
 
-RENDER_CODE = [
-    "dreamer_core/render",
-    "dreamer_core/datasets",
-    "dreamer_core/bodies",
-    "dreamer_core/poses",
-    "dreamer_core/viz.py",
-    "orchestration/assets/renders.py",
-]
 CONTROL_PARTITIONS = dg.StaticPartitionsDefinition(
     [shard_name(i).removesuffix(".tar") for i in range(PARAMS["control_renders"]["num_shards"])]
 )
@@ -66,9 +59,10 @@ def _upstream_hash(storage: StorageResource) -> str:
     group_name="renders",
     deps=[pose_bank],
     kinds={"python", "warp"},
-    metadata=dvc_meta(code=RENDER_CODE, params=["seed", "body_model", "render", "reference_renders"]),
+    metadata=dvc_meta(params=["seed", "body_model", "render", "reference_renders"]),
     description="Textured, lit renders of posed bodies over procedural backgrounds with exact labels: "
-    "train / test (held-out poses and appearances) / multiview (calibrated rings, held-out subjects).",
+    "train / val / test (the pose bank's split of pose ids) / multiview (calibrated rings; held-out subjects are "
+    "test poses).",
 )
 @input_errors
 def reference_renders(
@@ -84,10 +78,13 @@ def reference_renders(
     body, renderer = _renderer(body_model)
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     out = storage.asset_dir("reference_renders")
-    train_rows, test_rows = split_pose_rows(bank, ref["test_pose_fraction"], config.seed)
-    if len(train_rows) == 0 or len(test_rows) < ref["multiview_heldout"]:
-        raise dg.Failure(f"pose bank of {len(bank)} poses is too small for the train/test split; grow pose_bank")
-    for split in ("train", "test", "multiview"):  # a smaller rerun must not leave shards of a larger one behind
+    pools = {split: bank.rows(split) for split in SPLITS}  # the pose bank's split: made once, read everywhere
+    short = len(pools["train"]) < ref["multiview_subjects"] - ref["multiview_heldout"]
+    if min(len(p) for p in pools.values()) == 0 or len(pools["test"]) < ref["multiview_heldout"] or short:
+        raise dg.Failure(f"pose bank of {len(bank)} poses is too small for its train/val/test split "
+                         f"({ {k: len(v) for k, v in pools.items()} }); grow pose_bank")  # fmt: skip
+    train_rows, test_rows = pools["train"], pools["test"]
+    for split in (*SPLITS, "multiview"):  # a smaller rerun must not leave shards of a larger one behind
         remove_shards(out / split)
     params = {**settings, "seed": config.seed}
     hashes = {"params": settings_hash(params), "pose_bank": _upstream_hash(storage)}
@@ -96,7 +93,8 @@ def reference_renders(
         t0 = time.perf_counter()
         manifest: list[dict[str, Any]] = []
         previews = {}
-        for split, n, pool in (("train", ref["num_train"], train_rows), ("test", ref["num_test"], test_rows)):
+        for split in SPLITS:
+            n, pool = ref[f"num_{split}"], pools[split]
             rows = pool[np.arange(n) % len(pool)]
             context.log.info(f"rendering {split}: {n} samples from {len(pool)} poses")
             samples = render_samples(body, renderer, bank, rows, rs, config.seed, f"reference-{split}", f"{split}",
@@ -118,14 +116,14 @@ def reference_renders(
         seconds = time.perf_counter() - t0
         count = Counter(r["split"] for r in manifest)
         summary = {
-            "num_train": count["train"], "num_test": count["test"],
+            "num_train": count["train"], "num_val": count["val"], "num_test": count["test"],
             "num_multiview_subjects": n_sub, "views_per_subject": ref["views_per_ring"] * len(ref["elevations_deg"]),
             "skipped": dict(report.skipped), "seconds": round(seconds, 1), "image_size": rs.image_size,
         }  # fmt: skip
         write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k != "seconds"})
         for split, png in previews.items():
             publish_png(out, f"preview_{split}.png", png, run)
-        run.log_metrics({"num_train": summary["num_train"], "num_test": summary["num_test"],
+        run.log_metrics({**{f"num_{k}": summary[f"num_{k}"] for k in SPLITS},
                          "samples_per_second": report.written / max(seconds, 1e-9),
                          "skipped_camera_draws": sum(report.skipped.values())})  # fmt: skip
         context.log.info(
@@ -135,7 +133,8 @@ def reference_renders(
         run.set_tags({"dvc_hash": versioning["dvc_hash"]})
     return asset_result(
         out, run, versioning, (previews["train"], "train: image | control | mask | keypoints"),
-        num_train=summary["num_train"], num_test=summary["num_test"], num_multiview_subjects=n_sub,
+        num_train=summary["num_train"], num_val=summary["num_val"], num_test=summary["num_test"],
+        num_multiview_subjects=n_sub,
         views_per_subject=summary["views_per_subject"], skipped=dg.MetadataValue.json(summary["skipped"]),
         seconds=summary["seconds"], samples_per_second=round(report.written / max(seconds, 1e-9), 1),
         preview_multiview=preview_md(previews["multiview"], "multiview"),
@@ -147,10 +146,11 @@ def reference_renders(
     deps=[pose_bank],
     partitions_def=CONTROL_PARTITIONS,
     kinds={"python", "warp"},
-    metadata=dvc_meta(code=RENDER_CODE, params=["seed", "body_model", "render", "control_renders"]),
+    metadata=dvc_meta(params=["seed", "body_model", "render", "control_renders"]),
     description="Per shard: one PNCC control image (+ mask, depth, labels) per pose-bank row and camera draw.",
 )
 @input_errors
+@fixed_threads()  # a shard's bytes must not depend on the process's torch thread count (body model included)
 def control_renders(
     context: dg.AssetExecutionContext,
     config: ControlRendersConfig,
@@ -167,7 +167,10 @@ def control_renders(
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     out = storage.asset_dir("control_renders")
     n = ctl["samples_per_shard"]
-    rows = (np.arange(n) + index * n) % len(bank)  # walks the bank shard by shard
+    train_rows = bank.rows("train")  # controls feed generator tuning and DPO pairs: training poses only
+    if len(train_rows) == 0:
+        raise dg.Failure(f"pose bank of {len(bank)} poses has no training pose; grow pose_bank")
+    rows = train_rows[(np.arange(n) + index * n) % len(train_rows)]  # walks the training poses shard by shard
     # Shards beyond the configured partitions (left by a config with more shards) would be read as data.
     remove_shards(out, keep=set(CONTROL_PARTITIONS.get_partition_keys()))
     params = {**settings, "seed": config.seed}
@@ -211,22 +214,44 @@ def reference_renders_valid(storage: StorageResource) -> dg.AssetCheckResult:
     out = storage.asset_dir("reference_renders")
     summary = json.loads((out / "summary.json").read_text())
     manifest = read_manifest(out)
-    counts = {split: _validate_folder(out / split) for split in ("train", "test", "multiview")}
-    expected = {"train": summary["num_train"], "test": summary["num_test"],
+    counts = {split: _validate_folder(out / split) for split in (*SPLITS, "multiview")}
+    expected = {"train": summary["num_train"], "val": summary["num_val"], "test": summary["num_test"],
                 "multiview": summary["num_multiview_subjects"] * summary["views_per_subject"]}  # fmt: skip
     ok_counts = all(counts[s][0] == expected[s] == int((manifest.split == s).sum()) for s in expected)
     on_mask = min(c[1] for c in counts.values())
+    misplaced = _misplaced_poses(manifest, read_pose_bank(storage.asset_dir("pose_bank")))
     return dg.AssetCheckResult(
-        passed=ok_counts and on_mask >= 0.97,
-        metadata={"counts": {s: c[0] for s, c in counts.items()}, "keypoints_on_mask": on_mask},
+        passed=ok_counts and on_mask >= 0.97 and misplaced == 0,
+        metadata={
+            "counts": {s: c[0] for s, c in counts.items()},
+            "keypoints_on_mask": on_mask,
+            "samples_of_another_split": misplaced,
+        },  # fmt: skip
     )
 
 
+def _misplaced_poses(manifest: Any, bank: Any) -> int:
+    """Samples whose pose belongs to another split than the one they were written to: train /
+    val / test samples must hold their split's poses; multi-view training subjects train poses,
+    held-out subjects test poses."""
+    split_of = dict(zip(bank.arrays["pose_id"].tolist(), bank.arrays["split"].tolist(), strict=True))
+    want = manifest.split.astype(str).to_numpy().copy()
+    mv = want == "multiview"
+    want[mv] = np.where(manifest.heldout[mv].astype(bool), "test", "train")
+    have = np.array([split_of.get(p, "missing") for p in manifest.pose_id])
+    return int((want != have).sum())
+
+
 @dg.asset_check(asset=control_renders, description="Every written shard reads back with its hash; "
-                "visible keypoints lie on the body mask.")  # fmt: skip
+                "visible keypoints lie on the body mask; every pose is a training pose.")  # fmt: skip
 def control_renders_valid(storage: StorageResource) -> dg.AssetCheckResult:
-    n, on_mask = _validate_folder(storage.asset_dir("control_renders"))
-    return dg.AssetCheckResult(passed=n > 0 and on_mask >= 0.97, metadata={"samples": n, "keypoints_on_mask": on_mask})
+    folder = storage.asset_dir("control_renders")
+    n, on_mask = _validate_folder(folder)
+    # Controls feed DPO pairs and tuning: a shard left by an older bank walk may hold held-out poses.
+    leaked = read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(read_manifest(folder).pose_id)
+    return dg.AssetCheckResult(passed=n > 0 and on_mask >= 0.97 and not leaked,
+                               metadata={"samples": n, "keypoints_on_mask": on_mask,
+                                         "non_training_poses": len(leaked)})  # fmt: skip
 
 
 CHECKS = [reference_renders_valid, control_renders_valid]

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 SMALL = {
     "pose_bank": {"num_poses": 40, "candidate_factor": 2},
     "render": {"image_size": 48, "supersample": 2},
-    "reference_renders": {"num_train": 24, "num_test": 8, "multiview_subjects": 3, "multiview_heldout": 1,
+    "reference_renders": {"num_train": 24, "num_val": 8, "num_test": 8, "multiview_subjects": 3, "multiview_heldout": 1,
                           "views_per_ring": 4, "samples_per_shard": 10},
     "control_renders": {"num_shards": 1, "samples_per_shard": 12},
     "pose_detector": {"steps": 150, "batch_size": 8, "width": 16, "judge_steps": 10},  # finds people: samples kept
@@ -41,7 +41,7 @@ SMALL = {
     "dpo": {"num_controls": 6, "num_candidates": 2, "min_gap": 0.0, "min_winner_oks": 0.0, "steps": 2,
             "batch_pairs": 2, "heldout_controls": 4, "heldout_seeds": 2, "lora_rank": 2},
     "round_generations": {"samples_per_shard": 32, "initial_shards": 2, "batch_size": 8},
-    "hardness_model": {"min_samples_leaf": 2, "max_iter": 20, "heldout_fraction": 0.3},
+    "hardness_model": {"min_samples_leaf": 2, "max_iter": 20, "folds": 3},
     "filtered_dataset": {"min_oks": 0.0, "min_keypoint_score": 0.0, "min_person_area": 0.0, "min_sharpness": 0.0,
                          "samples_per_shard": 16},
     "hmr": {"image_size": 32, "width": 8, "dim": 32, "heads": 2, "decoder_layers": 1, "steps": 6, "batch_size": 4,
@@ -80,6 +80,14 @@ def index_hashes(folder: Path) -> dict[str, str]:
     return out
 
 
+def _splits(data: Path) -> dict[str, str]:
+    """pose_id -> train / val / test, as the pose bank assigned them."""
+    from dreamer_core.poses.bank import read_pose_bank
+
+    bank = read_pose_bank(data / "pose_bank")
+    return dict(zip(bank.arrays["pose_id"].tolist(), bank.arrays["split"].tolist(), strict=True))
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("rounds")
@@ -116,7 +124,15 @@ def test_rounds_hardness_and_filtered_dataset(pipeline):
     # Round 2 draws from the predicted-hardest quarter of the training poses.
     assert r2.predicted_oks_at_draw.max() <= predictions.predicted_oks.quantile(0.5) + 1e-9
     metrics = json.loads((data / "hardness_model" / "metrics.json").read_text())
-    assert {"heldout_mae", "baseline_mae", "heldout_r2"} <= set(metrics)
+    heldout = ("heldout_mae", "baseline_mae", "heldout_r2", "baseline_r2", "heldout_spearman", "beats_mean")
+    assert set(heldout) <= set(metrics)
+    # Round 2 ranks by out-of-sample scores: out-of-fold for every pose round 1 scored, and what a
+    # round-2 sample records at draw is the score hardness_model published for its pose.
+    r1 = pd.concat([pd.read_parquet(p) for p in sorted((data / "round1_generations").glob("manifest-*.parquet"))])
+    by_pose = predictions.set_index("pose_id")
+    assert set(by_pose.index[by_pose.out_of_fold]) == set(r1.pose_id[np.isfinite(r1.oks)])
+    np.testing.assert_allclose(r2.predicted_oks_at_draw, by_pose.predicted_oks.loc[r2.pose_id])
+    assert (r2.predicted_out_of_fold.to_numpy() == by_pose.out_of_fold.loc[r2.pose_id].to_numpy()).all()
 
     manifest = serial["manifest"]
     summary = json.loads((data / "filtered_dataset" / "summary.json").read_text())
@@ -129,6 +145,16 @@ def test_rounds_hardness_and_filtered_dataset(pipeline):
     assert (data / "filtered_dataset" / "README.md").read_text().startswith("# Filtered dataset")
     kept = manifest[manifest.decision == "kept"]
     assert sorted(kept.out_shard.unique()) == sorted(index_hashes(data / "filtered_dataset"))
+
+    # Held out means held out: every sample that trains or tunes anything holds a training pose.
+    split_of = _splits(data)
+    rounds = pd.concat([pd.read_parquet(p) for r in (1, 2)
+                        for p in sorted((data / f"round{r}_generations").glob("manifest-*.parquet"))])  # fmt: skip
+    pairs = pd.read_parquet(data / "dpo_pairs" / "pairs.parquet")
+    candidates = pd.read_parquet(data / "dpo_pairs" / "candidates.parquet")
+    for name, ids in (("rounds", rounds.pose_id), ("filtered_dataset", manifest.pose_id),
+                      ("dpo_pairs", pairs.pose_id), ("dpo candidates", candidates.pose_id)):  # fmt: skip
+        assert len(ids) and {split_of[p] for p in ids} == {"train"}, name
 
     # The same config regenerates a shard byte for byte.
     cli(env, "materialize", "round1_generations", "--partition", "shard-000000")
@@ -197,6 +223,17 @@ def test_hmr_checkpoints_and_benchmark_table(pipeline):
     assert summary["mixed"]["num_train"] == summary["rendered"]["num_train"] + summary["generated"]["num_train"]
     assert {summary[n]["steps"] for n in sets} == {6}  # equal budgets
 
+    # The benchmark's test sets hold test poses only (the rendered one and the generated ones, the
+    # filtered set a subset of the unfiltered one).
+    from dreamer_core.datasets.shards import iter_folder
+
+    split_of = _splits(data)
+    bench = data / "benchmark_scores"
+    for folder in (data / "reference_renders" / "test", bench / "generated_test", bench / "generated_test_unfiltered"):
+        assert {split_of[s.labels["pose_id"]] for s in iter_folder(folder)} == {"test"}, folder
+    kept, raw = ({s.key for s in iter_folder(bench / f)} for f in ("generated_test", "generated_test_unfiltered"))
+    assert kept <= raw and len(raw) == 8  # benchmark_scores.generated_test_samples
+
     everything = pd.read_parquet(data / "benchmark_scores" / "scores.parquet")
     assert list(everything.columns) == ["model", "train_set", "test_set", "metric", "value"]
     gst = everything[everything.test_set == "gst_heldout"]
@@ -204,12 +241,17 @@ def test_hmr_checkpoints_and_benchmark_table(pipeline):
     assert set(gst[gst.model == "hmr"].train_set) == {"mixed"} and np.isfinite(gst.value).all()
     assert {"model.safetensors", "novel_views.png"} <= {p.name for p in (data / "gst_checkpoint").iterdir()}
     scores = everything[everything.test_set != "gst_heldout"]
-    assert len(scores) == 2 * 3 * 2 * 3 and not scores.duplicated(["model", "train_set", "test_set", "metric"]).any()
-    assert set(scores.model) == {"hmr", "mean_pose"} and set(scores.test_set) == {"rendered", "generated"}
-    assert set(scores.metric) == {"mpjpe", "pa_mpjpe", "pve"} and set(scores.train_set) == set(sets)
+    # (3 checkpoints + the one common mean-pose baseline) x 3 test sets x 3 metrics.
+    assert len(scores) == (3 + 1) * 3 * 3 and not scores.duplicated(["model", "train_set", "test_set", "metric"]).any()
+    assert set(scores.model) == {"hmr", "mean_pose"}
+    assert set(scores.test_set) == {"rendered", "generated", "generated_unfiltered"}
+    assert set(scores[scores.model == "mean_pose"].train_set) == {"reference_renders_train"}
+    assert set(scores.metric) == {"mpjpe", "pa_mpjpe", "pve"}
+    assert set(scores.train_set) == {*sets, "reference_renders_train"}
     assert np.isfinite(scores.value).all() and (scores.value > 0).all()
     report = (data / "benchmark_scores" / "README.md").read_text()
     assert "| hmr | mixed |" in report and "FID / KID" in report and "unavailable" in report and "| gst |" in report
+    assert "| mean_pose | reference_renders_train |" in report and "generated_unfiltered MPJPE / mean pose" in report
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("hmr_checkpoints").experiment_id])

@@ -32,7 +32,7 @@ def test_definitions_load():
             "filtered_dataset", "hmr_checkpoints", "gst_checkpoint", "benchmark_scores"} <= keys  # fmt: skip
     assert {s.name for s in defs.schedules} == {"scheduled_regeneration"}
     assert {s.name for s in defs.sensors} == {"generation_shards_sensor"}
-    assert len(CHECKS) == 17
+    assert len(CHECKS) == 22  # data contracts (ERROR) and learning targets (WARN), README: make demo
 
 
 @pytest.mark.slow

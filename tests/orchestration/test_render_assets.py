@@ -34,7 +34,7 @@ def test_render_assets(tmp_path, monkeypatch):
     small = dict(image_size=48, supersample=2)
     run_config = dg.RunConfig(ops={
         "pose_bank": PoseBankConfig(num_poses=40, candidate_factor=2),
-        "reference_renders": ReferenceRendersConfig(num_train=24, num_test=8, multiview_subjects=3,
+        "reference_renders": ReferenceRendersConfig(num_train=24, num_val=8, num_test=8, multiview_subjects=3,
                                                     multiview_heldout=1, views_per_ring=4, samples_per_shard=10,
                                                     **small),
     })  # fmt: skip
@@ -58,9 +58,20 @@ def test_render_assets(tmp_path, monkeypatch):
     assert meta["num_samples"] == 12
 
     data = tmp_path / "data"
+    # Held out means held out: each split renders its own poses; controls (DPO pairs, generator
+    # tuning) hold training poses only.
+    from dreamer_core.poses.bank import read_pose_bank
+
+    bank = read_pose_bank(data / "pose_bank")
+    split_of = dict(zip(bank.arrays["pose_id"].tolist(), bank.arrays["split"].tolist(), strict=True))
+    assert set(split_of.values()) == {"train", "val", "test"}
+    ref = read_manifest(data / "reference_renders")
+    for split in ("train", "val", "test"):
+        assert {split_of[p] for p in ref.pose_id[ref.split == split]} == {split}
+    assert {split_of[p] for p in read_manifest(data / "control_renders").pose_id} == {"train"}
     manifest = read_manifest(data / "reference_renders")
-    assert sorted(manifest.split.unique()) == ["multiview", "test", "train"]
-    assert manifest.key.is_unique and len(manifest) == 24 + 8 + 12
+    assert sorted(manifest.split.unique()) == ["multiview", "test", "train", "val"]
+    assert manifest.key.is_unique and len(manifest) == 24 + 8 + 8 + 12
     # Train and test poses are disjoint (held-out poses), and held-out multiview subjects exist.
     train_ids = set(manifest.pose_id[manifest.split == "train"])
     assert not train_ids & set(manifest.pose_id[manifest.split == "test"])
@@ -83,7 +94,10 @@ def test_render_assets(tmp_path, monkeypatch):
     assert 0.0 <= meta["heldout_oks"] <= 1.0 and 0.0 <= meta["heldout_pck"] <= 1.0
     assert (data / "pose_detector" / "model.safetensors").is_file()
     evaluated = [e for e in det.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert [e.asset_check_evaluation_data.check_name for e in evaluated] == ["pose_detector_beats_baseline"]
+    names = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data for e in evaluated}
+    assert set(names) == {"pose_detector_reloads", "pose_detector_beats_baseline"}
+    assert names["pose_detector_reloads"].passed  # a contract: holds even after 30 steps
+    assert names["pose_detector_beats_baseline"].severity == dg.AssetCheckSeverity.WARN  # a target
     assert (data / "pose_detector" / "judge" / "model.safetensors").is_file()
 
     _generation_assets(data, instance, resources)
@@ -129,6 +143,10 @@ def _generation_assets(data, instance, resources):
     for f in ("generator/model.safetensors", "dpo_pairs/pairs.parquet", "dpo_pairs/candidates.npz",
               "dpo_generator/lora.safetensors"):  # fmt: skip
         assert (data / f).is_file(), f
-    checks = {e.asset_check_evaluation_data.check_name for e in gen.all_events
+    checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data for e in gen.all_events
               if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
-    assert checks == {"generator_follows_control", "dpo_improves_heldout_oks"}
+    assert set(checks) == {"generator_reloads", "generator_follows_control", "dpo_generator_reloads",
+                           "dpo_improves_heldout_oks"}  # fmt: skip
+    assert checks["generator_reloads"].passed and checks["dpo_generator_reloads"].passed  # contracts
+    for target in ("generator_follows_control", "dpo_improves_heldout_oks"):  # a few steps promise no quality
+        assert checks[target].severity == dg.AssetCheckSeverity.WARN

@@ -10,9 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from dreamer_core.datasets.build import BuildReport, render_samples, split_pose_rows
+from dreamer_core.datasets.build import BuildReport, render_samples
 from dreamer_core.hmr.model import HMR, HMRConfig
-from dreamer_core.hmr.train import HMRTraining, evaluate_hmr, mean_predictor, samples_to_batch, train_hmr
+from dreamer_core.hmr.train import (
+    HMRTraining,
+    evaluate_hmr,
+    hmr_resume_key,
+    mean_predictor,
+    samples_to_batch,
+    train_hmr,
+)
 from dreamer_core.render.renderer import BodyRenderer
 from tests.helpers.renders import SETTINGS, small_bank
 
@@ -20,7 +27,7 @@ from tests.helpers.renders import SETTINGS, small_bank
 @pytest.fixture(scope="module")
 def splits(anny_body):
     bank = small_bank(anny_body, 160, seed=1)
-    train_rows, test_rows = split_pose_rows(bank, 0.2, 1)
+    train_rows, test_rows = bank.rows("train"), bank.rows("test")
     renderer, rs = BodyRenderer(anny_body), replace(SETTINGS, image_size=48)
 
     def render(rows: np.ndarray, n: int, purpose: str):
@@ -68,3 +75,18 @@ def test_killed_training_resumes_to_the_same_weights(anny_body, splits, tmp_path
     assert steps == [5, 6] and not (tmp_path / "resume").exists()
     for k, v in straight.state_dict().items():
         assert torch.equal(again.state_dict()[k], v), k
+
+
+def test_resume_key_is_the_data_content_not_its_count():
+    """Without the anny fixture: the key needs only the model's config and the data."""
+    torch.manual_seed(0)
+    model = HMR(HMRConfig(image_size=16, width=4, depth=2, dim=16, heads=2, decoder_layers=1, num_shape=4))
+    data = {"image": torch.rand(6, 3, 16, 16), "joints_3d": torch.rand(6, 22, 3)}
+    cfg = HMRTraining(steps=4, batch_size=2)
+    key = hmr_resume_key(model, data, cfg)
+    assert key == hmr_resume_key(model, {k: v.clone() for k, v in data.items()}, cfg)  # a rerun resumes
+    other = {**data, "joints_3d": data["joints_3d"] + 1e-3}  # same count and settings, other labels
+    assert hmr_resume_key(model, other, cfg) != key
+    spec_a, spec_b = {"data": "index-a"}, {"data": "index-b"}  # what train_hmr's entry point passes
+    assert hmr_resume_key(model, data, cfg, spec_a) == hmr_resume_key(model, other, cfg, spec_a)
+    assert hmr_resume_key(model, data, cfg, spec_a) != hmr_resume_key(model, data, cfg, spec_b)

@@ -9,6 +9,7 @@ from dreamer_core.bodies import load_body_model
 from dreamer_core.config import load_params
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.poses.bank import build_pose_bank, read_pose_bank, split_counts, write_pose_bank
+from dreamer_core.poses.splits import assign_splits
 
 
 @pytest.fixture()
@@ -27,8 +28,13 @@ def test_build_write_read_round_trip(tmp_path, settings, anny_body):
     write_pose_bank(bank, tmp_path / "a")
     again = read_pose_bank(tmp_path / "a")
     assert len(again) == 40 and again.table.pose_id.is_unique
-    assert list(again.table.columns) == ["pose_id", "source", "family", "source_ref", "body_model",
+    assert list(again.table.columns) == ["pose_id", "source", "family", "source_ref", "body_model", "split",
                                          "global_orient", "body_pose", "shape"]  # fmt: skip
+    assert np.array_equal(again.table.split.to_numpy(), again.arrays["split"])
+    # The split the bank stores is the seeded split of its pose ids (the one every asset reads).
+    expected = assign_splits(again.arrays["pose_id"], settings["val_fraction"], settings["test_fraction"], seed=11)
+    assert np.array_equal(again.arrays["split"], expected)
+    assert all(np.array_equal(again.rows(s), np.flatnonzero(expected == s)) for s in ("train", "val", "test"))
     assert np.allclose(np.stack(again.table.body_pose.to_numpy()).reshape(40, 21, 3), again.arrays["body_pose"])
     assert again.arrays["shape"].shape == (40, 6) and (again.arrays["shape"] >= 0).all()
     assert bank.stats["nn_dist_mm"] >= bank.stats["nn_dist_random_mm"]
