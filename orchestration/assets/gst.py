@@ -72,7 +72,9 @@ def gst_checkpoint(
     with mlflow.start_run(context, "gst_checkpoint", params=params, input_hashes=hashes) as run:
         spec["mlflow"] = {"tracking_uri": mlflow.uri(), "run_id": run.run_id}
         messages = (
-            dg.PipesSubprocessClient()
+            # One thread: the CPU rasterizer's backward reduces in parallel, so with two threads two runs
+            # of the same spec trained different weights (final loss 0.0499 vs 0.0503); one gives the same bytes.
+            dg.PipesSubprocessClient(env={"PD_TORCH_THREADS": "1"})
             .run(context=context, command=[sys.executable, "-m", "orchestration.train_gst"], extras={"spec": spec})
             .get_custom_messages()
         )
