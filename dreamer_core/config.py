@@ -169,6 +169,7 @@ SCHEMA: dict[str, Any] = {
         "num_candidates": _int(2, 64),
         "min_gap": _float(0.0, 1.0),
         "min_winner_oks": _float(0.0, 1.0),
+        "pairing": _choice("best_worst", "all"),
         "beta": _float(1e-6, 1e9),
         "steps": _int(1, 100_000_000),
         "batch_pairs": _int(1, 100_000),

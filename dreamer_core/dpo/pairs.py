@@ -20,6 +20,13 @@ from dreamer_core.rng import stream
 class PairRule:
     min_gap: float = 0.05
     min_winner_oks: float = 0.5
+    # best_worst: one pair per control (PoseDreamer); all: every ordered candidate pair that passes
+    # the rule (N candidates give up to N(N-1)/2 pairs from the same generation cost)
+    pairing: str = "best_worst"
+
+    def __post_init__(self) -> None:
+        if self.pairing not in ("best_worst", "all"):
+            raise ValueError(f"dpo pairing {self.pairing!r} is not best_worst or all")
 
 
 def derive_seed(seed: int, *names: object) -> int:
@@ -55,13 +62,18 @@ def score_candidates(detector, images: torch.Tensor, keypoints: torch.Tensor, ma
 
 
 def select_pairs(scores: np.ndarray, rule: PairRule) -> list[tuple[int, int, int]]:
-    """(control, winner candidate, loser candidate) for every control whose best and worst
-    candidates differ by at least ``min_gap`` with a winner of at least ``min_winner_oks``."""
+    """(control, winner candidate, loser candidate) for every candidate pair whose OKS differ by at
+    least ``min_gap`` with a winner of at least ``min_winner_oks``: the best and worst of each control
+    (``best_worst``), or every such pair (``all``, by control, then winner, then loser)."""
     pairs = []
     for c, row in enumerate(scores):
         if np.isfinite(row).sum() < 2:  # unscorable candidates (NaN: no visible label keypoint) are ignored
             continue
-        w, lo = int(np.nanargmax(row)), int(np.nanargmin(row))
-        if row[w] >= rule.min_winner_oks and row[w] - row[lo] >= rule.min_gap:
-            pairs.append((c, w, lo))
+        if rule.pairing == "best_worst":
+            candidates = [(int(np.nanargmax(row)), int(np.nanargmin(row)))]
+        else:
+            order = [int(i) for i in np.argsort(-row, kind="stable") if np.isfinite(row[i])]
+            candidates = [(w, lo) for a, w in enumerate(order) for lo in order[a + 1 :]]
+        pairs += [(c, w, lo) for w, lo in candidates
+                  if row[w] >= rule.min_winner_oks and row[w] - row[lo] >= rule.min_gap]  # fmt: skip
     return pairs

@@ -200,7 +200,7 @@ def dpo_pairs(
         images = flat.reshape(n_ctl, n_cand, *flat.shape[1:])
         oks = score_candidates(load_detector(storage.asset_dir("pose_detector")), images, controls["keypoints"],
                                controls["mask"])  # fmt: skip
-        rule = PairRule(settings["min_gap"], settings["min_winner_oks"])
+        rule = PairRule(settings["min_gap"], settings["min_winner_oks"], settings["pairing"])
         pairs = select_pairs(oks, rule)
         write_npz_atomic(out / "candidates.npz", {
             "images": (images.clamp(0, 1).permute(0, 1, 3, 4, 2).numpy() * 255).round().astype(np.uint8),

@@ -36,6 +36,11 @@ def test_pair_rule():
     assert select_pairs(scores, PairRule(min_gap=0.05, min_winner_oks=0.5)) == [(0, 0, 1), (3, 0, 2)]
     assert select_pairs(scores, PairRule(min_gap=0.05, min_winner_oks=0.4)) == [(0, 0, 1), (2, 0, 1), (3, 0, 2)]
     assert derive_seed(1, "a", 0) == derive_seed(1, "a", 0) != derive_seed(1, "a", 1)
+    # every ordered pair that passes: control 0 has 0>2>1, gaps 0.02 (too small), 0.20, 0.18
+    every = select_pairs(scores, PairRule(min_gap=0.05, min_winner_oks=0.4, pairing="all"))
+    assert every == [(0, 0, 1), (0, 2, 1), (2, 0, 2), (2, 0, 1), (3, 0, 2)]
+    with pytest.raises(ValueError, match="pairing"):
+        PairRule(pairing="random")
 
 
 def test_candidates_and_heldout_controls_are_scored_with_the_mask_area():
