@@ -310,6 +310,13 @@ CROSS_CHECKS: dict[str, list[tuple[Callable[[Mapping[str, Any]], bool], str]]] =
     ],
 }  # fmt: skip
 
+# Constraints between sections of one profile (checked after every section validated).
+PROFILE_CHECKS: list[tuple[Callable[[Mapping[str, Any]], bool], str]] = [
+    (lambda p: p["dpo"]["heldout_controls"] <= p["reference_renders"][f"num_{p['dpo']['heldout_split']}"],
+     "dpo.heldout_controls must not exceed reference_renders.num_<dpo.heldout_split>: the DPO gain would be "
+     "measured on fewer controls than asked"),
+]  # fmt: skip
+
 
 def _check_keys(where: str, values: Any, allowed: Mapping[str, Any], what: str) -> None:
     if not isinstance(values, Mapping):
@@ -347,6 +354,9 @@ def validate_profile(profile: Mapping[str, Any], name: str) -> dict[str, Any]:
             out[section] = profile[section]
         else:
             out[section] = validate_section(section, profile[section], prefix=f"{name}.")
+    for check, message in PROFILE_CHECKS:
+        if not check(out):
+            raise ConfigError(f"{name}: {message}")
     return out
 
 

@@ -9,10 +9,12 @@ This measures, on validation poses only:
   image gets, under the COCO area and under the old box area;
 - validation controls through the generator each gate applies to (the base generator for the DPO
   winner gate: pairs are sampled from it; the DPO generator for the dataset filter: the rounds
-  sample from it), with fresh seeds and the round code path, scored by the reward detector: for
+  sample from it), with fresh seeds and the round code path (the same renders and seeds for both,
+  so their paired OKS difference is reported too), scored by the reward detector: for
   each old box-area gate, the COCO-area threshold that keeps the same share of samples (quantile
   matching), i.e. the same gate expressed in COCO's units. (`dpo.min_gap`, a difference of OKS,
-  is not re-derived.)
+  is not re-derived.) The hardness bins (easy / medium / hard / very hard) get the same treatment:
+  they label predicted OKS of the rounds' samples, so they are matched on the DPO generator's.
 
     .venv/bin/python scripts/derive_thresholds.py [--samples 256] [--json out.json]
 """
@@ -43,8 +45,11 @@ from orchestration.assets.generation import load_dpo_generator  # noqa: E402
 from orchestration.resources import BodyModelResource, StorageResource  # noqa: E402
 from orchestration.settings import PARAMS  # noqa: E402
 
-# The gates as they were written for the box area, and the generator whose samples each one gates.
-BOX_GATES = {"filtered_dataset.min_oks": (0.7, "dpo_generator"), "dpo.min_winner_oks": (0.5, "generator")}
+# The gates as they were written for the box area, and the generator whose samples each one gates. The
+# hardness bins label the hardness model's predicted OKS, which is in the units of the rounds' samples
+# (the DPO generator's, scored by the reward detector).
+BOX_GATES = {"filtered_dataset.min_oks": ((0.7,), "dpo_generator"), "dpo.min_winner_oks": ((0.5,), "generator"),
+             "hardness_model.bins": ((0.8, 0.6, 0.4), "dpo_generator")}  # fmt: skip
 
 
 def _box_area(bbox: np.ndarray) -> np.ndarray:
@@ -85,21 +90,29 @@ def main() -> int:
     generated, gates = {}, {}
     for name, gen in generators.items():
         result = generate_shard(body, renderer, bank, rows, RenderSettings.from_dict(PARAMS["render"]), gen, detector,
-                                seed, 0, f"val-thresholds-{name}", PARAMS["round_generations"]["batch_size"],
+                                seed, 0, "val-thresholds", PARAMS["round_generations"]["batch_size"],
                                 lambda keys: prompts_for(seed + 1, keys))  # fmt: skip
         kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in result.samples])
         masks = np.stack([s.mask for s in result.samples])
         bbox = np.stack([np.asarray(s.labels["bbox"], dtype=np.float32) for s in result.samples])
         images = torch.from_numpy(np.stack([s.image for s in result.samples])).permute(0, 3, 1, 2).float() / 255.0
         generated[name] = _both(detect(detector, images)["keypoints"].numpy(), kp, masks, bbox)
-    for gate, (box_gate, name) in BOX_GATES.items():
+    for gate, (box_gates, name) in BOX_GATES.items():
         both = generated[name]
         finite = np.isfinite(both["box"]) & np.isfinite(both["coco"])
-        keep = float(np.mean(both["box"][finite] >= box_gate))
-        coco = float(np.quantile(both["coco"][finite], 1 - keep)) if keep > 0 else 1.0
-        gates[gate] = {"box_gate": box_gate, "samples_of": name, "keep_share": keep, "coco_equivalent": round(coco, 3)}
+        for box_gate in box_gates:
+            keep = float(np.mean(both["box"][finite] >= box_gate))
+            coco = float(np.quantile(both["coco"][finite], 1 - keep)) if keep > 0 else 1.0
+            key = gate if len(box_gates) == 1 else f"{gate}[{box_gates.index(box_gate)}]"
+            gates[key] = {"box_gate": box_gate, "samples_of": name, "keep_share": keep,
+                          "coco_equivalent": round(coco, 3)}  # fmt: skip
+    # Same poses, cameras and noise seeds for both generators (one shard name): the paired change is
+    # what DPO does on the path the rounds sample, beside the held-out controls dpo_generator reports.
+    diff = generated["dpo_generator"]["coco"] - generated["generator"]["coco"]
+    diff = diff[np.isfinite(diff)]
     out = {
         "validation_poses": int(len(pool)),
+        "dpo_minus_base_paired": {"mean": float(diff.mean()), "sem": float(diff.std(ddof=1) / np.sqrt(len(diff)))},
         "renders": {k: _quantiles(v) for k, v in renders.items()},
         "generated": {name: {k: _quantiles(v) for k, v in both.items()} for name, both in generated.items()},
         "gates": gates,

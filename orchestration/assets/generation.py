@@ -14,6 +14,7 @@ from dreamer_core.datasets.torch_dataset import stack_samples
 from dreamer_core.dpo.lora import LoraSettings, adapters_disabled, load_lora, lora_parameter_count, save_lora
 from dreamer_core.dpo.pairs import PairRule, derive_seed, generate_batched, score_candidates, select_pairs
 from dreamer_core.dpo.train import DPOTraining, compare_before_after, heldout_seeds, train_dpo
+from dreamer_core.errors import PipelineInputError
 from dreamer_core.fingerprint import data_fingerprint
 from dreamer_core.generate.backends import load_generator, tiny_config
 from dreamer_core.generate.evaluate import control_agreement, grain
@@ -278,6 +279,10 @@ def dpo_generator(
     controls = to_t(cand["controls"][c_idx])
     held = stack_samples(storage.asset_dir("reference_renders") / settings["heldout_split"],
                          ("control", "keypoints", "mask"), settings["heldout_controls"])  # fmt: skip
+    if len(held["control"]) < settings["heldout_controls"]:
+        raise PipelineInputError(f"dpo.heldout_controls is {settings['heldout_controls']} but reference_renders/"
+                                 f"{settings['heldout_split']} holds {len(held['control'])} renders: lower it or "
+                                 "render more (reference_renders.num_" + settings["heldout_split"] + ")")  # fmt: skip
     seeds = heldout_seeds(config.seed, settings["heldout_seeds"], len(held["control"]))
     det_dir = storage.asset_dir("pose_detector")
     detectors = {"reward": load_detector(det_dir), "judge": load_detector(det_dir / "judge")}

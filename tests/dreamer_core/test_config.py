@@ -58,6 +58,19 @@ def test_bad_values_name_their_key(tmp_path, raw, path, value, message):
         load_params(write(tmp_path, data), profile="tiny")
 
 
+def test_heldout_controls_within_their_split(tmp_path, raw):
+    """The DPO gain is measured on exactly heldout_controls renders: asking for more than the split holds fails."""
+    data = copy.deepcopy(raw)
+    data["tiny"]["dpo"]["heldout_controls"] = data["tiny"]["reference_renders"]["num_test"] + 1
+    with pytest.raises(ConfigError, match=r"tiny: dpo\.heldout_controls must not exceed"):
+        load_params(write(tmp_path, data), profile="tiny")
+    data["tiny"]["dpo"]["heldout_controls"] = data["tiny"]["reference_renders"]["num_test"]
+    assert (
+        load_params(write(tmp_path, data), profile="tiny")["dpo"]["heldout_controls"]
+        == data["tiny"]["reference_renders"]["num_test"]
+    )
+
+
 def test_unknown_and_missing_keys(tmp_path, raw):
     data = copy.deepcopy(raw)
     data["tiny"]["pose_bank"]["num_pose"] = 10
