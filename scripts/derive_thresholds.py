@@ -100,10 +100,10 @@ def main() -> int:
     for gate, (box_gates, name) in BOX_GATES.items():
         both = generated[name]
         finite = np.isfinite(both["box"]) & np.isfinite(both["coco"])
-        for box_gate in box_gates:
+        for i, box_gate in enumerate(box_gates):
             keep = float(np.mean(both["box"][finite] >= box_gate))
             coco = float(np.quantile(both["coco"][finite], 1 - keep)) if keep > 0 else 1.0
-            key = gate if len(box_gates) == 1 else f"{gate}[{box_gates.index(box_gate)}]"
+            key = gate if len(box_gates) == 1 else f"{gate}[{i}]"
             gates[key] = {"box_gate": box_gate, "samples_of": name, "keep_share": keep,
                           "coco_equivalent": round(coco, 3)}  # fmt: skip
     # Same poses, cameras and noise seeds for both generators (one shard name): the paired change is

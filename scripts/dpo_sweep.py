@@ -4,8 +4,9 @@ Why a script and not an asset: a sweep is how defaults get chosen, and choosing 
 touch the test poses. Every recipe here trains on the training poses' control renders (what
 ``dpo_pairs`` would score) and is judged on ``reference_renders/val`` with the fixed held-out seeds,
 before vs after, under the reward detector and the judge. Candidates and the "before" scores are
-computed once and cached in ``--out``; each recipe then costs its training steps plus one pass over
-the validation controls.
+computed once and cached in ``--out``, keyed by content (the generator's and detectors' weights, the
+controls' data fingerprint, the seed and the counts), so a retrained model never reuses a stale
+cache; each recipe then costs its training steps plus one pass over the validation controls.
 
     .venv/bin/python scripts/dpo_sweep.py --data data --out /tmp/dpo_sweep \
         --recipe '{"steps": 60}' --recipe '{"steps": 300, "pairing": "all"}'
@@ -30,6 +31,7 @@ from dreamer_core.datasets.torch_dataset import stack_samples
 from dreamer_core.dpo.lora import LoraSettings
 from dreamer_core.dpo.pairs import PairRule, derive_seed, generate_batched, score_candidates, select_pairs
 from dreamer_core.dpo.train import DPOTraining, heldout_oks, heldout_seeds, train_dpo
+from dreamer_core.fingerprint import data_fingerprint, digest_of, weights_fingerprint
 from dreamer_core.generate.backends import load_generator
 from dreamer_core.io import load_npz, write_npz_atomic
 from dreamer_core.keypoints.detectors import load_detector
@@ -37,16 +39,25 @@ from orchestration.assets.common import prompts_for
 from orchestration.settings import PARAMS
 
 
+def cache_key(data: Path, seed: int, *inputs: str) -> str:
+    """Content key of a cache file: the generator and both detectors' weights, the seed, and the
+    data fingerprints of the folders it reads."""
+    det = data / "pose_detector"
+    models = [weights_fingerprint(data / "generator"), weights_fingerprint(det), weights_fingerprint(det / "judge")]
+    return digest_of([seed, *models, *(data_fingerprint(data / name) for name in inputs)])[:16]
+
+
 def candidates(data: Path, out: Path, seed: int, n_ctl: int, n_cand: int) -> dict[str, np.ndarray]:
     """Images, OKS and labels of ``n_cand`` seeded candidates for the first ``n_ctl`` control renders
     (the seeds ``dpo_pairs`` uses), cached."""
-    for cached in out.glob(f"candidates-{seed}-*.npz"):  # per-(key, j) seeds: a larger cache slices exactly
+    key = cache_key(data, seed, "control_renders")
+    for cached in out.glob(f"candidates-{key}-*.npz"):  # per-(key, j) seeds: a larger cache slices exactly
         n, m = map(int, cached.stem.split("-")[-1].split("x"))
         if n >= n_ctl and m >= n_cand:
             a = load_npz(cached)
             return {"images": a["images"][:n_ctl, :n_cand], "controls": a["controls"][:n_ctl],
                     "oks": a["oks"][:n_ctl, :n_cand], "prompts": a["prompts"][:n_ctl]}  # fmt: skip
-    path = out / f"candidates-{seed}-{n_ctl}x{n_cand}.npz"
+    path = out / f"candidates-{key}-{n_ctl}x{n_cand}.npz"
     ctl = stack_samples(data / "control_renders", ("control", "keypoints", "mask", "key"), n_ctl)
     keys = list(ctl["key"])
     seeds = [derive_seed(seed, "dpo-candidate", k, j) for k in keys for j in range(n_cand)]
@@ -79,7 +90,8 @@ def main() -> None:
     held = stack_samples(args.data / "reference_renders" / args.split, ("control", "keypoints", "mask"),
                          base["heldout_controls"])  # fmt: skip
     hseeds = heldout_seeds(seed, base["heldout_seeds"], len(held["control"]))
-    before_path = args.out / f"before-{seed}-{args.split}.npz"
+    split_key = cache_key(args.data, seed, f"reference_renders/{args.split}")
+    before_path = args.out / f"before-{split_key}-{args.split}-{len(held['control'])}x{len(hseeds)}.npz"
     if before_path.is_file():
         before = load_npz(before_path)
     else:
@@ -90,7 +102,7 @@ def main() -> None:
     for text in args.recipe:
         recipe = {**base, **json.loads(text)}
         cand = candidates(args.data, args.out, seed, recipe["num_controls"], recipe["num_candidates"])
-        rule = PairRule(recipe["min_gap"], recipe["min_winner_oks"], recipe.get("pairing", "best_worst"))
+        rule = PairRule(recipe["min_gap"], recipe["min_winner_oks"], recipe["pairing"])
         pairs = np.array(select_pairs(cand["oks"], rule)).reshape(-1, 3)
         c, w, lo = pairs.T
         gen = load_generator(args.data / "generator")
