@@ -58,5 +58,7 @@ ui: setup
 dvc-yaml: setup
 	$(PY) -m orchestration.cli dvc-yaml
 
+# Every asset output (the outs of dvc.yaml, which is generated from the asset graph), the Dagster and
+# MLflow stores and the local DVC remote. DVC's cache (.dvc/cache) stays: `scripts/dvc checkout` restores.
 clean:
-	rm -rf data/pose_bank data/reference_renders data/control_renders dagster_home mlflow dvc-remote
+	rm -rf $$(sed -n 's|^    - \(data/[a-z0-9_]*\)$$|\1|p' dvc.yaml | sort -u) dagster_home mlflow dvc-remote

@@ -1,4 +1,4 @@
 """GST avatar library: Gaussians, rasterizer backends, GST model, training, evaluation, PLY export.
 
-May import ``dreamer_core``; never ``orchestration`` (DESIGN.md section 3).
+May import ``dreamer_core``; never ``orchestration`` (``tests/test_layering.py`` checks it).
 """

@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     if out.suffix != ".ply":
         parser.error(f"--out must end in .ply, got {out}")
     from dreamer_core.bodies import load_body_model
+    from dreamer_core.config import BodyModelSettings
     from dreamer_core.viz import sample_grid_png
 
     try:
         model, vertex_ids, _ = load_gst(args.checkpoint)
-        body = load_body_model({"name": args.body_model})
+        body = load_body_model(BodyModelSettings(name=args.body_model))
         image = read_image(args.image, model.hmr.cfg.image_size)
     except PipelineInputError as e:
         print(f"error: {e}", file=sys.stderr)

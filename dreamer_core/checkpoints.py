@@ -1,4 +1,4 @@
-"""Checkpoints as DESIGN.md section 5 fixes them: weights in ``safetensors`` (never unpickled)
+"""Checkpoints of every model here: weights in ``safetensors`` (never unpickled)
 plus a JSON config naming the class, both written atomically."""
 
 from __future__ import annotations

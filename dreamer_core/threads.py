@@ -1,6 +1,6 @@
 """A fixed torch thread count for computations whose bytes must reproduce.
 
-oneDNN convolutions do not give the same bits with different intra-op thread counts (FACTS: a
+oneDNN convolutions do not give the same bits with different intra-op thread counts (measured: a
 shard generated serially with 2 threads and by a ``--workers 2`` backfill with 1 thread each had
 different SHA-256). Generation shards therefore run with one thread count, whatever the process
 was started with: a serial CLI run, a backfill worker or a Dagster step subprocess give the same

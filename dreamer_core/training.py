@@ -1,5 +1,6 @@
-"""What HMR and GST training loops share: the optimiser step, and the loss report (a running
-average logged to the tracker every ``log_every`` steps and as a progress line ten times a run)."""
+"""What every training loop here shares (HMR, GST, the tiny generator, DPO): the warm-up + cosine
+schedule, the optimiser step with gradient clipping, resuming a killed run, and the loss report (a
+running average logged to the tracker every ``log_every`` steps and as a progress line ten times a run)."""
 
 from __future__ import annotations
 
@@ -15,20 +16,26 @@ from dreamer_core.resume import load_state
 from dreamer_core.tracking import Tracker
 
 
-def warmup_cosine(opt: torch.optim.Optimizer, steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 5% of the learning rate."""
+def warmup_cosine(opt: torch.optim.Optimizer, steps: int, warmup: int,
+                  floor: float = 0.05) -> torch.optim.lr_scheduler.LambdaLR:  # fmt: skip
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``floor`` of the learning rate."""
+    rest = 1 - floor
     return torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * s / steps)))
+        opt, lambda s: min(1.0, (s + 1) / warmup) * (floor + rest * 0.5 * (1 + math.cos(math.pi * s / steps)))
     )
 
 
 def optimiser_step(loss: torch.Tensor, params: list[torch.nn.Parameter] | object, opt: torch.optim.Optimizer,
-                   sched: torch.optim.lr_scheduler.LRScheduler, clip: float = 1.0) -> None:  # fmt: skip
+                   sched: torch.optim.lr_scheduler.LRScheduler | None, clip: float | None = 1.0) -> None:  # fmt: skip
+    """Backward, clip the gradient norm to ``clip`` (None: no clipping), step the optimiser (and the
+    schedule, if any)."""
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, clip)
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, clip)
     opt.step()
-    sched.step()
+    if sched is not None:
+        sched.step()
 
 
 class LossReport:
@@ -49,7 +56,8 @@ class LossReport:
             self.tracker.log_metrics({f"loss_{k}": v for k, v in r.items()} | {"lr": lr}, step=step)
         if step % max(self.steps // 10, 1) == 0:
             parts = ", ".join(f"{label} {r[k]:.4f}" for k, label in self.detail.items())
-            self.say(f"step {step}/{self.steps}: loss {r['total']:.4f} ({parts}) {time.perf_counter() - self.t0:.0f} s")
+            parts = f" ({parts})" if parts else ""
+            self.say(f"step {step}/{self.steps}: loss {r['total']:.4f}{parts} {time.perf_counter() - self.t0:.0f} s")
 
     @property
     def final(self) -> float:

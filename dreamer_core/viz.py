@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dreamer_core.bodies.skeleton import SKELETON_JOINTS, SKELETON_PARENTS  # noqa: E402
+from dreamer_core.images import COCO_KEYPOINTS  # noqa: E402
 
 
 def figure_png(fig) -> bytes:
@@ -66,7 +67,7 @@ def _with_keypoints(image: np.ndarray, kp: np.ndarray, cell: int, line: tuple[in
     tile = Image.fromarray(image if image.ndim == 3 else np.repeat(image[..., None], 3, -1))
     base = tile.resize((cell, cell), Image.NEAREST)
     draw = ImageDraw.Draw(base)
-    kp = np.asarray(kp)[:17]
+    kp = np.asarray(kp)[:COCO_KEYPOINTS]
     scale = cell / image.shape[1]
     for a, b in _COCO_EDGES:
         if kp[a, 2] > 0 and kp[b, 2] > 0:

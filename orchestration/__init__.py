@@ -1,1 +1,1 @@
-"""Dagster orchestration: the only layer that imports dagster, mlflow or dvc (DESIGN.md section 3)."""
+"""Dagster orchestration: the only layer that imports dagster, mlflow or dvc (``tests/test_layering.py``)."""

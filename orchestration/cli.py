@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("add-shards", help="add generation shard partitions (then materialize them)")
     a.add_argument("--round1", type=int, default=0)
     a.add_argument("--round2", type=int, default=0)
+    sub.add_parser("settings", help="the active profile's effective settings, each with its doc line")
     d = sub.add_parser("dvc-yaml", help="write dvc.yaml from the asset graph")
     d.add_argument("--check", action="store_true", help="fail if dvc.yaml differs from the asset graph")
     args = parser.parse_args(argv)
@@ -294,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
             return status()
         if args.command == "add-shards":
             return add_shards(args.round1, args.round2)
+        if args.command == "settings":
+            from dreamer_core.config import load_settings
+            from dreamer_core.config.listing import settings_yaml
+
+            print(settings_yaml(load_settings()), end="")
+            return 0
         return dvc_yaml(args.check)
     except Exception as exc:  # the boundary: one clear line for input errors
         from dreamer_core.errors import PipelineInputError

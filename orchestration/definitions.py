@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from orchestration import schedules
-from orchestration.assets import bodies, dataset, generation, gst, hmr, mining, models, renders
+from orchestration.assets import benchmark, bodies, dataset, detector, generation, gst, hmr, mining, renders
 from orchestration.executors import executor_from_env
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 
@@ -13,7 +13,7 @@ ASSETS = [
     bodies.pose_bank,
     renders.reference_renders,
     renders.control_renders,
-    models.pose_detector,
+    detector.pose_detector,
     generation.generator,
     generation.dpo_pairs,
     generation.dpo_generator,
@@ -23,10 +23,11 @@ ASSETS = [
     dataset.filtered_dataset,
     hmr.hmr_checkpoints,
     gst.gst_checkpoint,
-    hmr.benchmark_scores,
+    benchmark.benchmark_scores,
 ]
 CHECKS = [
-    *bodies.CHECKS, *renders.CHECKS, *models.CHECKS, *generation.CHECKS, *mining.CHECKS, *dataset.CHECKS, *hmr.CHECKS,
+    *bodies.CHECKS, *renders.CHECKS, *detector.CHECKS, *generation.CHECKS, *mining.CHECKS, *dataset.CHECKS,
+    *benchmark.CHECKS,
 ]  # fmt: skip
 
 RESOURCES = {

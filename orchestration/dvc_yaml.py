@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from dreamer_core.config import PROFILES
+from dreamer_core.config import PROFILES, read_params
 from orchestration.code_deps import import_closure
 from orchestration.env import REPO_ROOT
 
@@ -31,6 +31,7 @@ def asset_module(node: Any) -> str:
 
 def build_stages(defs: Any) -> dict[str, Any]:
     graph = defs.resolve_asset_graph()
+    raw = read_params()
     stages: dict[str, Any] = {}
     for key in graph.toposorted_asset_keys:
         node = graph.get(key)
@@ -38,7 +39,9 @@ def build_stages(defs: Any) -> dict[str, Any]:
         meta = node.metadata or {}
         code = import_closure(REPO_ROOT, [asset_module(node), *COMMON_MODULES])
         upstream = sorted(f"data/{k.to_user_string()}" for k in node.parent_keys)
-        params = ["profile"] + [f"{p}.{s}" for p in PROFILES for s in meta.get("dvc/params", [])]
+        # A profile lists only what it changes; the defaults are code (a dep of every stage, through config).
+        listed = [(p, s) for p in PROFILES for s in meta.get("dvc/params", []) if s in (raw.get(p) or {})]
+        params = ["profile"] + [f"{p}.{s}" for p, s in listed]
         stages[name] = {
             "cmd": f"python -m orchestration.cli materialize {name}",
             "deps": code + upstream,

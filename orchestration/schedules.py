@@ -11,9 +11,9 @@ import dagster as dg
 from dreamer_core.datasets.shards import shard_name
 from orchestration.assets.dataset import filtered_dataset
 from orchestration.assets.mining import ROUND_PARTITIONS, hardness_model, round1_generations, round2_generations
-from orchestration.settings import PARAMS
+from orchestration.settings import SETTINGS
 
-RG = PARAMS["round_generations"]
+RG = SETTINGS.round_generations
 
 
 def next_shards(existing: list[str], n: int) -> list[str]:
@@ -36,14 +36,14 @@ def ensure_initial_shards(instance: dg.DagsterInstance) -> None:
     """A round with no shard yet gets ``round_generations.initial_shards`` (what `make demo` runs)."""
     for r, pdef in ROUND_PARTITIONS.items():
         if not instance.get_dynamic_partitions(pdef.name):
-            add_shards(instance, r, RG["initial_shards"])
+            add_shards(instance, r, RG.initial_shards)
 
 
 class AddShardsConfig(dg.Config):
     """How many new shards each round gets (defaults: params.yaml round_generations.regenerate_shards)."""
 
-    round1_shards: int = RG["regenerate_shards"]
-    round2_shards: int = RG["regenerate_shards"]
+    round1_shards: int = RG.regenerate_shards
+    round2_shards: int = RG.regenerate_shards
 
 
 @dg.op(description="Add new shard partitions to both generation rounds; the sensor requests their runs.")
@@ -64,7 +64,7 @@ def regenerate_shards() -> None:
 regeneration_schedule = dg.ScheduleDefinition(
     name="scheduled_regeneration",
     job=regenerate_shards,
-    cron_schedule=RG["schedule_cron"],
+    cron_schedule=RG.schedule_cron,
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description="Adds round_generations.regenerate_shards shards per round on the cron in params.yaml. Off by "
     "default: switch it on under Automation in the web UI.",

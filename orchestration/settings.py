@@ -1,139 +1,136 @@
-"""Run-config classes whose defaults come from params.yaml (the active profile).
+"""Run-config classes derived from the library's settings sections, with the active profile's values.
 
-The launchpad in the web UI shows these defaults; whatever a user changes there is validated
-by the same schema as params.yaml, with an error naming the key.
+Each field of a run config is a field of a ``dreamer_core.config`` section: same name, the type a
+launchpad can edit, the profile's value as default and the section's doc line as description.
+``settings()`` builds the sections back, so a bad launchpad value is rejected by the same check
+as params.yaml, with its key.
 """
 
+from __future__ import annotations
+
+import dataclasses
+import typing
 from typing import Any
 
 import dagster as dg
+from pydantic import Field, create_model
 
-from dreamer_core.config import load_params, validate_section
+from dreamer_core.config import (
+    BenchmarkSettings,
+    ControlRendersSettings,
+    DPOSettings,
+    FilterSettings,
+    GeneratorSettings,
+    GSTSettings,
+    HardnessSettings,
+    HMRSettings,
+    PipelineSettings,
+    PoseBankSettings,
+    PoseDetectorSettings,
+    ReferenceRendersSettings,
+    RenderSettings,
+    RoundGenerationsSettings,
+    Section,
+    load_settings,
+)
 from orchestration.env import apply_defaults
 
-PARAMS: dict[str, Any] = load_params()
-apply_defaults(PARAMS["profile"])
-_PB = PARAMS["pose_bank"]
+SETTINGS: PipelineSettings = load_settings()
+apply_defaults(SETTINGS.profile)
+SEED_DOC = "global seed: every random stream of the asset derives from it"
 
 
-class PoseBankConfig(dg.Config):
-    """How many poses, from which sources, and how diverse (see params.yaml: pose_bank)."""
-
-    num_poses: int = _PB["num_poses"]
-    candidate_factor: float = _PB["candidate_factor"]
-    source_weights: dict[str, float] = _PB["source_weights"]
-    family_weights: dict[str, float] = _PB["family_weights"]
-    noise_deg: float = _PB["noise_deg"]
-    age_range: list[float] = _PB["age_range"]
-    betas_range: float = _PB["betas_range"]
-    amass_path: str = _PB["amass_path"]
-    amass_stride: int = _PB["amass_stride"]
-    amass_on_error: str = _PB["amass_on_error"]
-    amass_zup: bool = _PB["amass_zup"]
-    batch_size: int = _PB["batch_size"]
-    val_fraction: float = _PB["val_fraction"]
-    test_fraction: float = _PB["test_fraction"]
-    seed: int = PARAMS["seed"]
-
-    def settings(self) -> dict[str, Any]:
-        values = self.model_dump()
-        values.pop("seed")
-        return validate_section("pose_bank", values, prefix="run_config.")
+def launchpad_type(hint: Any) -> Any:
+    """The type a Dagster run config can hold for a section field (tuples become lists)."""
+    if typing.get_origin(hint) is tuple:
+        return list[typing.get_args(hint)[0]]  # type: ignore[index]
+    return hint
 
 
-def _annotation(value: Any) -> Any:
-    if isinstance(value, bool):
-        return bool
-    if isinstance(value, int):
-        return int
-    if isinstance(value, float):
-        return float
-    if isinstance(value, str):
-        return str
-    if isinstance(value, dict):
-        return dict[str, str] if all(isinstance(v, str) for v in value.values()) else dict[str, float]
-    if isinstance(value, list):
-        if value and isinstance(value[0], str):
-            return list[str]
-        return list[int] if value and all(isinstance(v, int) for v in value) else list[float]
-    raise TypeError(f"no config type for {value!r}")
+def config_class(
+    name: str, sections: tuple[type[Section], ...], doc: str, fixed: tuple[str, ...] = ()
+) -> type[dg.Config]:
+    """A run-config class whose fields are those of ``sections`` (defaults: the active profile) + seed.
 
-
-def config_class(name: str, sections: tuple[str, ...], doc: str, fixed: tuple[str, ...] = ()) -> type[dg.Config]:
-    """A run-config class whose fields are the keys of ``sections`` (defaults: params.yaml) + seed.
-
-    ``settings()`` splits the values back into sections and validates each with the same schema
-    as params.yaml, so a bad launchpad value is reported by its key. Keys in ``fixed`` shape the
-    asset graph itself (e.g. the number of partitions), so they are not offered per run.
+    Keys in ``fixed`` shape the asset graph itself (e.g. the number of partitions), so they are not
+    offered per run; they keep the profile's value.
     """
-    from pydantic import create_model
-
-    fields: dict[str, Any] = {"seed": (int, PARAMS["seed"])}
-    owner: dict[str, str] = {}
-    for section in sections:
-        for key, value in PARAMS[section].items():
-            if key in fixed:
+    fields: dict[str, Any] = {"seed": (int, Field(SETTINGS.seed, description=SEED_DOC))}
+    owner: dict[str, type[Section]] = {}
+    for cls in sections:
+        current, hints = SETTINGS.section(cls.key).to_dict(), typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in fixed:
                 continue
-            if key in owner:
-                raise ValueError(f"{name}: key {key!r} appears in both {owner[key]} and {section}")
-            owner[key] = section
-            fields[key] = (_annotation(value), value)
+            if f.name in owner:
+                raise ValueError(f"{name}: key {f.name!r} appears in both {owner[f.name].key} and {cls.key}")
+            owner[f.name] = cls
+            fields[f.name] = (launchpad_type(hints[f.name]), Field(current[f.name], description=f.metadata["doc"]))
 
     def settings(self: dg.Config) -> dict[str, Any]:
         values = self.model_dump()
         out = {}
-        for s in sections:
-            part = {k: values[k] for k, o in owner.items() if o == s}
-            part.update({k: PARAMS[s][k] for k in fixed if k in PARAMS[s]})
-            out[s] = validate_section(s, part, prefix="run_config.")
+        for cls in sections:
+            part = {k: values[k] for k, o in owner.items() if o is cls}
+            part.update({k: getattr(SETTINGS.section(cls.key), k) for k in fixed if k in cls.__dataclass_fields__})
+            out[cls.key] = cls.from_mapping(part, "run_config.")
         return out
 
-    cls = create_model(name, __base__=dg.Config, __doc__=doc, **fields)
-    cls.settings = settings  # type: ignore[attr-defined]
-    return cls
+    model = create_model(name, __base__=dg.Config, __doc__=doc, **fields)
+    model.settings = settings  # type: ignore[attr-defined]
+    return model
 
 
+PoseBankConfig = config_class(
+    "PoseBankConfig", (PoseBankSettings,),
+    "How many poses, from which sources, and how diverse (params.yaml: pose_bank).",
+)  # fmt: skip
 ReferenceRendersConfig = config_class(
-    "ReferenceRendersConfig", ("render", "reference_renders"),
+    "ReferenceRendersConfig", (RenderSettings, ReferenceRendersSettings),
     "Textured renders of posed bodies: train / test / multi-view (params.yaml: render, reference_renders).",
 )  # fmt: skip
 ControlRendersConfig = config_class(
-    "ControlRendersConfig", ("render", "control_renders"),
+    "ControlRendersConfig", (RenderSettings, ControlRendersSettings),
     "PNCC control images, masks, depth and labels per shard (params.yaml: render, control_renders).",
     fixed=("num_shards",),  # the partitions; change it in params.yaml
 )  # fmt: skip
+PoseDetectorConfig = config_class(
+    "PoseDetectorConfig", (PoseDetectorSettings,),
+    "Keypoint detector trained on reference renders (or pretrained ViTPose) and the independent judge of DPO "
+    "(params.yaml: pose_detector).",
+)  # fmt: skip
 GeneratorConfig = config_class(
-    "GeneratorConfig", ("generator",),
+    "GeneratorConfig", (GeneratorSettings,),
     "Control-conditioned generator: tiny (trained here on reference renders) or a pretrained diffusers "
     "pipeline (params.yaml: generator).",
 )  # fmt: skip
 DPOConfig = config_class(
-    "DPOConfig", ("dpo",),
+    "DPOConfig", (DPOSettings,),
     "Diffusion-DPO: candidates per control, pair rule, LoRA and training (params.yaml: dpo).",
 )  # fmt: skip
 RoundGenerationsConfig = config_class(
-    "RoundGenerationsConfig", ("render", "round_generations"),
+    "RoundGenerationsConfig", (RenderSettings, RoundGenerationsSettings),
     "One generation shard: poses drawn from the bank (round 1 at random, round 2 the predicted hardest), "
     "control renders, DPO-generator samples, OKS (params.yaml: render, round_generations).",
     fixed=("initial_shards", "regenerate_shards", "schedule_cron"),  # partitions and schedule: params.yaml
 )  # fmt: skip
 HardnessConfig = config_class(
-    "HardnessConfig", ("hardness_model",),
+    "HardnessConfig", (HardnessSettings,),
     "Gradient-boosted regressor pose + shape -> round-1 OKS (params.yaml: hardness_model).",
 )  # fmt: skip
 FilteredDatasetConfig = config_class(
-    "FilteredDatasetConfig", ("filtered_dataset",),
+    "FilteredDatasetConfig", (FilterSettings,),
     "Filter stages and their thresholds, output shard size (params.yaml: filtered_dataset).",
 )  # fmt: skip
 HMRCheckpointsConfig = config_class(
-    "HMRCheckpointsConfig", ("hmr",),
+    "HMRCheckpointsConfig", (HMRSettings,),
     "HMR model, training budget (the same for every training set) and which sets to train (params.yaml: hmr).",
 )  # fmt: skip
 BenchmarkConfig = config_class(
-    "BenchmarkConfig", ("benchmark_scores",),
+    "BenchmarkConfig", (BenchmarkSettings,),
     "Test sets and image-quality distances of the benchmark table (params.yaml: benchmark_scores).",
 )  # fmt: skip
 GSTConfig = config_class(
-    "GSTConfig", ("gst",),
+    "GSTConfig", (GSTSettings,),
     "GST on an HMR checkpoint: Gaussians, heads and multi-view training budget (params.yaml: gst).",
 )  # fmt: skip

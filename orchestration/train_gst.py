@@ -11,7 +11,6 @@ reference_renders multiview shard folder), ``out``, ``model`` (GSTConfig fields)
 """
 
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from avatar_core.gst.evaluate import novel_view_protocol, targets_of
 from avatar_core.gst.model import GST, GSTConfig, load_gst, save_gst
 from avatar_core.gst.train import GSTTraining, describe, render_targets, train_gst
 from dreamer_core.bodies import load_body_model
+from dreamer_core.config import BodyModelSettings, GSTSettings
 from dreamer_core.errors import ConfigError, PipelineInputError
 from dreamer_core.fingerprint import weights_fingerprint
 from dreamer_core.hmr.model import load_hmr
@@ -31,38 +31,42 @@ from dreamer_core.viz import sample_grid_png
 from orchestration.train_hmr import data_fingerprint
 from orchestration.training_entry import entry_main, finished_summary, publish_checkpoint, tracker_for
 
-REQUIRED = ("hmr_checkpoint", "multiview", "out", "model", "training", "body_model")
+REQUIRED = ("hmr_checkpoint", "multiview", "out", "gst", "seed", "body_model")
+WHERE = "GST training spec: "
+
+
+def spec_settings(spec: dict[str, Any]) -> tuple[GSTSettings, BodyModelSettings]:
+    """The spec's settings, checked like params.yaml (an unknown or bad key is named)."""
+    return GSTSettings.from_mapping(spec["gst"], WHERE), BodyModelSettings.from_mapping(spec["body_model"], WHERE)
 
 
 def validate_spec(spec: dict[str, Any]) -> None:
     missing = [k for k in REQUIRED if k not in spec]
     if missing:
-        raise ConfigError(f"GST training spec: missing {missing}; see `python -m orchestration.train_gst --help`")
-    for section, cls in (("model", GSTConfig), ("training", GSTTraining)):
-        unknown = set(spec[section]) - {f.name for f in fields(cls)} - {"init_scale"}
-        if unknown:
-            raise ConfigError(f"GST training spec: unknown {section} keys {sorted(unknown)}")
+        raise ConfigError(f"{WHERE}missing {missing}; see `python -m orchestration.train_gst --help`")
+    spec_settings(spec)
     for key, asset in (("hmr_checkpoint", "hmr_checkpoints"), ("multiview", "reference_renders")):
         if not Path(spec[key]).is_dir():
             raise PipelineInputError(f"GST {key} {spec[key]} does not exist; materialize {asset}")
 
 
 def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
-    """The key of a finished checkpoint (reused when it matches) and of the resume state: the spec,
-    the HMR checkpoint GST starts from (its weight files by SHA-256) and the multi-view shards by
-    content. A retrained HMR with the same config and counts is a different start."""
-    keep = {k: spec[k] for k in ("model", "training", "body_model")}
+    """The key of a finished checkpoint (reused when it matches) and of the resume state: the model
+    and training settings, the HMR checkpoint GST starts from (its weight files by SHA-256) and the
+    multi-view shards by content. A retrained HMR with the same config and counts is a different start."""
+    gst, body = spec_settings(spec)
+    keep = {"model": gst.model_fields(), "training": gst.training_fields(spec["seed"]), "body_model": body.to_dict()}
     return {**keep, "hmr": weights_fingerprint(spec["hmr_checkpoint"]), "data": data_fingerprint([spec["multiview"]])}
 
 
 def build(spec: dict[str, Any], body: Any) -> tuple[GST, Assembler]:
     """A fresh GST on the spec's HMR checkpoint (also the untrained baseline)."""
     hmr, _ = load_hmr(spec["hmr_checkpoint"])
-    values = dict(spec["model"])
-    values["num_vertices"] = min(int(values.get("num_vertices", 2048)), body.num_vertices)
+    values = spec_settings(spec)[0].model_fields()
+    values["num_vertices"] = min(values["num_vertices"], body.num_vertices)
     assembler = Assembler.for_body(body, values["num_vertices"])
-    values.setdefault("init_scale", assembler.vertex_spacing())
-    torch.manual_seed(int(spec["training"].get("seed", 0)))
+    values["init_scale"] = assembler.vertex_spacing()
+    torch.manual_seed(spec["seed"])
     return GST(hmr, GSTConfig(**values)), assembler
 
 
@@ -95,19 +99,20 @@ def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: AN
     if (done := finished_summary(out, fingerprint)) is not None:
         log(f"a GST checkpoint for this spec, HMR checkpoint and data exists in {out}; not training again")
         return {**done, "reused": True}
-    body = load_body_model(spec["body_model"])
+    gst, body_settings = spec_settings(spec)
+    body = load_body_model(body_settings)
     views = load_multiview(spec["multiview"])
     train, heldout = subjects(views, False), subjects(views, True)
     model, assembler = build(spec, body)
-    cfg = GSTTraining(**spec["training"])
+    cfg = GSTTraining(**gst.training_fields(spec["seed"]))
     info = describe(model)
     log(f"GST: {info['gaussians']} Gaussians, {info['trainable_parameters']:,} trainable parameters; "
         f"{len(train['images'])} training subjects x {train['images'].shape[1]} views")  # fmt: skip
     tracker = tracker_for(spec, 0, "gst_training", "gst")
     result = train_gst(model, assembler, train, cfg, tracker=tracker, log=log, resume_dir=out / "resume",
-                       checkpoint_every=int(spec.get("checkpoint_every", 50)), inputs=fingerprint)  # fmt: skip
-    save_gst(out, model, assembler.vertex_ids,
-             {"training": spec["training"], "hmr_checkpoint": Path(spec["hmr_checkpoint"]).name})  # fmt: skip
+                       checkpoint_every=gst.checkpoint_every, inputs=fingerprint)  # fmt: skip
+    extra = {"training": gst.training_fields(spec["seed"]), "hmr_checkpoint": Path(spec["hmr_checkpoint"]).name}
+    save_gst(out, model, assembler.vertex_ids, extra)
     load_gst(out)  # what was written reads back
     publish_checkpoint(tracker, out, {k: result[k] for k in ("subjects_per_second", "final_loss")},
                        ("novel_views.png", novel_view_png(model, assembler, heldout)))  # fmt: skip

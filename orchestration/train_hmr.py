@@ -8,46 +8,47 @@ checkpoints and reports). A killed run resumes from ``<out>/resume``; a finished
 same spec and the same input shards is not trained again.
 
 The spec (JSON): ``train_set`` (a name), ``sources`` (shard folders, or ``3dpw:<root>``), ``out`` (folder),
-``image_size``, ``model`` (HMRConfig fields), ``training`` (HMRTraining fields), ``body_model``
-(params.yaml section), optional ``overlay_folder`` (held-out shards drawn in the overlays),
-``checkpoint_every``, ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
+``hmr`` (``dreamer_core.config.HMRSettings`` fields; omitted ones keep their defaults), ``seed``,
+``body_model`` (``BodyModelSettings`` fields), optional ``overlay_folder`` (held-out shards drawn in
+the overlays) and ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
 """
 
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from dreamer_core.bodies import load_body_model
+from dreamer_core.config import BodyModelSettings, HMRSettings
 from dreamer_core.datasets.real import TRAIN_READERS, frames_to_training_batch, parse_real_source
 from dreamer_core.errors import ConfigError, PipelineInputError
 from dreamer_core.fingerprint import data_fingerprint as folder_fingerprint
 from dreamer_core.fingerprint import digest_of, file_sha256
-from dreamer_core.hmr.data import load_folder, set_size, subset, to_uint8
-from dreamer_core.hmr.losses import LossWeights
+from dreamer_core.hmr.data import load_folder, set_size, subset
 from dreamer_core.hmr.model import HMR, HMRConfig, load_hmr, save_hmr
 from dreamer_core.hmr.train import HMRTraining, predicted_keypoints, train_hmr
+from dreamer_core.images import COCO_KEYPOINTS, to_uint8
 from dreamer_core.io import write_json_atomic
 from dreamer_core.viz import keypoint_overlay_png
 from orchestration.training_entry import entry_main, finished_summary, publish_checkpoint, tracker_for
 
-REQUIRED = ("train_set", "sources", "out", "image_size", "model", "training", "body_model")
+REQUIRED = ("train_set", "sources", "out", "hmr", "seed", "body_model")
+WHERE = "HMR training spec: "
+
+
+def spec_settings(spec: dict[str, Any]) -> tuple[HMRSettings, BodyModelSettings]:
+    """The spec's settings, checked like params.yaml (an unknown or bad key is named)."""
+    return HMRSettings.from_mapping(spec["hmr"], WHERE), BodyModelSettings.from_mapping(spec["body_model"], WHERE)
 
 
 def validate_spec(spec: dict[str, Any]) -> None:
     missing = [k for k in REQUIRED if k not in spec]
     if missing:
-        raise ConfigError(f"HMR training spec: missing {missing}; see `python -m orchestration.train_hmr --help`")
-    model_fields = {f.name for f in fields(HMRConfig)} - {"image_size", "num_shape"}
-    train_fields = {f.name for f in fields(HMRTraining)}
-    for section, allowed in (("model", model_fields), ("training", train_fields)):
-        unknown = set(spec[section]) - allowed
-        if unknown:
-            raise ConfigError(f"HMR training spec: unknown {section} keys {sorted(unknown)}; allowed {sorted(allowed)}")
+        raise ConfigError(f"{WHERE}missing {missing}; see `python -m orchestration.train_hmr --help`")
+    spec_settings(spec)
     for source in spec["sources"]:
         if parse_real_source(source) is None and not Path(source).is_dir():
             raise PipelineInputError(f"HMR training source {source} does not exist; materialize the asset writing it")
@@ -79,18 +80,14 @@ def load_source(source: str, size: int, body: Any) -> dict[str, torch.Tensor]:
 
 
 def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
-    """The key of a finished checkpoint (reused when it matches) and of the resume state: the spec
-    and the training data by content. HMR starts from seeded fresh weights (the seed and model
-    config are in the spec), so no upstream weights enter it."""
-    keep = {k: spec[k] for k in ("train_set", "image_size", "model", "training", "body_model")}
+    """The key of a finished checkpoint (reused when it matches) and of the resume state: what
+    the model is a function of (its training set, model and training settings, the body model)
+    and the training data by content. HMR starts from seeded fresh weights, so no upstream
+    weights enter it; settings that only say how to run (launcher, parallel sets) do not either."""
+    hmr, body = spec_settings(spec)
+    keep = {"train_set": spec["train_set"], "image_size": hmr.image_size, "model": hmr.model_fields(),
+            "training": hmr.training_fields(spec["seed"]), "body_model": body.to_dict()}  # fmt: skip
     return {**keep, "data": data_fingerprint(spec["sources"])}
-
-
-def _training(spec: dict[str, Any]) -> HMRTraining:
-    values = dict(spec["training"])
-    if isinstance(values.get("weights"), dict):
-        values["weights"] = LossWeights(**values["weights"])
-    return HMRTraining(**values)
 
 
 def _distributed() -> tuple[int, int, str]:
@@ -112,15 +109,16 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
     if (done := finished_summary(out, fingerprint)) is not None:
         log(f"{spec['train_set']}: a checkpoint for this spec and data exists in {out}; not training again")
         return {**done, "reused": True}
-    body = load_body_model(spec["body_model"], device=device)
-    size = int(spec["image_size"])
+    hmr, body_settings = spec_settings(spec)
+    body = load_body_model(body_settings, device=device)
+    size = hmr.image_size
     parts = [load_source(source, size, body) for source in spec["sources"]]
     data = {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
     log(f"{spec['train_set']}: {set_size(data)} training samples from {len(parts)} source(s) at {size} px "
         f"on {device}{f' x {world} ranks' if world > 1 else ''}")  # fmt: skip
-    cfg = _training(spec)
+    cfg = HMRTraining(**hmr.training_fields(spec["seed"]))
     torch.manual_seed(cfg.seed)
-    model = HMR(HMRConfig(**spec["model"], image_size=size, num_shape=body.num_shape_params)).to(device)
+    model = HMR(HMRConfig(**hmr.model_fields(), image_size=size, num_shape=body.num_shape_params)).to(device)
     wrap = None
     if world > 1:
         ids = [int(device.split(":")[1])] if device.startswith("cuda") else None
@@ -128,7 +126,7 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
     tracker = tracker_for(spec, rank, "hmr_training", f"hmr-{spec['train_set']}")
     say = (lambda m: log(f"{spec['train_set']}: {m}")) if rank == 0 else None
     result = train_hmr(model, body, data, cfg, tracker=tracker, log=say,
-                       resume_dir=out / "resume", checkpoint_every=int(spec.get("checkpoint_every", 100)),
+                       resume_dir=out / "resume", checkpoint_every=hmr.checkpoint_every,
                        rank=rank, wrap=wrap, inputs=fingerprint)  # fmt: skip
     # The file holds what is reproducible (DVC versions it); timings go to the caller and MLflow.
     summary = {"train_set": spec["train_set"], "num_train": set_size(data), "steps": cfg.steps,
@@ -137,11 +135,11 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
               "samples_per_second": round(result["samples_per_second"], 1)}  # fmt: skip
     if rank == 0:
         model = model.cpu()
-        save_hmr(out, model, {"train_set": spec["train_set"], "training": spec["training"]})
+        save_hmr(out, model, {"train_set": spec["train_set"], "training": hmr.training_fields(spec["seed"])})
         load_hmr(out)  # what was written reads back
         image = None
         if spec.get("overlay_folder"):
-            image = ("overlay.png", _overlay(model, load_body_model(spec["body_model"]) if device != "cpu" else body,
+            image = ("overlay.png", _overlay(model, load_body_model(body_settings) if device != "cpu" else body,
                                              spec["overlay_folder"], size))  # fmt: skip
         publish_checkpoint(tracker, out, {k: result[k] for k in ("samples_per_second", "final_loss")}, image)
         write_json_atomic(out / "summary.json", summary)  # last: a summary means a complete checkpoint
@@ -155,7 +153,7 @@ def _overlay(model: HMR, body: Any, folder: str, size: int, n: int = 8) -> bytes
     data = subset(data, torch.linspace(0, set_size(data) - 1, min(n, set_size(data))).long())
     pred = predicted_keypoints(model, body, data)
     images = to_uint8(data["image"])
-    truth = data["keypoints_2d"][:, :17].numpy()
+    truth = data["keypoints_2d"][:, :COCO_KEYPOINTS].numpy()
     return keypoint_overlay_png(list(images), list(truth), list(pred))
 
 

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dreamer_core.bodies import load_body_model  # noqa: E402
-from dreamer_core.config import load_params  # noqa: E402
+from dreamer_core.config import PipelineSettings, load_settings  # noqa: E402
 from dreamer_core.poses.anatomical import sample_anatomical  # noqa: E402
 from dreamer_core.poses.bank import build_pose_bank  # noqa: E402
 
@@ -150,18 +150,18 @@ def _timed(fn, repeats: int, *args) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def bench_generator(params: dict) -> None:
+def bench_generator(params: PipelineSettings) -> None:
     from dreamer_core.dpo.lora import LoraSettings
     from dreamer_core.dpo.train import DPOTraining, train_dpo
     from dreamer_core.generate.backends import tiny_config
     from dreamer_core.generate.tiny import TinyGenerator
     from dreamer_core.generate.train import GeneratorTraining, train_generator
 
-    size = params["render"]["image_size"]
-    settings = params["generator"]
-    lora = LoraSettings(targets=tuple(params["dpo"]["lora_targets"]))
-    print(f"\ntiny generator at {size} px, {settings['sample_steps']} sampling steps, guidance "
-          f"{settings['guidance_scale']}, channels {settings['channels']}")  # fmt: skip
+    size = params.render.image_size
+    settings = params.generator
+    lora = LoraSettings(targets=tuple(params.dpo.lora_targets))
+    print(f"\ntiny generator at {size} px, {settings.sample_steps} sampling steps, guidance "
+          f"{settings.guidance_scale}, channels {settings.channels}")  # fmt: skip
     print(f"{'unshuffle':>9} {'params':>8} {'b1 img/s':>9} {'b8 img/s':>9} {'b32 img/s':>10} {'train s/step':>13} "
           f"{'dpo s/step':>11}")  # fmt: skip
 
@@ -177,8 +177,8 @@ def bench_generator(params: dict) -> None:
 
     rates = {}
     images = torch.rand(64, 3, size, size)
-    for unshuffle in (settings["unshuffle"], 1):
-        gen = TinyGenerator(tiny_config({**settings, "unshuffle": unshuffle}, size))
+    for unshuffle in (settings.unshuffle, 1):
+        gen = TinyGenerator(tiny_config(settings.replace(unshuffle=unshuffle), size))
         n = sum(p.numel() for p in gen.net.parameters())
         row = [b / _timed(sample, 1 if b > 1 else 2, gen, torch.rand(b, 3, size, size)) for b in (1, 8, 32)]
         train_step = _timed(train, 1, gen, images) / 2
@@ -186,17 +186,20 @@ def bench_generator(params: dict) -> None:
         rates[unshuffle] = (row, train_step)
         print(f"{unshuffle:>9} {n / 1e6:>7.2f}M {row[0]:>9.1f} {row[1]:>9.1f} {row[2]:>10.1f} {train_step:>13.3f} "
               f"{dpo_step:>11.3f}")  # fmt: skip
-    (fast, fast_step), (slow, slow_step) = rates[settings["unshuffle"]], rates[1]
+    (fast, fast_step), (slow, slow_step) = rates[settings.unshuffle], rates[1]
     print(
-        f"pixel-unshuffle x{settings['unshuffle']} vs full resolution: sampling {fast[2] / slow[2]:.1f}x "
+        f"pixel-unshuffle x{settings.unshuffle} vs full resolution: sampling {fast[2] / slow[2]:.1f}x "
         f"(batch 32), training {slow_step / fast_step:.1f}x faster per step"
     )
 
 
-def _filter_images(body, bank, params: dict, n: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def _filter_images(
+    body, bank, params: PipelineSettings, n: int = 512
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """Generated samples of the round shards when `make demo` made them, else reference renders."""
-    from dreamer_core.datasets.build import BuildReport, RenderSettings, render_samples
+    from dreamer_core.datasets.build import BuildReport, render_samples
     from dreamer_core.datasets.shards import iter_folder
+    from dreamer_core.images import stack_coco_keypoints
     from dreamer_core.render.renderer import BodyRenderer
     from orchestration.env import asset_dir
 
@@ -207,16 +210,16 @@ def _filter_images(body, bank, params: dict, n: int = 512) -> tuple[np.ndarray, 
             samples += [s for s, _ in zip(iter_folder(folder), range(n - len(samples)), strict=False)]
     if len(samples) < n:
         source = "reference renders (materialize the round shards to bench on generated images)"
-        rs = RenderSettings.from_dict(params["render"])
+        rs = params.render
         samples = render_samples(body, BodyRenderer(body), bank, np.arange(n) % len(bank), rs, 0, "bench", "b",
                                  True, BuildReport(), "bench images")  # fmt: skip
     images = np.stack([s.image for s in samples])
-    kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in samples])
+    kp = stack_coco_keypoints(samples)
     masks = np.stack([s.mask for s in samples])  # uint8 person masks: the OKS area, as in COCO
     return images, kp, masks, source
 
 
-def bench_filters(body, bank, params: dict) -> None:
+def bench_filters(body, bank, params: PipelineSettings) -> None:
     """Per filter stage samples/s on the same images, and the banded near-duplicate search side by
     side with brute force (all pairs) on the same hashes."""
     from dreamer_core.filters.phash import hamming, near_duplicates, phash
@@ -232,15 +235,15 @@ def bench_filters(body, bank, params: dict) -> None:
     try:
         detector, det_name = load_detector(asset_dir("pose_detector")), "pose_detector asset"
     except Exception:
-        detector = HeatmapNet(HeatmapNetConfig(width=params["pose_detector"]["width"]))
+        detector = HeatmapNet(HeatmapNetConfig(width=params.pose_detector.width))
         det_name = "untrained heatmap net of the configured width"
-    f = params["filtered_dataset"]
+    f = params.filtered_dataset
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
     det = detect(detector, x)
     g = grey(images)
     timings = {
         "detector forward (crowding + pose)": _timed(detect, 1, detector, x),
-        "crowding: mask components": _timed(count_people, 3, det, f["min_person_area"]),
+        "crowding: mask components": _timed(count_people, 3, det, f.min_person_area),
         "pose: OKS vs label": _timed(lambda: per_sample_oks(det["keypoints"].numpy(), kp, mask_area(masks)), 3),
         "quality: std / clipped / Laplacian": _timed(
             lambda: (contrast(grey(images)), saturated_fraction(images), sharpness(g)), 3
@@ -249,7 +252,7 @@ def bench_filters(body, bank, params: dict) -> None:
     }
     hashes = phash(images)
     alive = np.ones(len(hashes), dtype=bool)
-    timings["near-duplicate: banded search"] = _timed(near_duplicates, 3, hashes, alive, f["max_hash_distance"])
+    timings["near-duplicate: banded search"] = _timed(near_duplicates, 3, hashes, alive, f.max_hash_distance)
     n = len(images)
     print(f"\nfilter stages on {n} {images.shape[1]} px images ({source}); detector: {det_name}")
     print(f"{'stage':>38} {'samples/s':>11}")
@@ -268,7 +271,7 @@ def bench_filters(body, bank, params: dict) -> None:
     rng = np.random.default_rng(0)
     big = rng.integers(0, 2**63, 20000, dtype=np.uint64)
     big[1::2] = big[::2] ^ (np.uint64(1) << rng.integers(0, 64, 10000).astype(np.uint64))  # planted near-duplicates
-    d = f["max_hash_distance"]
+    d = f.max_hash_distance
     t0 = time.perf_counter()
     dup, _ = near_duplicates(big, np.ones(len(big), dtype=bool), d)
     t_band = time.perf_counter() - t0
@@ -280,23 +283,23 @@ def bench_filters(body, bank, params: dict) -> None:
           f"{t_brute:.2f} s ({t_brute / t_band:.1f}x), same kept set size")  # fmt: skip
 
 
-def bench_hmr(body, bank, params: dict) -> None:
+def bench_hmr(body, bank, params: PipelineSettings) -> None:
     """HMR training samples/s (and the body model's share of a step) side by side with the data
     path: decoding + resizing shards, and gathering a batch from the in-memory set. The loader
     keeps up when its samples/s is well above training's."""
     import tempfile
 
-    from dreamer_core.datasets.build import BuildReport, RenderSettings, render_samples, write_samples
+    from dreamer_core.datasets.build import BuildReport, render_samples, write_samples
     from dreamer_core.hmr.data import load_folder
     from dreamer_core.hmr.losses import hmr_losses
     from dreamer_core.hmr.model import HMR, HMRConfig
     from dreamer_core.hmr.train import HMRTraining, train_hmr
     from dreamer_core.render.renderer import BodyRenderer
 
-    h = params["hmr"]
-    size, batch = h["image_size"], h["batch_size"]
+    h = params.hmr
+    size, batch = h.image_size, h.batch_size
     with tempfile.TemporaryDirectory() as tmp:
-        rs = RenderSettings.from_dict(params["render"])
+        rs = params.render
         samples = render_samples(body, BodyRenderer(body), bank, np.arange(512) % len(bank), rs, 0, "bench-hmr", "h",
                                  True, BuildReport(), "bench hmr")  # fmt: skip
         write_samples(Path(tmp), samples, 128, "train")
@@ -311,9 +314,9 @@ def bench_hmr(body, bank, params: dict) -> None:
     gather = 200 * batch / (time.perf_counter() - t0)
     torch.manual_seed(0)
     keys = ("backbone", "width", "depth", "patch", "dim", "decoder_layers", "heads")
-    model = HMR(HMRConfig(image_size=size, num_shape=body.num_shape_params, **{k: h[k] for k in keys}))
+    model = HMR(HMRConfig(image_size=size, num_shape=body.num_shape_params, **{k: getattr(h, k) for k in keys}))
     steps = 20
-    result = train_hmr(model, body, data, HMRTraining(steps=steps, batch_size=batch, lr=h["lr"]))
+    result = train_hmr(model, body, data, HMRTraining(steps=steps, batch_size=batch, lr=h.lr))
     b = {k: v[:batch] for k, v in data.items()}
     model.train()
 
@@ -389,8 +392,8 @@ def bench_raster(body) -> None:
 
 
 def main() -> None:
-    params = load_params()
-    body = load_body_model(params["body_model"])
+    params = load_settings()
+    body = load_body_model(params.body_model)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, body model {body.name}")
     print(f"{'batch':>6} {'poses/s':>10} {'vs batch 1':>11}")
     base = None
@@ -398,13 +401,13 @@ def main() -> None:
         rate = throughput(body, batch)
         base = base or rate
         print(f"{batch:>6} {rate:>10.1f} {rate / base:>10.1f}x")
-    settings = params["pose_bank"]
+    settings = params.pose_bank
     t0 = time.perf_counter()
-    bank = build_pose_bank(settings, body, params["seed"])
+    bank = build_pose_bank(settings, body, params.seed)
     dt = time.perf_counter() - t0
     s = bank.stats
-    print(f"pose bank ({params['profile']}): {s['num_poses']} poses from "
-          f"{int(settings['candidate_factor'] * settings['num_poses'])} candidates in {dt:.2f} s; "
+    print(f"pose bank ({params.profile}): {s['num_poses']} poses from "
+          f"{int(settings.candidate_factor * settings.num_poses)} candidates in {dt:.2f} s; "
           f"NN distance {s['nn_dist_mm']:.1f} mm vs random draw {s['nn_dist_random_mm']:.1f} mm "
           f"(ratio {s['nn_dist_mm'] / s['nn_dist_random_mm']:.2f})")  # fmt: skip
     bench_renders(body)

@@ -31,19 +31,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dreamer_core.datasets.build import RenderSettings  # noqa: E402
 from dreamer_core.datasets.torch_dataset import stack_samples  # noqa: E402
 from dreamer_core.generate.backends import load_generator  # noqa: E402
 from dreamer_core.generate.evaluate import detect  # noqa: E402
+from dreamer_core.generate.prompts import prompts_for  # noqa: E402
+from dreamer_core.images import stack_coco_keypoints  # noqa: E402
 from dreamer_core.keypoints.detectors import load_detector  # noqa: E402
 from dreamer_core.keypoints.metrics import mask_area, oks  # noqa: E402
 from dreamer_core.mining.rounds import generate_shard  # noqa: E402
 from dreamer_core.poses.bank import read_pose_bank  # noqa: E402
 from dreamer_core.render.renderer import BodyRenderer  # noqa: E402
-from orchestration.assets.common import prompts_for  # noqa: E402
 from orchestration.assets.generation import load_dpo_generator  # noqa: E402
 from orchestration.resources import BodyModelResource, StorageResource  # noqa: E402
-from orchestration.settings import PARAMS  # noqa: E402
+from orchestration.settings import SETTINGS  # noqa: E402
 
 # The gates as they were written for the box area, and the generator whose samples each one gates. The
 # hardness bins label the hardness model's predicted OKS, which is in the units of the rounds' samples
@@ -74,7 +74,7 @@ def main() -> int:
     args = parser.parse_args()
     storage = StorageResource()
     detector = load_detector(storage.asset_dir("pose_detector"))
-    seed = PARAMS["seed"]
+    seed = SETTINGS.seed
 
     val = stack_samples(storage.asset_dir("reference_renders") / "val", ("image", "keypoints", "mask", "bbox"))
     pred = detect(detector, val["image"])["keypoints"].numpy()
@@ -89,10 +89,10 @@ def main() -> int:
                   "dpo_generator": load_dpo_generator(storage)}  # fmt: skip
     generated, gates = {}, {}
     for name, gen in generators.items():
-        result = generate_shard(body, renderer, bank, rows, RenderSettings.from_dict(PARAMS["render"]), gen, detector,
-                                seed, 0, "val-thresholds", PARAMS["round_generations"]["batch_size"],
+        result = generate_shard(body, renderer, bank, rows, SETTINGS.render, gen, detector,
+                                seed, 0, "val-thresholds", SETTINGS.round_generations.batch_size,
                                 lambda keys: prompts_for(seed + 1, keys))  # fmt: skip
-        kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in result.samples])
+        kp = stack_coco_keypoints(result.samples)
         masks = np.stack([s.mask for s in result.samples])
         bbox = np.stack([np.asarray(s.labels["bbox"], dtype=np.float32) for s in result.samples])
         images = torch.from_numpy(np.stack([s.image for s in result.samples])).permute(0, 3, 1, 2).float() / 255.0

@@ -29,14 +29,16 @@ import torch
 
 from dreamer_core.datasets.torch_dataset import stack_samples
 from dreamer_core.dpo.lora import LoraSettings
-from dreamer_core.dpo.pairs import PairRule, derive_seed, generate_batched, score_candidates, select_pairs
+from dreamer_core.dpo.pairs import PairRule, score_candidates, select_pairs
 from dreamer_core.dpo.train import DPOTraining, heldout_oks, heldout_seeds, train_dpo
 from dreamer_core.fingerprint import data_fingerprint, digest_of, weights_fingerprint
 from dreamer_core.generate.backends import load_generator
+from dreamer_core.generate.base import generate_batched
+from dreamer_core.generate.prompts import prompts_for
 from dreamer_core.io import load_npz, write_npz_atomic
 from dreamer_core.keypoints.detectors import load_detector
-from orchestration.assets.common import prompts_for
-from orchestration.settings import PARAMS
+from dreamer_core.seeds import derive_seed
+from orchestration.settings import SETTINGS
 
 
 def cache_key(data: Path, seed: int, *inputs: str) -> str:
@@ -83,8 +85,7 @@ def main() -> None:
     ap.add_argument("--recipe", action="append", default=[], help="JSON object of dpo keys (repeatable)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    profile = PARAMS
-    seed, base = int(profile["seed"]), dict(profile["dpo"])
+    seed, base = SETTINGS.seed, SETTINGS.dpo.to_dict()
     det_dir = args.data / "pose_detector"
     detectors = {"reward": load_detector(det_dir), "judge": load_detector(det_dir / "judge")}
     held = stack_samples(args.data / "reference_renders" / args.split, ("control", "keypoints", "mask"),

@@ -12,7 +12,7 @@ import torch  # noqa: E402
 from dreamer_core.bodies import load_body_model  # noqa: E402
 
 t0 = time.perf_counter()
-body = load_body_model({"name": "anny"})
+body = load_body_model()
 with torch.no_grad():
     body.forward(body.default_params(2))
 print(f"anny ready in {time.perf_counter() - t0:.1f} s")

@@ -18,8 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def anny_body():
     from dreamer_core.bodies import load_body_model
+    from dreamer_core.config import BodyModelSettings
 
-    return load_body_model({"name": "anny"})
+    return load_body_model(BodyModelSettings(name="anny"))
 
 
 @pytest.fixture(scope="session")

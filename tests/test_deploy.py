@@ -16,6 +16,7 @@ import yaml
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 
+from dreamer_core.config import load_settings
 from dreamer_core.errors import ConfigError
 from orchestration.executors import executor_from_env
 from tests.helpers.repo import REPO
@@ -76,5 +77,5 @@ def test_mlflow_server_command_and_pipeline_env_agree():
     host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
     assert env["MLFLOW_TRACKING_URI"] == f"http://{host}:{service['spec']['ports'][0]['port']}"
     assert env["PD_EXECUTOR"] == "k8s" and env["PD_PROFILE"] == "full"
-    full = yaml.safe_load((REPO / "params.yaml").read_text())["full"]["hmr"]["launcher"]
+    full = load_settings(REPO / "params.yaml", profile="full").hmr.launcher
     assert shlex.split(full)[0] == "torchrun"

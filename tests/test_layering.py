@@ -1,4 +1,5 @@
-"""The dependency rule of DESIGN.md section 3, checked on every import statement."""
+"""The layering rule (libraries never import Dagster, MLflow, DVC or orchestration), checked on every
+import statement."""
 
 from __future__ import annotations
 

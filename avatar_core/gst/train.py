@@ -23,6 +23,7 @@ from avatar_core.gst.assemble import Assembler, relative_viewmats
 from avatar_core.gst.data import Views, on_background
 from avatar_core.gst.model import GST
 from avatar_core.raster import rasterization
+from dreamer_core.config import GSTSettings
 from dreamer_core.resume import clear_state, resume_key, save_state
 from dreamer_core.tracking import NullTracker, Tracker
 from dreamer_core.training import LossReport, fast_forward, optimiser_step, resume_step, warmup_cosine
@@ -32,13 +33,16 @@ BACKGROUND = 0.0  # black: where no Gaussian is, the render is the background
 
 @dataclass(frozen=True)
 class GSTTraining:
-    steps: int = 300
-    subjects_per_step: int = 4
-    target_views: int = 4
-    lr: float = 1e-3
-    backbone_lr: float = 1e-4  # the pretrained HMR parts move slower than the new Gaussian heads
-    mask_weight: float = 1.0
-    tightness_weight: float = 10.0
+    """One training run. Fields that are settings take their defaults from ``GSTSettings`` (one
+    definition); the pipeline passes every one of them (``GSTSettings.training_fields``)."""
+
+    steps: int = GSTSettings.steps
+    subjects_per_step: int = GSTSettings.subjects_per_step
+    target_views: int = GSTSettings.target_views
+    lr: float = GSTSettings.lr
+    backbone_lr: float = GSTSettings.backbone_lr  # the pretrained HMR parts move slower than the new heads
+    mask_weight: float = GSTSettings.mask_weight
+    tightness_weight: float = GSTSettings.tightness_weight
     seed: int = 0
     log_every: int = 25
 

@@ -18,44 +18,18 @@ import torch
 from tqdm.auto import tqdm
 
 from dreamer_core.bodies.base import BodyModel
+from dreamer_core.config import RenderSettings
 from dreamer_core.datasets.labels import make_labels
 from dreamer_core.datasets.shards import Sample, shard_name, update_index, write_shard
 from dreamer_core.io import atomic_path
 from dreamer_core.poses.bank import PoseBank
 from dreamer_core.render.appearance import list_background_images, sample_appearance
-from dreamer_core.render.cameras import BodyTooSmall, Camera, CameraSampling, multiview_rig, sample_camera
+from dreamer_core.render.cameras import BodyTooSmall, Camera, multiview_rig, sample_camera
 from dreamer_core.render.renderer import BodyRenderer
-from dreamer_core.rng import stream
+from dreamer_core.seeds import stream
 
 Progress = Callable[[str], None]
 MAX_CAMERA_TRIES = 10
-
-
-@dataclass
-class RenderSettings:
-    image_size: int
-    supersample: int
-    focal_range: tuple[float, float]
-    frame_size: int
-    distance_range: tuple[float, float]
-    pitch_deg: float
-    crop_margin: float
-    min_body_px: float
-    backgrounds: tuple[str, ...]
-    backgrounds_dir: str
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RenderSettings:
-        return cls(
-            image_size=d["image_size"], supersample=d["supersample"], focal_range=tuple(d["focal_range"]),
-            frame_size=d["frame_size"], distance_range=tuple(d["distance_range"]), pitch_deg=d["pitch_deg"],
-            crop_margin=d["crop_margin"], min_body_px=d["min_body_px"], backgrounds=tuple(d["backgrounds"]),
-            backgrounds_dir=d["backgrounds_dir"],
-        )  # fmt: skip
-
-    def camera_sampling(self) -> CameraSampling:
-        return CameraSampling(self.focal_range, self.frame_size, self.distance_range, self.pitch_deg,
-                              self.crop_margin, self.min_body_px, self.image_size)  # fmt: skip
 
 
 @dataclass
@@ -173,7 +147,7 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
 
 def render_multiview(
     body: BodyModel, renderer: BodyRenderer, bank: PoseBank, rows: np.ndarray, heldout: np.ndarray,
-    settings: RenderSettings, views_per_ring: int, elevations: list[float], radius: float, seed: int,
+    settings: RenderSettings, views_per_ring: int, elevations: tuple[float, ...], radius: float, seed: int,
     report: BuildReport,
 ) -> tuple[list[Sample], list[dict[str, Any]]]:  # fmt: skip
     """K calibrated views of each subject (pose + appearance), for GST's multi-view supervision."""

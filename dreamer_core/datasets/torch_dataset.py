@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from dreamer_core.datasets.shards import Sample, iter_folder, read_index, read_shard
+from dreamer_core.images import COCO_KEYPOINTS
 
 
 def sample_to_tensors(s: Sample) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def stack_samples(folder: str | Path, keys: tuple[str, ...], limit: int | None =
         if limit is not None and len(out[keys[0]]) >= limit:
             break
         t = sample_to_tensors(s)
-        t["keypoints"] = t["keypoints_2d"][:17]
+        t["keypoints"] = t["keypoints_2d"][:COCO_KEYPOINTS]
         for k in keys:
             out[k].append(t[k])
     return {k: torch.stack(v) if v and isinstance(v[0], torch.Tensor) else v for k, v in out.items()}

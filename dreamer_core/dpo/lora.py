@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
 from peft.tuners.tuners_utils import BaseTunerLayer
@@ -91,3 +92,13 @@ def load_lora(folder: str | Path, net: nn.Module) -> LoraSettings:
 
 def lora_parameter_count(net: nn.Module) -> int:
     return sum(p.numel() for n, p in net.named_parameters() if "lora_" in n)
+
+
+def load_generator_with_lora(generator_dir: str | Path, lora_dir: str | Path) -> Any:
+    """The base generator saved in ``generator_dir`` with the DPO LoRA of ``lora_dir`` loaded onto its
+    denoiser: the DPO-aligned generator that generation rounds and benchmarks sample from."""
+    from dreamer_core.generate.backends import load_generator
+
+    gen = load_generator(generator_dir)
+    load_lora(lora_dir, gen.denoiser)
+    return gen

@@ -4,51 +4,27 @@ the gap and the winner are large enough (PoseDreamer: gap >= 0.05, winner OKS >=
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from dreamer_core.generate.base import ControlGenerator
+from dreamer_core.config import DPOSettings
 from dreamer_core.generate.evaluate import detect, per_sample_oks
 from dreamer_core.keypoints.metrics import mask_area
-from dreamer_core.rng import stream
 
 
 @dataclass(frozen=True)
 class PairRule:
-    min_gap: float = 0.05
-    min_winner_oks: float = 0.5
+    min_gap: float = DPOSettings.min_gap
+    min_winner_oks: float = DPOSettings.min_winner_oks
     # best_worst: one pair per control (PoseDreamer); all: every ordered candidate pair that passes
     # the rule (N candidates give up to N(N-1)/2 pairs from the same generation cost)
-    pairing: str = "best_worst"
+    pairing: str = DPOSettings.pairing
 
     def __post_init__(self) -> None:
         if self.pairing not in ("best_worst", "all"):
             raise ValueError(f"dpo pairing {self.pairing!r} is not best_worst or all")
-
-
-def derive_seed(seed: int, *names: object) -> int:
-    """A sample seed from (global seed, purpose, ...): stable across runs, machines and batching."""
-    return int(stream(seed, *map(str, names)).integers(0, 2**31 - 1))
-
-
-def generate_batched(
-    gen: ControlGenerator,
-    controls: torch.Tensor,
-    prompts: list[str],
-    seeds: list[int],
-    batch_size: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> torch.Tensor:
-    out = []
-    for start in range(0, len(controls), batch_size):
-        sl = slice(start, start + batch_size)
-        out.append(gen.sample(controls[sl], prompts[sl], seeds[sl]))
-        if progress:
-            progress(min(start + batch_size, len(controls)), len(controls))
-    return torch.cat(out)
 
 
 def score_candidates(detector, images: torch.Tensor, keypoints: torch.Tensor, masks: torch.Tensor) -> np.ndarray:

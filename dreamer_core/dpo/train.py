@@ -11,21 +11,25 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dreamer_core.config import DPOSettings
 from dreamer_core.dpo.lora import LoraSettings, adapters_disabled, add_lora
 from dreamer_core.dpo.objective import dpo_loss
-from dreamer_core.dpo.pairs import derive_seed, generate_batched
-from dreamer_core.generate.base import ControlGenerator
+from dreamer_core.generate.base import ControlGenerator, generate_batched
 from dreamer_core.generate.evaluate import detect, per_sample_oks
 from dreamer_core.keypoints.metrics import mask_area
+from dreamer_core.seeds import derive_seed
 from dreamer_core.tracking import NullTracker, Tracker
+from dreamer_core.training import optimiser_step
 
 
 @dataclass(frozen=True)
 class DPOTraining:
+    """One training run. Fields that are settings take their defaults from ``DPOSettings``."""
+
     steps: int
-    batch_pairs: int = 16
-    lr: float = 1e-3
-    beta: float = 1000.0
+    batch_pairs: int = DPOSettings.batch_pairs
+    lr: float = DPOSettings.lr
+    beta: float = DPOSettings.beta
     seed: int = 0
     lora: LoraSettings = field(default_factory=LoraSettings)
     log_every: int = 10
@@ -68,10 +72,7 @@ def train_dpo(
         mw, ml = model_err.chunk(2)
         rw, rl = ref_err.chunk(2)
         loss, stats = dpo_loss(mw, ml, rw, rl, cfg.beta)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimiser_step(loss, params, opt, None)  # a constant learning rate
         stats["loss"] = loss.item()
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             tracker.log_metrics(stats, step=step + 1)

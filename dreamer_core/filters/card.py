@@ -4,11 +4,10 @@ generator."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
+from dreamer_core.config import FilterSettings
 from dreamer_core.filters.stages import STAGES
 from dreamer_core.viz import figure_png, plt  # viz selects the headless backend first
 
@@ -62,7 +61,7 @@ def _table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def dataset_card(manifest: pd.DataFrame, counts: dict[str, dict[str, int]], settings: dict[str, Any],
+def dataset_card(manifest: pd.DataFrame, counts: dict[str, dict[str, int]], settings: FilterSettings,
                  body_model: str, generator_backend: str, images: dict[str, str]) -> str:  # fmt: skip
     """Markdown for ``README.md``; ``images`` maps a caption to a file next to it."""
     kept = manifest[manifest.decision == "kept"]
@@ -95,7 +94,8 @@ def dataset_card(manifest: pd.DataFrame, counts: dict[str, dict[str, int]], sett
         "",
         _table(stage_rows),
         "",
-        "Thresholds: " + ", ".join(f"`{k}={v}`" for k, v in sorted(settings.items()) if k != "samples_per_shard"),
+        "Thresholds: "
+        + ", ".join(f"`{k}={v}`" for k, v in sorted(settings.to_dict().items()) if k != "samples_per_shard"),
         "",
         "Most common rejection reasons:",
         "",

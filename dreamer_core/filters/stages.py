@@ -13,7 +13,6 @@ per-stage counts add up to the raw total.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import pandas as pd
 import torch
 from scipy import ndimage
 
+from dreamer_core.config import FilterSettings
 from dreamer_core.filters.phash import near_duplicates, phash
 from dreamer_core.filters.quality import contrast, grey, saturated_fraction, sharpness
 from dreamer_core.generate.evaluate import detect, per_sample_oks
@@ -28,22 +28,6 @@ from dreamer_core.keypoints.metrics import mask_area
 
 STAGES = ("crowding", "pose", "quality", "near_duplicate")
 SCORE_COLUMNS = ("people", "keypoint_score", "oks", "contrast", "saturated", "sharpness", "phash")
-
-
-@dataclass(frozen=True)
-class FilterSettings:
-    max_people: int = 4
-    min_person_area: float = 0.02
-    min_keypoint_score: float = 0.05
-    min_oks: float = 0.85
-    min_std: float = 0.04
-    max_saturated: float = 0.5
-    min_sharpness: float = 0.002
-    max_hash_distance: int = 4
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FilterSettings:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
 
 def count_people(det: dict[str, torch.Tensor], min_area: float) -> np.ndarray:

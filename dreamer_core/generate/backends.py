@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
+from dreamer_core.config import GeneratorSettings
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.base import ControlGenerator
 from dreamer_core.generate.tiny import TinyGenerator, TinyGeneratorConfig
 
 
-def tiny_config(settings: dict[str, Any], image_size: int) -> TinyGeneratorConfig:
+def tiny_config(settings: GeneratorSettings, image_size: int) -> TinyGeneratorConfig:
     return TinyGeneratorConfig(
         image_size=image_size,
-        unshuffle=int(settings["unshuffle"]),
-        block_out_channels=tuple(settings["channels"]),
-        objective=settings["objective"],
-        sample_steps=settings["sample_steps"],
-        guidance_scale=float(settings["guidance_scale"]),
+        unshuffle=int(settings.unshuffle),
+        block_out_channels=tuple(settings.channels),
+        objective=settings.objective,
+        sample_steps=settings.sample_steps,
+        guidance_scale=float(settings.guidance_scale),
     )
 
 

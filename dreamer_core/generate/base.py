@@ -8,6 +8,7 @@ and ``loss`` separately, in their own units (DDPM steps 0..T-1 or flow times in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -67,3 +68,22 @@ def flow_noisy(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[
     """Rectified flow: x_t = (1 - t) x0 + t noise, target velocity = noise - x0."""
     tt = t.reshape(-1, *([1] * (x0.dim() - 1))).to(x0.dtype)
     return (1 - tt) * x0 + tt * noise, noise - x0
+
+
+def generate_batched(
+    gen: ControlGenerator,
+    controls: torch.Tensor,
+    prompts: list[str],
+    seeds: list[int],
+    batch_size: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
+    """Samples of ``controls`` in batches of ``batch_size``: one seed per sample, so the result does
+    not depend on the batch size."""
+    out = []
+    for start in range(0, len(controls), batch_size):
+        sl = slice(start, start + batch_size)
+        out.append(gen.sample(controls[sl], prompts[sl], seeds[sl]))
+        if progress:
+            progress(min(start + batch_size, len(controls)), len(controls))
+    return torch.cat(out)

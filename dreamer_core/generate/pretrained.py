@@ -21,6 +21,7 @@ import torch
 from diffusers import DDPMScheduler
 from torch import nn
 
+from dreamer_core.config import GeneratorSettings
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.base import flow_noisy, logit_normal
 from dreamer_core.io import write_json_atomic
@@ -61,8 +62,8 @@ class DiffusersControlGenerator:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> DiffusersControlGenerator:
-        backend, base, control = settings["backend"], settings["weights"], settings["control_weights"]
+    def from_settings(cls, settings: GeneratorSettings) -> DiffusersControlGenerator:
+        backend, base, control = settings.backend, settings.weights, settings.control_weights
         if backend == "flux_control":
             from diffusers import FluxControlPipeline
 
@@ -83,7 +84,7 @@ class DiffusersControlGenerator:
             pipe = _pretrained(pipe_cls, base, controlnet=_pretrained(ControlNetModel, control))
         if torch.cuda.is_available():  # the pretrained backends are meant for GPU nodes
             pipe.to("cuda")
-        return cls(pipe, backend, settings["sample_steps"], settings["guidance_scale"],
+        return cls(pipe, backend, settings.sample_steps, settings.guidance_scale,
                    {"weights": base, "control_weights": control})  # fmt: skip
 
     def save(self, folder: str | Path) -> None:
@@ -96,7 +97,8 @@ class DiffusersControlGenerator:
     @classmethod
     def load(cls, folder: str | Path) -> DiffusersControlGenerator:
         cfg = json.loads((Path(folder) / "config.json").read_text())
-        return cls.from_settings(cfg)
+        keys = ("backend", "weights", "control_weights", "sample_steps", "guidance_scale")
+        return cls.from_settings(GeneratorSettings(**{k: cfg[k] for k in keys}))
 
     # -- the ControlGenerator interface ----------------------------------------------------------
     @property

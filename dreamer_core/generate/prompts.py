@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dreamer_core.seeds import stream
+
 SCENE_GROUPS: dict[str, tuple[str, ...]] = {
     "everyday indoor": ("in a cozy living room", "in a bright kitchen", "in a home office", "in a sunlit bedroom",
                         "in a laundry room", "in a hallway with wooden floors"),
@@ -77,3 +79,8 @@ def build_prompt(rng: np.random.Generator, index: int) -> Prompt:
         lighting=parts["lighting"],
         camera=parts["camera"],
     )
+
+
+def prompts_for(seed: int, keys: list[str]) -> list[str]:
+    """One text prompt per sample key, seeded by the key (so it does not depend on batching)."""
+    return [build_prompt(stream(seed, "prompt", k), i).text for i, k in enumerate(keys)]

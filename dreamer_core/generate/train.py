@@ -9,8 +9,6 @@ easy low-noise timesteps from dominating the gradient, which is where short runs
 from __future__ import annotations
 
 import copy
-import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,19 +17,23 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from dreamer_core.config import GeneratorSettings
 from dreamer_core.generate.tiny import TinyGenerator
-from dreamer_core.resume import clear_state, load_state, resume_key, save_state
+from dreamer_core.resume import clear_state, resume_key, save_state
 from dreamer_core.tracking import NullTracker, Tracker
+from dreamer_core.training import LossReport, fast_forward, optimiser_step, resume_step, warmup_cosine
 
 
 @dataclass(frozen=True)
 class GeneratorTraining:
+    """One training run. Fields that are settings take their defaults from ``GeneratorSettings``."""
+
     steps: int
-    batch_size: int = 32
-    lr: float = 1e-3
-    ema_decay: float = 0.995
+    batch_size: int = GeneratorSettings.batch_size
+    lr: float = GeneratorSettings.lr
+    ema_decay: float = GeneratorSettings.ema_decay
     min_snr_gamma: float = 5.0  # 0 disables the weighting
-    control_dropout: float = 0.1  # share of samples trained without control (enables guidance)
+    control_dropout: float = GeneratorSettings.control_dropout  # share trained without control (enables guidance)
     seed: int = 0
     log_every: int = 25
 
@@ -79,21 +81,14 @@ def train_generator(
     net = gen.net
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    warm = min(100, cfg.steps // 10 + 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-    )
+    sched = warmup_cosine(opt, cfg.steps, min(100, cfg.steps // 10 + 1), floor=0.1)
     gen_rng = torch.Generator().manual_seed(cfg.seed)
     n = len(images)
     fingerprint = generator_resume_key(gen, images, controls, cfg, inputs) if resume_dir else {}
     modules = {"net": net, "ema": ema}
-    start = load_state(resume_dir, modules, opt, gen_rng, fingerprint) if resume_dir else 0
-    for _ in range(start):
-        sched.step()
-    if start:
-        say(f"resuming generator training at step {start}/{cfg.steps} from {resume_dir}")
-    t0 = time.perf_counter()
-    running = None
+    start = resume_step(resume_dir, modules, opt, gen_rng, fingerprint)
+    fast_forward(sched, start, say, "generator", cfg.steps, resume_dir)
+    report = LossReport(cfg.steps, cfg.log_every, tracker, say, {})
     net.train()
     for step in tqdm(range(start, cfg.steps), desc="generator", leave=False, disable=None):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen_rng)
@@ -105,20 +100,9 @@ def train_generator(
         noise = gen.draw_noise(x, gen_rng)
         per_sample = gen.loss(x, c, [""] * len(idx), t, noise)
         loss = (per_sample * snr_weights(gen, t, cfg.min_snr_gamma)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
-                pe.lerp_(p, 1 - decay)
-        running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            tracker.log_metrics({"loss": running, "lr": sched.get_last_lr()[0]}, step=step + 1)
-        if (step + 1) % max(cfg.steps // 10, 1) == 0:
-            say(f"step {step + 1}/{cfg.steps}: loss {running:.4f} ({time.perf_counter() - t0:.0f} s)")
+        optimiser_step(loss, net.parameters(), opt, sched)
+        _update_ema(ema, net, min(cfg.ema_decay, (1 + step) / (10 + step)))
+        report.update(step + 1, {"total": loss}, sched.get_last_lr()[0])
         if resume_dir and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.steps:
             save_state(resume_dir, step + 1, modules, opt, gen_rng, fingerprint)
         if after_step:
@@ -127,4 +111,10 @@ def train_generator(
         clear_state(resume_dir)
     net.load_state_dict(ema.state_dict())
     net.eval()
-    return {"final_loss": float(running or 0.0), "seconds": time.perf_counter() - t0}
+    return {"final_loss": report.final, "seconds": report.seconds}
+
+
+@torch.no_grad()
+def _update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
+        pe.lerp_(p, 1 - decay)

@@ -73,10 +73,5 @@ def subset(batch: Batch, index: np.ndarray | torch.Tensor) -> Batch:
     return {k: v[idx] for k, v in batch.items()}
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[N, 3, H, W] floats in [0, 1] -> [N, H, W, 3] uint8 (previews, FID, overlays)."""
-    return (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-
-
 def set_size(batch: Batch) -> int:
     return int(batch["image"].shape[0])

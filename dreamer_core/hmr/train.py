@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dreamer_core.bodies.rotations import matrix_to_axis_angle
+from dreamer_core.config import HMRSettings
 from dreamer_core.datasets.shards import Sample
 from dreamer_core.hmr.augment import flip_batch
 from dreamer_core.hmr.camera import translation_to_weak_perspective
@@ -32,13 +33,16 @@ from dreamer_core.training import LossReport, fast_forward, optimiser_step, resu
 
 @dataclass(frozen=True)
 class HMRTraining:
-    steps: int = 1000
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
+    """One training run. Fields that are settings take their defaults from ``HMRSettings`` (one
+    definition); the pipeline passes every one of them (``HMRSettings.training_fields``)."""
+
+    steps: int = HMRSettings.steps
+    batch_size: int = HMRSettings.batch_size
+    lr: float = HMRSettings.lr
+    weight_decay: float = HMRSettings.weight_decay
     seed: int = 0
     log_every: int = 25
-    flip: float = 0.5  # share of each batch mirrored (labels follow exactly, see hmr.augment)
+    flip: float = HMRSettings.flip  # share of each batch mirrored (labels follow exactly, see hmr.augment)
     weights: LossWeights = field(default_factory=LossWeights)
 
 

@@ -1,7 +1,7 @@
 """The tiny 2D keypoint detector: a small U-Net-like CNN with a stride-2 stem, 17 heatmaps and a
 person mask at half resolution, decoded by soft-argmax (differentiable, sub-pixel).
 
-FACTS.md: a 0.6 M-parameter model of this shape reaches held-out PCK@0.1 ~0.7 in minutes on two
+Measured when it was chosen: a 0.6 M-parameter model of this shape reaches held-out PCK@0.1 ~0.7 in minutes on two
 CPU cores, while a stride-1 2.3 M version was ~5 s/step. It is the `tiny` profile's detector and
 OKS judge; `full` uses a pretrained ViTPose instead behind the same ``predict`` interface.
 """
@@ -17,15 +17,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from dreamer_core.checkpoints import load_checkpoint, save_checkpoint
-
-NUM_KEYPOINTS = 17
+from dreamer_core.images import COCO_KEYPOINTS
 
 
 @dataclass(frozen=True)
 class HeatmapNetConfig:
     width: int = 32
     depth: int = 2  # residual blocks per stage
-    num_keypoints: int = NUM_KEYPOINTS
+    num_keypoints: int = COCO_KEYPOINTS
     temperature: float = 1.0  # soft-argmax sharpness, learned scale on top
 
 

@@ -7,7 +7,6 @@ heatmaps peaked, so confidences mean something), and BCE on the person mask.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +16,11 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from dreamer_core.keypoints.heatmap import NUM_KEYPOINTS, HeatmapNet, HeatmapNetConfig
+from dreamer_core.images import COCO_KEYPOINTS
+from dreamer_core.keypoints.heatmap import HeatmapNet, HeatmapNetConfig
 from dreamer_core.keypoints.metrics import mask_area, oks, pck
 from dreamer_core.tracking import NullTracker, Tracker
+from dreamer_core.training import optimiser_step, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def stack_split(dataset) -> dict[str, torch.Tensor]:
     return {
         "image": torch.stack([x["image"] for x in items]),
         "mask": torch.stack([x["mask"] for x in items]),
-        "keypoints": torch.stack([x["keypoints_2d"][:NUM_KEYPOINTS] for x in items]),
+        "keypoints": torch.stack([x["keypoints_2d"][:COCO_KEYPOINTS] for x in items]),
         "bbox": torch.stack([x["bbox"] for x in items]),
     }
 
@@ -116,9 +117,7 @@ def train_detector(
     torch.manual_seed(cfg.seed)
     model = HeatmapNet(HeatmapNetConfig(width=cfg.width, depth=cfg.depth))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps))
-    )
+    sched = warmup_cosine(opt, cfg.steps, 50, floor=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
     n = len(train["image"])
     t0 = time.perf_counter()
@@ -129,10 +128,7 @@ def train_detector(
         if torch.rand((), generator=gen) < 0.5:  # horizontal flip, swapping left and right labels
             images, masks, kps = flip(images, masks, kps)
         loss = detector_loss(model, images, masks, kps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        optimiser_step(loss, model.parameters(), opt, sched, clip=None)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             tracker.log_metrics({"loss": loss.item(), "lr": sched.get_last_lr()[0]}, step=step + 1)
         if (step + 1) % max(cfg.steps // 5, 1) == 0:

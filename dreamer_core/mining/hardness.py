@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,27 +36,13 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from threadpoolctl import threadpool_limits
 
 from dreamer_core.bodies.rotations import axis_angle_to_matrix
+from dreamer_core.config import HardnessSettings
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.io import load_npz, write_json_atomic, write_npz_atomic
 from dreamer_core.mining.geometry import difficulty_features
-from dreamer_core.rng import stream
+from dreamer_core.seeds import stream
 
 PREDICTIONS_FILE = "predictions.parquet"
-
-
-@dataclass(frozen=True)
-class HardnessSettings:
-    max_iter: int = 150
-    learning_rate: float = 0.05
-    max_leaf_nodes: int = 8
-    min_samples_leaf: int = 10  # poses per leaf (targets are per-pose means)
-    l2_regularization: float = 1.0
-    folds: int = 5
-    bins: tuple[float, ...] = (0.8, 0.6, 0.4)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HardnessSettings:
-        return cls(**{**d, "bins": tuple(d["bins"])})
 
 
 def world_joints(arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -219,7 +204,7 @@ class HardnessModel:
                                                    "folds": self.folds, "oof": self.oof,
                                                    "baseline": self.baseline})  # fmt: skip
         write_json_atomic(folder / "config.json", {"class": "HardnessModel", "seed": self.seed,
-                                                   "settings": asdict(self.settings)})  # fmt: skip
+                                                   "settings": self.settings.to_dict()})  # fmt: skip
 
     @classmethod
     def load(cls, folder: str | Path) -> HardnessModel:
@@ -236,7 +221,7 @@ class HardnessModel:
         data = load_npz(folder / "training.npz")
         if "weights" not in data:
             raise PipelineInputError(f"{folder}: a hardness model from before cross-fitting; re-materialize it")
-        model = cls(HardnessSettings.from_dict(cfg["settings"]), cfg["seed"])
+        model = cls(HardnessSettings.from_mapping(cfg["settings"], f"{cfg_path}: "), cfg["seed"])
         _fit(model.model, data["features"], data["oks"], data["weights"])
         model.features, model.targets, model.weights = data["features"], data["oks"], data["weights"]
         model.pose_ids, model.folds, model.oof, model.baseline = (data["pose_ids"].astype(str), data["folds"],

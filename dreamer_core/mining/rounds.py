@@ -16,13 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from dreamer_core.datasets.build import BuildReport, RenderSettings, render_samples
+from dreamer_core.config import RenderSettings
+from dreamer_core.datasets.build import BuildReport, render_samples
 from dreamer_core.datasets.shards import Sample
-from dreamer_core.dpo.pairs import derive_seed, generate_batched
+from dreamer_core.generate.base import generate_batched
 from dreamer_core.generate.evaluate import detect, per_sample_oks
+from dreamer_core.images import stack_coco_keypoints, to_uint8
 from dreamer_core.keypoints.metrics import mask_area
 from dreamer_core.poses.bank import PoseBank
-from dreamer_core.rng import stream
+from dreamer_core.seeds import derive_seed, stream
 from dreamer_core.threads import fixed_threads
 
 Progress = Callable[[int, int], None]
@@ -58,10 +60,6 @@ class ShardResult:
     oks: np.ndarray
 
 
-def _u8(images: torch.Tensor) -> np.ndarray:
-    return (images.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-
-
 @fixed_threads()  # the same bytes from a serial run, a backfill worker or a Dagster step: body model, scoring too
 def generate_shard(
     body: Any, renderer: Any, bank: PoseBank, rows: np.ndarray, render: RenderSettings, generator: Any,
@@ -82,10 +80,10 @@ def generate_shard(
     seeds = [derive_seed(seed, "round", round_index, shard, i) for i in range(len(rows))]
     images = generate_batched(generator, ctl, prompts, seeds, batch_size, progress)
     detected = detect(detector, images)["keypoints"].numpy()
-    kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in controls])
+    kp = stack_coco_keypoints(controls)
     area = mask_area(np.stack([s.mask for s in controls]))  # COCO's s^2: the label's person-mask area
     oks = per_sample_oks(detected, kp, area)
-    pixels = _u8(images)
+    pixels = to_uint8(images)
     samples, manifest = [], []
     for i, (key, s) in enumerate(zip(keys, controls, strict=True)):
         cols = {name: values[i].item() for name, values in (extra or {}).items()}

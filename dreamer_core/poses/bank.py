@@ -22,13 +22,14 @@ from tqdm.auto import tqdm
 
 from dreamer_core.bodies.base import BodyModel
 from dreamer_core.bodies.skeleton import BODY_JOINTS, NUM_BODY_JOINTS
+from dreamer_core.config import PoseBankSettings
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.io import atomic_path, load_npz, write_json_atomic, write_npz_atomic
 from dreamer_core.poses.amass import load_amass_folder
 from dreamer_core.poses.anatomical import sample_anatomical
 from dreamer_core.poses.diversity import farthest_point_indices, mean_nn_distance
 from dreamer_core.poses.splits import SPLITS, assign_splits
-from dreamer_core.rng import stream
+from dreamer_core.seeds import stream
 
 POSES_FILE = "poses.parquet"
 ARRAYS_FILE = "poses.npz"
@@ -50,6 +51,10 @@ class PoseBank:
         """The pose ids (sorted, unique) that are not poses of ``split``: unknown ids included."""
         wanted = set(self.arrays["pose_id"][self.rows(split)].tolist())
         return sorted({str(p) for p in pose_ids} - wanted)
+
+    def ids(self, split: str) -> list[str]:
+        """The pose ids of one split, sorted."""
+        return sorted(self.arrays["pose_id"][self.rows(split)].tolist())
 
     def rows(self, split: str) -> np.ndarray:
         """Bank rows of one split (``train`` / ``val`` / ``test``; see ``poses.splits``)."""
@@ -79,114 +84,114 @@ def root_aligned_joints(body: BodyModel, body_pose: np.ndarray, batch_size: int,
     return torch.cat(out) if out else torch.zeros(0, 22, 3)
 
 
-def build_pose_bank(settings: dict[str, Any], body: BodyModel, seed: int, progress: Progress | None = None) -> PoseBank:
+def build_pose_bank(
+    settings: PoseBankSettings, body: BodyModel, seed: int, progress: Progress | None = None
+) -> PoseBank:
     """Mix the sources, keep the most diverse candidates of each, attach sampled shapes."""
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    n_total = settings["num_poses"]
-    factor = settings["candidate_factor"]
-    weights = dict(settings["source_weights"])
-    errors: list[str] = []
-    amass = None
-    if weights.get("amass", 0) > 0:
-        if not settings["amass_path"]:
-            say("source_weights.amass > 0 but amass_path is empty: using the anatomical sampler only")
-            weights["amass"] = 0.0
-        else:
-            amass = load_amass_folder(
-                settings["amass_path"], settings["amass_stride"], settings["amass_on_error"], settings["amass_zup"]
-            )
-            errors = amass.errors
-            say(f"AMASS: {len(amass.refs)} frames from {settings['amass_path']} ({len(errors)} files skipped)")
-    if sum(weights.values()) <= 0:
-        weights = {"anatomical": 1.0}
-    counts = split_counts(n_total, weights)
-    if amass is not None and counts.get("amass", 0) > len(amass.refs):
-        short = counts["amass"] - len(amass.refs)
-        say(f"AMASS has only {len(amass.refs)} frames; {short} more anatomical poses fill the gap")
-        counts["amass"] = len(amass.refs)
-        counts["anatomical"] = counts.get("anatomical", 0) + short
-
-    parts: list[dict[str, Any]] = []
-    random_parts: list[torch.Tensor] = []
+    counts, amass = _source_counts(settings, say)
+    parts, random_parts = [], []
     for source in ("anatomical", "amass"):
-        n = counts.get(source, 0)
-        if n == 0:
-            continue
-        n_cand = max(n, int(math.ceil(factor * n)))
-        if source == "anatomical":
-            go, bp, _, fam = sample_anatomical(
-                n_cand, settings["family_weights"], settings["noise_deg"], stream(seed, "anatomical")
-            )
-            refs = [f"anatomical:{i}" for i in range(n_cand)]
-            families = list(fam)
-        else:
-            assert amass is not None
-            idx = np.arange(len(amass.refs))
-            if len(idx) > n_cand:
-                idx = np.sort(stream(seed, "amass-subset").choice(len(idx), n_cand, replace=False))
-            go, bp = amass.global_orient[idx], amass.body_pose[idx]
-            refs = [amass.refs[i] for i in idx]
-            families = ["amass"] * len(idx)
-        say(f"{source}: {len(bp)} candidates -> {n} poses by farthest-point selection")
-        joints = root_aligned_joints(body, bp, settings["batch_size"], f"{source} candidates")
-        keep = np.sort(farthest_point_indices(joints, n, stream(seed, "fps", source)))
-        rand = stream(seed, "random-draw", source).choice(len(bp), n, replace=False)
-        random_parts.append(joints[rand])
-        parts.append(dict(source=source, global_orient=go[keep], body_pose=bp[keep], joints=joints[keep],
-                          refs=[refs[i] for i in keep], families=[families[i] for i in keep]))  # fmt: skip
-
-    global_orient = np.concatenate([p["global_orient"] for p in parts]).astype(np.float32)
-    body_pose = np.concatenate([p["body_pose"] for p in parts]).astype(np.float32)
+        if counts.get(source, 0):
+            part, random_joints = _select(source, counts[source], settings, amass, body, seed, say)
+            parts.append(part)
+            random_parts.append(random_joints)
+    table, arrays = _tables(parts, body, settings, seed)
     joints = torch.cat([p["joints"] for p in parts])
-    n = len(body_pose)
-    shape = sample_shapes(body, settings, n, seed)
-    pose_ids = np.array([f"pose_{i:06d}" for i in range(n)])
-    splits = assign_splits(pose_ids, settings["val_fraction"], settings["test_fraction"], seed)
-    sources = [p["source"] for p in parts for _ in range(len(p["refs"]))]
-    table = pd.DataFrame(
-        {
-            "pose_id": pose_ids,
-            "source": sources,
-            "family": [f for p in parts for f in p["families"]],
-            "source_ref": [r for p in parts for r in p["refs"]],
-            "body_model": body.name,
-            "split": splits,
-            "global_orient": list(global_orient.astype(np.float64)),
-            "body_pose": list(body_pose.reshape(n, -1).astype(np.float64)),
-            "shape": list(shape.astype(np.float64)),
-        }
-    )
-    arrays = {
-        "pose_id": pose_ids.astype("U16"),
-        "source": np.array(sources).astype("U16"),
-        "split": splits,
-        "global_orient": global_orient,
-        "body_pose": body_pose,
-        "shape": shape.astype(np.float32),
-        "joints_root_aligned": joints.numpy().astype(np.float32),
-    }
     say("measuring diversity against a uniform random draw of the same size")
+    errors = amass.errors if amass is not None else []
     stats = {
-        "num_poses": n,
+        "num_poses": len(table),
         "body_model": body.name,
         "counts_per_source": {p["source"]: len(p["refs"]) for p in parts},
         "counts_per_family": {str(k): int(v) for k, v in table["family"].value_counts().sort_index().items()},
-        "counts_per_split": {name: int((splits == name).sum()) for name in SPLITS},
+        "counts_per_split": {name: int((arrays["split"] == name).sum()) for name in SPLITS},
         "nn_dist_mm": 1000.0 * mean_nn_distance(joints),
         "nn_dist_random_mm": 1000.0 * mean_nn_distance(torch.cat(random_parts)),
-        "candidate_factor": factor,
+        "candidate_factor": settings.candidate_factor,
         "seconds": time.perf_counter() - t0,
         "skipped_files": len(errors),
     }
     return PoseBank(table=table, arrays=arrays, stats=stats, errors=errors)
 
 
-def sample_shapes(body: BodyModel, settings: dict[str, Any], n: int, seed: int) -> np.ndarray:
+def _source_counts(settings: PoseBankSettings, say: Progress) -> tuple[dict[str, int], Any]:
+    """Poses per source (AMASS only with a folder, and at most the frames it holds) and the AMASS frames."""
+    weights = dict(settings.source_weights)
+    amass = None
+    if weights.get("amass", 0) > 0:
+        if not settings.amass_path:
+            say("source_weights.amass > 0 but amass_path is empty: using the anatomical sampler only")
+            weights["amass"] = 0.0
+        else:
+            amass = load_amass_folder(
+                settings.amass_path, settings.amass_stride, settings.amass_on_error, settings.amass_zup
+            )
+            say(f"AMASS: {len(amass.refs)} frames from {settings.amass_path} ({len(amass.errors)} files skipped)")
+    if sum(weights.values()) <= 0:
+        weights = {"anatomical": 1.0}
+    counts = split_counts(settings.num_poses, weights)
+    if amass is not None and counts.get("amass", 0) > len(amass.refs):
+        short = counts["amass"] - len(amass.refs)
+        say(f"AMASS has only {len(amass.refs)} frames; {short} more anatomical poses fill the gap")
+        counts["amass"] = len(amass.refs)
+        counts["anatomical"] = counts.get("anatomical", 0) + short
+    return counts, amass
+
+
+def _select(source: str, n: int, settings: PoseBankSettings, amass: Any, body: BodyModel, seed: int,
+            say: Progress) -> tuple[dict[str, Any], torch.Tensor]:  # fmt: skip
+    """``n`` poses of one source, farthest-point selected from ``candidate_factor * n`` candidates,
+    and (for the diversity baseline) the joints of ``n`` candidates drawn uniformly."""
+    n_cand = max(n, int(math.ceil(settings.candidate_factor * n)))
+    if source == "anatomical":
+        go, bp, _, fam = sample_anatomical(n_cand, settings.family_weights, settings.noise_deg,
+                                           stream(seed, "anatomical"))  # fmt: skip
+        refs, families = [f"anatomical:{i}" for i in range(n_cand)], list(fam)
+    else:
+        idx = np.arange(len(amass.refs))
+        if len(idx) > n_cand:
+            idx = np.sort(stream(seed, "amass-subset").choice(len(idx), n_cand, replace=False))
+        go, bp = amass.global_orient[idx], amass.body_pose[idx]
+        refs, families = [amass.refs[i] for i in idx], ["amass"] * len(idx)
+    say(f"{source}: {len(bp)} candidates -> {n} poses by farthest-point selection")
+    joints = root_aligned_joints(body, bp, settings.batch_size, f"{source} candidates")
+    keep = np.sort(farthest_point_indices(joints, n, stream(seed, "fps", source)))
+    rand = stream(seed, "random-draw", source).choice(len(bp), n, replace=False)
+    part = dict(source=source, global_orient=go[keep], body_pose=bp[keep], joints=joints[keep],
+                refs=[refs[i] for i in keep], families=[families[i] for i in keep])  # fmt: skip
+    return part, joints[rand]
+
+
+def _tables(parts: list[dict[str, Any]], body: BodyModel, settings: PoseBankSettings,
+            seed: int) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:  # fmt: skip
+    """The bank's table (parquet) and arrays (npz): poses, sampled shapes, pose ids and their split."""
+    global_orient = np.concatenate([p["global_orient"] for p in parts]).astype(np.float32)
+    body_pose = np.concatenate([p["body_pose"] for p in parts]).astype(np.float32)
+    joints = torch.cat([p["joints"] for p in parts])
+    n = len(body_pose)
+    shape = sample_shapes(body, settings, n, seed)
+    pose_ids = np.array([f"pose_{i:06d}" for i in range(n)])
+    splits = assign_splits(pose_ids, settings.val_fraction, settings.test_fraction, seed)
+    sources = [p["source"] for p in parts for _ in range(len(p["refs"]))]
+    table = pd.DataFrame({
+        "pose_id": pose_ids, "source": sources, "family": [f for p in parts for f in p["families"]],
+        "source_ref": [r for p in parts for r in p["refs"]], "body_model": body.name, "split": splits,
+        "global_orient": list(global_orient.astype(np.float64)),
+        "body_pose": list(body_pose.reshape(n, -1).astype(np.float64)), "shape": list(shape.astype(np.float64)),
+    })  # fmt: skip
+    arrays = {"pose_id": pose_ids.astype("U16"), "source": np.array(sources).astype("U16"), "split": splits,
+              "global_orient": global_orient, "body_pose": body_pose, "shape": shape.astype(np.float32),
+              "joints_root_aligned": joints.numpy().astype(np.float32)}  # fmt: skip
+    return table, arrays
+
+
+def sample_shapes(body: BodyModel, settings: PoseBankSettings, n: int, seed: int) -> np.ndarray:
     gen = torch.Generator().manual_seed(int(stream(seed, "shapes").integers(2**62)))
     if body.name == "anny":
-        return body.sample_shapes(n, gen, tuple(settings["age_range"])).numpy()  # type: ignore[attr-defined]
-    r = settings["betas_range"]
+        return body.sample_shapes(n, gen, tuple(settings.age_range)).numpy()  # type: ignore[attr-defined]
+    r = settings.betas_range
     return (torch.rand(n, body.num_shape_params, generator=gen) * 2 * r - r).numpy()
 
 

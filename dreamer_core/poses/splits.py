@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from dreamer_core.errors import ConfigError
-from dreamer_core.rng import stream
+from dreamer_core.seeds import stream
 
 SPLITS = ("train", "val", "test")
 

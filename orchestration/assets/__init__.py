@@ -1,1 +1,1 @@
-"""Asset groups, one module each (DESIGN.md section 4)."""
+"""Asset groups, one module each: the module, its Dagster group and what it holds share one name."""

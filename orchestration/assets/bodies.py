@@ -8,7 +8,6 @@ import numpy as np
 from dreamer_core.bodies import BodyModel
 from dreamer_core.poses.anatomical import within_limits
 from dreamer_core.poses.bank import (
-    ARRAYS_FILE,
     SUMMARY_FILE,
     PoseBank,
     build_pose_bank,
@@ -16,7 +15,8 @@ from dreamer_core.poses.bank import (
     write_pose_bank,
 )
 from dreamer_core.viz import skeleton_grid_png
-from orchestration.assets.common import dvc_meta, input_errors, preview_md, settings_hash
+from orchestration.assets.common import dvc_meta, input_errors
+from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PoseBankConfig
 
@@ -39,25 +39,20 @@ def pose_bank(
     mlflow: MLflowResource,
     dvc: DVCResource,
 ) -> dg.MaterializeResult:
-    settings = config.settings()
-    body_settings = body_model.settings()
+    settings = config.settings()["pose_bank"]
     body = body_model.load()
     out_dir = storage.asset_dir("pose_bank")
-    params = {"pose_bank": settings, "body_model": body_settings, "seed": config.seed}
-    with mlflow.start_run(context, "pose_bank", params=params, input_hashes={"params": settings_hash(params)}) as run:
+    params = {"pose_bank": settings, "body_model": body_model.settings(), "seed": config.seed}
+    with AssetRun(context, mlflow, dvc, params) as tracked:
         bank = build_pose_bank(settings, body, config.seed, progress=context.log.info)
         for err in bank.errors:
             context.log.warning(err)
-        bank.stats["configured_num_poses"] = settings["num_poses"]
-        bank.stats["seed"] = config.seed
-        write_pose_bank(bank, out_dir)
-        # Preview: the first pose of each family, then more, posed with their root orientation.
-        order = np.argsort(bank.table["family"].to_numpy(), kind="stable")[:: max(1, len(bank) // 24)][:24]
-        joints = _posed_skeletons(body, bank, order)
-        png = skeleton_grid_png(joints, [f"{bank.table.pose_id[i]}\n{bank.table.family[i]}" for i in order])
-        (out_dir / PREVIEW_FILE).write_bytes(png)
         stats = bank.stats
-        run.log_metrics(
+        stats.update(configured_num_poses=settings.num_poses, seed=config.seed)
+        write_pose_bank(bank, out_dir)
+        png = _preview(body, bank)
+        (out_dir / PREVIEW_FILE).write_bytes(png)
+        tracked.run.log_metrics(
             {
                 "num_poses": stats["num_poses"],
                 "nn_dist_mm": stats["nn_dist_mm"],
@@ -65,27 +60,25 @@ def pose_bank(
                 "build_seconds": stats["seconds"],
             }
         )
-        run.log_image_bytes(PREVIEW_FILE, png)
-        run.log_artifact(out_dir / SUMMARY_FILE)
+        tracked.run.log_image_bytes(PREVIEW_FILE, png)
+        tracked.run.log_artifact(out_dir / SUMMARY_FILE)
         context.log.info(
             f"pose bank: {stats['num_poses']} poses, NN distance {stats['nn_dist_mm']:.1f} mm "
             f"(random draw {stats['nn_dist_random_mm']:.1f} mm) in {stats['seconds']:.1f} s"
         )
-        versioning = dvc.version_output("pose_bank", "data/pose_bank", context.log)
-        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
-    metadata = {
-        "path": dg.MetadataValue.path(str(out_dir)),
-        "num_poses": stats["num_poses"],
-        "nn_dist_mm": float(stats["nn_dist_mm"]),
-        "nn_dist_random_mm": float(stats["nn_dist_random_mm"]),
-        "body_model": body.name,
-        **{f"count_{k}": v for k, v in stats["counts_per_source"].items()},
-        "counts_per_family": dg.MetadataValue.json(stats["counts_per_family"]),
-        "preview": preview_md(png, "pose bank"),
-        "mlflow_run_url": dg.MetadataValue.url(run.url),
-        **versioning,
-    }
-    return dg.MaterializeResult(metadata=metadata)
+        return tracked.result(
+            out_dir, (png, "pose bank"), num_poses=stats["num_poses"], nn_dist_mm=float(stats["nn_dist_mm"]),
+            nn_dist_random_mm=float(stats["nn_dist_random_mm"]), body_model=body.name,
+            **{f"count_{k}": v for k, v in stats["counts_per_source"].items()},
+            counts_per_family=dg.MetadataValue.json(stats["counts_per_family"]),
+        )  # fmt: skip
+
+
+def _preview(body: BodyModel, bank: PoseBank) -> bytes:
+    """The first pose of each family, then more, posed with their root orientation."""
+    order = np.argsort(bank.table["family"].to_numpy(), kind="stable")[:: max(1, len(bank) // 24)][:24]
+    joints = _posed_skeletons(body, bank, order)
+    return skeleton_grid_png(joints, [f"{bank.table.pose_id[i]}\n{bank.table.family[i]}" for i in order])
 
 
 def _posed_skeletons(body: BodyModel, bank: PoseBank, rows: np.ndarray) -> np.ndarray:
@@ -151,4 +144,4 @@ def pose_bank_diversity(storage: StorageResource) -> dg.AssetCheckResult:
 
 
 CHECKS = [pose_bank_no_nan, pose_bank_within_limits, pose_bank_count, pose_bank_diversity]
-__all__ = ["ARRAYS_FILE", "CHECKS", "pose_bank"]
+__all__ = ["CHECKS", "pose_bank"]

@@ -1,4 +1,5 @@
-"""Helpers shared by asset modules: previews in metadata, hashes of inputs."""
+"""Helpers shared by asset modules: failures from bad input, previews in metadata, hashes of inputs,
+progress logs, parquet and PNG outputs."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from dreamer_core.config import Section
 from dreamer_core.errors import PipelineInputError
-from dreamer_core.generate.prompts import build_prompt
 from dreamer_core.io import atomic_path
-from dreamer_core.rng import stream
 
 
 def input_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -40,8 +40,15 @@ def preview_md(png: bytes, alt: str = "preview") -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
+def _section_values(obj: Any) -> Any:
+    if isinstance(obj, Section):
+        return obj.to_dict()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
 def settings_hash(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    """Short hash of settings (sections as their plain values): the params part of a run's input hashes."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=_section_values).encode()).hexdigest()[:16]
 
 
 def dvc_meta(params: list[str]) -> dict[str, Any]:
@@ -55,11 +62,6 @@ def file_hash(storage: Any, asset: str, name: str) -> str:
     version of their inputs."""
     path = storage.asset_dir(asset) / name
     return settings_hash(json.loads(path.read_text())) if path.exists() else "missing"
-
-
-def prompts_for(seed: int, keys: list[str]) -> list[str]:
-    """One text prompt per sample key, seeded by the key (so it does not depend on batching)."""
-    return [build_prompt(stream(seed, "prompt", k), i).text for i, k in enumerate(keys)]
 
 
 def log_progress(context: dg.AssetExecutionContext, what: str) -> Callable[[int, int], None]:
@@ -83,13 +85,3 @@ def publish_png(out: Path, name: str, png: bytes, run: Any) -> None:
     """A preview next to the asset's files and in its MLflow run."""
     (out / name).write_bytes(png)
     run.log_image_bytes(name, png)
-
-
-def asset_result(path: Path, run: Any, versioning: dict[str, Any], preview: tuple[bytes, str] | None,
-                 **values: Any) -> dg.MaterializeResult:  # fmt: skip
-    """What every asset page shows: where the output is, its values, the preview (PNG, caption),
-    the MLflow run and the DVC version."""
-    metadata: dict[str, Any] = {"path": dg.MetadataValue.path(str(path)), **values}
-    if preview is not None:
-        metadata["preview"] = preview_md(*preview)
-    return dg.MaterializeResult(metadata={**metadata, "mlflow_run_url": dg.MetadataValue.url(run.url), **versioning})

@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from dreamer_core.config import FilterSettings
 from dreamer_core.datasets.build import write_manifest
 from dreamer_core.datasets.shards import (
     Sample,
@@ -25,31 +26,27 @@ from dreamer_core.datasets.shards import (
 )
 from dreamer_core.filters.bedlam import bedlam_arrays
 from dreamer_core.filters.card import bar_png, dataset_card, histogram_png
-from dreamer_core.filters.stages import STAGES, FilterSettings, decide, score_images, stage_counts
+from dreamer_core.filters.stages import STAGES, decide, score_images, stage_counts
 from dreamer_core.fingerprint import weights_fingerprint
+from dreamer_core.images import stack_coco_keypoints
 from dreamer_core.io import write_json_atomic, write_npz_atomic, write_text_atomic
 from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.mining.hardness import read_draw_scores
 from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import (
-    asset_result,
     dvc_meta,
     input_errors,
     publish_png,
-    settings_hash,
     write_parquet,
 )
 from orchestration.assets.mining import (
     ROUND_PARTITIONS,
     committed_shards,
-    hardness_model,
-    round1_generations,
-    round2_generations,
     round_asset_name,
     round_manifest,
 )
-from orchestration.assets.models import pose_detector
+from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import FilteredDatasetConfig
 
@@ -68,7 +65,7 @@ def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min
             return cached.drop(columns="stamp")
     samples = list(read_shard(raw, digest))
     images = np.stack([s.image for s in samples])
-    kp = np.stack([np.asarray(s.labels["keypoints_2d"], dtype=np.float32)[:17] for s in samples])
+    kp = stack_coco_keypoints(samples)
     masks = np.stack([s.mask for s in samples])
     scores = score_images(detector, images, kp, masks, min_area)
     scores.insert(0, "key", [s.key for s in samples])
@@ -77,8 +74,8 @@ def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min
 
 
 @dg.asset(
-    group_name="generation",
-    deps=[round1_generations, round2_generations, hardness_model, pose_detector],
+    group_name="dataset",
+    deps=["round1_generations", "round2_generations", "hardness_model", "pose_detector"],
     kinds={"pytorch", "parquet"},
     metadata=dvc_meta(params=["seed", "filtered_dataset"]),  # fmt: skip
     description="The dataset: every finished round-1 and round-2 shard through four filter stages (crowding / "
@@ -95,13 +92,51 @@ def filtered_dataset(
     dvc: DVCResource,
 ) -> dg.MaterializeResult:
     settings = config.settings()["filtered_dataset"]
-    fs = FilterSettings.from_dict(settings)
     out = storage.asset_dir("filtered_dataset")
-    cache = out / "scores"
-    cache.mkdir(exist_ok=True)
-    detector = load_detector(storage.asset_dir("pose_detector"))
-    detector_hash = weights_fingerprint(storage.asset_dir("pose_detector"))  # the weights, not their metrics
-    sources: list[tuple[int, str, Path, str]] = []  # (round, shard, path, sha256)
+    sources = _finished_shards(context, storage)
+    params = {"filtered_dataset": settings, "seed": config.seed, "shards": [f"r{r}/{s}" for r, s, _, _ in sources]}
+    with AssetRun(context, mlflow, dvc, params) as tracked:
+        t0 = time.perf_counter()
+        scores = _scores(context, storage, sources, out / "scores", settings.min_person_area)
+        decisions = decide(scores, scores.key.tolist(), settings)
+        manifest = pd.concat([scores.drop(columns=["phash"]), decisions.drop(columns="key")], axis=1)
+        manifest["phash"] = scores.phash.to_numpy().view(np.uint64).astype(str)  # 64 bits, readable anywhere
+        filter_seconds = time.perf_counter() - t0
+        kept_keys = set(manifest.key[manifest.decision == "kept"])
+        out_shard, kept_labels, previews = _write_kept(out, sources, kept_keys, settings.samples_per_shard,
+                                                       manifest.set_index("key"))  # fmt: skip
+        manifest["out_shard"] = manifest.key.map(out_shard).fillna("")
+        write_manifest(out / "manifest.parquet", manifest.to_dict("records"))
+        counts = stage_counts(decisions)
+        if str(manifest.body_model.iloc[0]) in ("smpl", "smplx") and kept_labels:
+            _export_bedlam(out, body_model, kept_labels)
+        else:
+            (out / "bedlam_labels.npz").unlink(missing_ok=True)
+        summary = _summary(manifest, counts)
+        write_json_atomic(out / "summary.json", summary)
+        write_json_atomic(out / "thresholds.json", settings.to_dict())  # what the checks hold the kept samples to
+        _publish_card(out, storage, manifest, counts, settings, tracked.run)
+        png = sample_grid_png(previews) if previews else b""
+        if png:
+            publish_png(out, "preview.png", png, tracked.run)
+        tracked.run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
+        sm = summary
+        context.log.info(f"filtered dataset: kept {sm['num_kept']} of {sm['num_raw']}; per stage {counts}; round OKS "
+                         f"{sm['round1_mean_oks']:.3f} / {sm['round2_mean_oks']:.3f}, predicted "
+                         f"{sm['round1_mean_predicted_oks']:.3f} / {sm['round2_mean_predicted_oks']:.3f}")  # fmt: skip
+        return tracked.result(
+            out, (png, "kept: image | control; rejected: image | control") if png else None, **summary,
+            stage_counts=dg.MetadataValue.json(counts), filter_seconds=round(filter_seconds, 2),
+            dataset_card=dg.MetadataValue.path(str(out / "README.md")),
+        )  # fmt: skip
+
+
+Source = tuple[int, str, Path, str]  # (round, shard, path, sha256)
+
+
+def _finished_shards(context: dg.AssetExecutionContext, storage: StorageResource) -> list[Source]:
+    """Every finished shard of both rounds whose partition still exists, in (round, shard) order."""
+    sources: list[Source] = []
     for r, pdef in ROUND_PARTITIONS.items():
         asset = round_asset_name(r)
         shards = committed_shards(storage, asset, context.instance.get_dynamic_partitions(pdef.name))
@@ -109,73 +144,53 @@ def filtered_dataset(
         sources += [(r, s, storage.asset_dir(asset) / f"{s}.tar", index[f"{s}.tar"]["sha256"]) for s in shards]
     if not sources:
         raise dg.Failure("no finished generation shards; materialize round1_generations / round2_generations first")
-    params = {"filtered_dataset": settings, "seed": config.seed, "shards": [f"r{r}/{s}" for r, s, _, _ in sources]}
-    with mlflow.start_run(context, "filtered_dataset", params=params,
-                          input_hashes={"params": settings_hash(params)}) as run:  # fmt: skip
-        t0 = time.perf_counter()
-        parts = []
-        for i, (r, shard, path, digest) in enumerate(sources):
-            parts.append(_cached_scores(cache, path, digest, detector_hash, fs.min_person_area, detector))
-            context.log.info(f"scored {i + 1}/{len(sources)} shards (round {r} {shard})")
-        scores = pd.concat(parts, ignore_index=True)
-        raw = pd.concat([round_manifest(storage, round_asset_name(r), [s]) for r, s, _, _ in sources],
-                        ignore_index=True)  # fmt: skip
-        raw = raw.drop(columns=["oks"]).rename(columns={"shard": "raw_shard"})
-        scores = scores.merge(raw, on="key", how="left", validate="one_to_one").sort_values("key", ignore_index=True)
-        bank = read_pose_bank(storage.asset_dir("pose_bank"))
-        row_of = {p: i for i, p in enumerate(bank.arrays["pose_id"])}
-        unknown = sorted(set(scores.pose_id) - set(row_of))
-        if unknown or scores.body_model.nunique() != 1:
-            raise dg.Failure(
-                f"the generation shards do not match the current pose bank ({len(unknown)} unknown poses, body "
-                f"models {sorted(scores.body_model.unique())}): re-materialize the rounds after changing pose_bank "
-                "or body_model (or delete the old shard partitions)"
-            )
-        if leaked := bank.not_in_split(scores.pose_id):
-            raise dg.Failure(f"{len(leaked)} generated poses (e.g. {leaked[0]}) are validation or test poses (shards "
-                             "of an older split): re-materialize the rounds")  # fmt: skip
-        # The published draw scores: out-of-fold for round-1 poses, so no pose is scored by a model that saw it.
-        predicted, _ = read_draw_scores(storage.asset_dir("hardness_model"), bank.arrays["pose_id"])
-        scores["predicted_oks"] = predicted[[row_of[p] for p in scores.pose_id]]
-        decisions = decide(scores, scores.key.tolist(), fs)
-        manifest = pd.concat([scores.drop(columns=["phash"]), decisions.drop(columns="key")], axis=1)
-        manifest["phash"] = scores.phash.to_numpy().view(np.uint64).astype(str)  # 64 bits, readable anywhere
-        filter_seconds = time.perf_counter() - t0
-        kept_keys = set(manifest.key[manifest.decision == "kept"])
-        out_shard, kept_labels, previews = _write_kept(out, sources, kept_keys, settings["samples_per_shard"],
-                                                       manifest.set_index("key"))  # fmt: skip
-        manifest["out_shard"] = manifest.key.map(out_shard).fillna("")
-        write_manifest(out / "manifest.parquet", manifest.to_dict("records"))
-        counts = stage_counts(decisions)
-        body_name = str(manifest.body_model.iloc[0])
-        if body_name in ("smpl", "smplx") and kept_labels:
-            _export_bedlam(out, body_model, kept_labels)
-        else:
-            (out / "bedlam_labels.npz").unlink(missing_ok=True)
-        gen_cfg = json.loads((storage.asset_dir("generator") / "config.json").read_text())
-        backend = "tiny" if gen_cfg.get("class") == "TinyGenerator" else str(gen_cfg.get("backend", "pretrained"))
-        images = _card_images(out, manifest)
-        write_text_atomic(out / "README.md", dataset_card(manifest, counts, settings, body_name, backend, images))
-        summary = _summary(manifest, counts)
-        write_json_atomic(out / "summary.json", summary)
-        write_json_atomic(out / "thresholds.json", settings)  # what the checks hold the kept samples to
-        png = sample_grid_png(previews) if previews else b""
-        if png:
-            publish_png(out, "preview.png", png, run)
-        for name in images.values():
-            run.log_artifact(out / name, "card")
-        run.log_artifact(out / "README.md", "card")
-        run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
-        versioning = dvc.version_output("filtered_dataset", "data/filtered_dataset", context.log)
-    sm = summary
-    context.log.info(f"filtered dataset: kept {sm['num_kept']} of {sm['num_raw']}; per stage {counts}; round OKS "
-                     f"{sm['round1_mean_oks']:.3f} / {sm['round2_mean_oks']:.3f}, predicted "
-                     f"{sm['round1_mean_predicted_oks']:.3f} / {sm['round2_mean_predicted_oks']:.3f}")  # fmt: skip
-    return asset_result(
-        out, run, versioning, (png, "kept: image | control; rejected: image | control") if png else None, **summary,
-        stage_counts=dg.MetadataValue.json(counts), filter_seconds=round(filter_seconds, 2),
-        dataset_card=dg.MetadataValue.path(str(out / "README.md")),
-    )  # fmt: skip
+    return sources
+
+
+def _scores(context: dg.AssetExecutionContext, storage: StorageResource, sources: list[Source], cache: Path,
+            min_person_area: float) -> pd.DataFrame:  # fmt: skip
+    """Every sample's filter scores (cached per shard), joined with its round manifest row and the
+    hardness model's published draw score; fails on samples of another pose bank or split."""
+    cache.mkdir(exist_ok=True)
+    detector = load_detector(storage.asset_dir("pose_detector"))
+    detector_hash = weights_fingerprint(storage.asset_dir("pose_detector"))  # the weights, not their metrics
+    parts = []
+    for i, (r, shard, path, digest) in enumerate(sources):
+        parts.append(_cached_scores(cache, path, digest, detector_hash, min_person_area, detector))
+        context.log.info(f"scored {i + 1}/{len(sources)} shards (round {r} {shard})")
+    scores = pd.concat(parts, ignore_index=True)
+    raw = pd.concat([round_manifest(storage, round_asset_name(r), [s]) for r, s, _, _ in sources], ignore_index=True)
+    raw = raw.drop(columns=["oks"]).rename(columns={"shard": "raw_shard"})
+    scores = scores.merge(raw, on="key", how="left", validate="one_to_one").sort_values("key", ignore_index=True)
+    bank = read_pose_bank(storage.asset_dir("pose_bank"))
+    row_of = {p: i for i, p in enumerate(bank.arrays["pose_id"])}
+    unknown = sorted(set(scores.pose_id) - set(row_of))
+    if unknown or scores.body_model.nunique() != 1:
+        raise dg.Failure(
+            f"the generation shards do not match the current pose bank ({len(unknown)} unknown poses, body "
+            f"models {sorted(scores.body_model.unique())}): re-materialize the rounds after changing pose_bank "
+            "or body_model (or delete the old shard partitions)"
+        )
+    if leaked := bank.not_in_split(scores.pose_id):
+        raise dg.Failure(f"{len(leaked)} generated poses (e.g. {leaked[0]}) are validation or test poses (shards "
+                         "of an older split): re-materialize the rounds")  # fmt: skip
+    # The published draw scores: out-of-fold for round-1 poses, so no pose is scored by a model that saw it.
+    predicted, _ = read_draw_scores(storage.asset_dir("hardness_model"), bank.arrays["pose_id"])
+    scores["predicted_oks"] = predicted[[row_of[p] for p in scores.pose_id]]
+    return scores
+
+
+def _publish_card(out: Path, storage: StorageResource, manifest: pd.DataFrame, counts: dict[str, dict[str, int]],
+                  settings: FilterSettings, run: Any) -> None:  # fmt: skip
+    """The dataset card (README.md) with its figures, logged to the run."""
+    gen_cfg = json.loads((storage.asset_dir("generator") / "config.json").read_text())
+    backend = "tiny" if gen_cfg.get("class") == "TinyGenerator" else str(gen_cfg.get("backend", "pretrained"))
+    images = _card_images(out, manifest)
+    body_name = str(manifest.body_model.iloc[0])
+    write_text_atomic(out / "README.md", dataset_card(manifest, counts, settings, body_name, backend, images))
+    for name in images.values():
+        run.log_artifact(out / name, "card")
+    run.log_artifact(out / "README.md", "card")
 
 
 Written = tuple[dict[str, str], list[dict[str, Any]], list[list[np.ndarray]]]
@@ -283,19 +298,16 @@ def _shard_keys(folder: Path) -> list[str]:
     return [s.key for s in iter_folder(folder)] if any(folder.glob("*.index.json")) else []
 
 
-def _load(storage: StorageResource) -> tuple[pd.DataFrame, dict[str, Any]]:
-    out = storage.asset_dir("filtered_dataset")
-    manifest = pd.read_parquet(out / "manifest.parquet")
-    runs = json.loads((out / "summary.json").read_text())
-    return manifest, runs
+def _manifest(storage: StorageResource) -> pd.DataFrame:
+    return pd.read_parquet(storage.asset_dir("filtered_dataset") / "manifest.parquet")
 
 
 @dg.asset_check(asset=filtered_dataset, description="Every kept sample meets every stage's threshold (the "
                 "thresholds of the materialization), and the kept shards hold exactly the kept keys.")  # fmt: skip
 def filtered_kept_meet_thresholds(storage: StorageResource) -> dg.AssetCheckResult:
     out = storage.asset_dir("filtered_dataset")
-    manifest, _ = _load(storage)
-    f = FilterSettings.from_dict(json.loads((out / "thresholds.json").read_text()))
+    manifest = _manifest(storage)
+    f = FilterSettings.from_mapping(json.loads((out / "thresholds.json").read_text()), "thresholds.json: ")
     kept = manifest[manifest.decision == "kept"]
     bad = kept[~_kept_meets_thresholds(kept, f)]
     shard_keys = _shard_keys(out)
@@ -308,7 +320,7 @@ def filtered_kept_meet_thresholds(storage: StorageResource) -> dg.AssetCheckResu
 @dg.asset_check(asset=filtered_dataset, description="Nothing lost: kept + rejected equals every sample of the "
                 "generation shards the dataset was built from.")  # fmt: skip
 def filtered_nothing_lost(storage: StorageResource) -> dg.AssetCheckResult:
-    manifest, _ = _load(storage)
+    manifest = _manifest(storage)
     raw_keys: set[str] = set()
     n_raw = 0
     for r in ROUND_PARTITIONS:
@@ -327,7 +339,7 @@ def filtered_nothing_lost(storage: StorageResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=filtered_dataset, description="No sample key appears twice (manifest and kept shards).")
 def filtered_unique_keys(storage: StorageResource) -> dg.AssetCheckResult:
-    manifest, _ = _load(storage)
+    manifest = _manifest(storage)
     shard_keys = _shard_keys(storage.asset_dir("filtered_dataset"))
     dup_manifest = int(manifest.key.duplicated().sum())
     dup_shards = len(shard_keys) - len(set(shard_keys))

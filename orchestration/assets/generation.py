@@ -3,6 +3,7 @@ DPO-aligned generator (LoRA), each with OKS measured by the pose detector."""
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -10,45 +11,41 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dreamer_core.config import DPOSettings, GeneratorSettings
 from dreamer_core.datasets.torch_dataset import stack_samples
 from dreamer_core.dpo.lora import LoraSettings, adapters_disabled, load_lora, lora_parameter_count, save_lora
-from dreamer_core.dpo.pairs import PairRule, derive_seed, generate_batched, score_candidates, select_pairs
+from dreamer_core.dpo.pairs import PairRule, score_candidates, select_pairs
 from dreamer_core.dpo.train import DPOTraining, compare_before_after, heldout_seeds, train_dpo
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.fingerprint import data_fingerprint
 from dreamer_core.generate.backends import load_generator, tiny_config
+from dreamer_core.generate.base import ControlGenerator, generate_batched
 from dreamer_core.generate.evaluate import control_agreement, grain
+from dreamer_core.generate.prompts import prompts_for
 from dreamer_core.generate.tiny import TinyGenerator
 from dreamer_core.generate.train import GeneratorTraining, train_generator
+from dreamer_core.images import to_uint8
 from dreamer_core.io import load_npz, write_json_atomic, write_npz_atomic
 from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.poses.bank import read_pose_bank
+from dreamer_core.seeds import derive_seed
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import (
-    asset_result,
     dvc_meta,
     file_hash,
     input_errors,
     log_progress,
-    prompts_for,
     publish_png,
-    settings_hash,
     write_parquet,
 )
-from orchestration.assets.models import pose_detector
-from orchestration.assets.renders import control_renders, reference_renders
+from orchestration.assets.tracked import AssetRun
 from orchestration.resources import DVCResource, MLflowResource, StorageResource
 from orchestration.settings import DPOConfig, GeneratorConfig
 
 
-def _u8(x: torch.Tensor) -> np.ndarray:
-    """[3, H, W] in [0, 1] -> uint8 [H, W, 3]."""
-    return (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-
-
 @dg.asset(
     group_name="generation",
-    deps=[reference_renders, pose_detector],
+    deps=["reference_renders", "pose_detector"],
     kinds={"pytorch", "diffusers"},
     pool="gpu",
     metadata=dvc_meta(params=["seed", "generator"]),
@@ -68,73 +65,76 @@ def generator(
     renders = storage.asset_dir("reference_renders")
     out = storage.asset_dir("generator")
     test = stack_samples(renders / "test", ("image", "control", "mask", "keypoints", "key"),
-                         settings["eval_samples"])  # fmt: skip
-    params = {"generator": settings, "seed": config.seed}
-    hashes = {"params": settings_hash(params), "reference_renders": file_hash(storage, "reference_renders",
-                                                                              "summary.json")}  # fmt: skip
-    with mlflow.start_run(context, "generator", params=params, input_hashes=hashes) as run:
+                         settings.eval_samples)  # fmt: skip
+    inputs = {"reference_renders": file_hash(storage, "reference_renders", "summary.json")}
+    with AssetRun(context, mlflow, dvc, {"generator": settings, "seed": config.seed}, inputs) as tracked:
         t0 = time.perf_counter()
-        if settings["backend"] == "tiny":
-            train = stack_samples(renders / "train", ("image", "control"))
-            torch.manual_seed(config.seed)  # initial weights from the seed, not from whatever ran before in-process
-            gen = TinyGenerator(tiny_config(settings, image_size=train["image"].shape[-1]))
-            n_params = sum(p.numel() for p in gen.net.parameters())
-            context.log.info(f"training the tiny generator ({n_params / 1e6:.2f} M parameters) on "
-                             f"{len(train['image'])} reference renders for {settings['steps']} steps")  # fmt: skip
-            cfg = GeneratorTraining(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
-                                    ema_decay=settings["ema_decay"], control_dropout=settings["control_dropout"],
-                                    seed=config.seed)  # fmt: skip
-            # A killed run continues from data/generator/resume (saved every 100 steps) when rematerialized,
-            # provided the training shards are byte for byte the same (their index SHA-256s key the state).
-            inputs = {"data": data_fingerprint(renders / "train")}
-            train_generator(gen, train["image"], train["control"], cfg, tracker=run, log=context.log.info,
-                            resume_dir=out / "resume", inputs=inputs)  # fmt: skip
-            gen.save(out)
-        else:
-            from dreamer_core.generate.pretrained import DiffusersControlGenerator
-
-            context.log.info(f"loading pretrained {settings['backend']} from {settings['weights']}")
-            gen = DiffusersControlGenerator.from_settings(settings)
-            (out / "model.safetensors").unlink(missing_ok=True)  # a tiny model saved earlier is not this one
-            gen.save(out)
-            n_params = sum(p.numel() for p in gen.denoiser.parameters())
+        gen, n_params = _train_or_load(context, settings, config.seed, renders, out, tracked.run)
         train_seconds = time.perf_counter() - t0
-        keys = list(test["key"])
-        seeds = [derive_seed(config.seed, "generator-eval", k) for k in keys]
-        t1 = time.perf_counter()
-        images = generate_batched(gen, test["control"], prompts_for(config.seed, keys), seeds, 32,
-                                  log_progress(context, "sampling held-out controls"))  # fmt: skip
-        sample_seconds = time.perf_counter() - t1
-        detector = load_detector(storage.asset_dir("pose_detector"))
-        scores = control_agreement(detector, images, test["keypoints"], test["mask"])
-        real = control_agreement(detector, test["image"], test["keypoints"], test["mask"])
-        metrics = {
-            **scores,
-            "oks_real_renders": real["oks_matched"],
-            "grain": grain(images),
-            "grain_real_renders": grain(test["image"]),
-            "train_seconds": train_seconds,
-            "images_per_second": len(images) / max(sample_seconds, 1e-9),
-            "num_parameters": n_params,
-        }
+        metrics, png = _score_generator(context, gen, test, storage, config.seed)
+        metrics.update(train_seconds=train_seconds, num_parameters=n_params)
         timing = ("train_seconds", "images_per_second")  # metadata and MLflow only: files must be reproducible
         write_json_atomic(out / "metrics.json", {k: v for k, v in metrics.items() if k not in timing})
-        k = min(6, len(images))
-        second = gen.sample(test["control"][:k], [""] * k, [s + 1 for s in seeds[:k]])
-        rows = [[_u8(test["control"][i]), _u8(images[i]), _u8(second[i]), _u8(test["image"][i])] for i in range(k)]
-        png = sample_grid_png(rows)
-        publish_png(out, "preview.png", png, run)
-        run.log_metrics(metrics)
-        for f in sorted(out.glob("*.safetensors")):
-            run.log_artifact(f, "checkpoint")
-        run.log_artifact(out / "config.json", "checkpoint")
-        versioning = dvc.version_output("generator", "data/generator", context.log)
-        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
-    context.log.info(f"generator: OKS {scores['oks_matched']:.3f} on own controls vs {scores['oks_shuffled']:.3f} "
-                     f"shuffled (real renders {real['oks_matched']:.3f}); mask IoU {scores['mask_iou_matched']:.3f} "
-                     f"vs {scores['mask_iou_shuffled']:.3f}")  # fmt: skip
-    return asset_result(out, run, versioning, (png, "control | sample (seed a) | sample (seed b) | reference render"),
-                        **{k: float(v) for k, v in metrics.items()})  # fmt: skip
+        publish_png(out, "preview.png", png, tracked.run)
+        tracked.run.log_metrics(metrics)
+        for f in [*sorted(out.glob("*.safetensors")), out / "config.json"]:
+            tracked.run.log_artifact(f, "checkpoint")
+        context.log.info(f"generator: OKS {metrics['oks_matched']:.3f} on own controls vs "
+                         f"{metrics['oks_shuffled']:.3f} shuffled (real renders {metrics['oks_real_renders']:.3f}); "
+                         f"mask IoU {metrics['mask_iou_matched']:.3f} vs "
+                         f"{metrics['mask_iou_shuffled']:.3f}")  # fmt: skip
+        return tracked.result(out, (png, "control | sample (seed a) | sample (seed b) | reference render"),
+                              **{k: float(v) for k, v in metrics.items()})  # fmt: skip
+
+
+def _train_or_load(context: dg.AssetExecutionContext, settings: GeneratorSettings, seed: int, renders: Path,
+                   out: Path, run: Any) -> tuple[ControlGenerator, int]:  # fmt: skip
+    """The tiny generator trained on the reference renders, or a pretrained pipeline; saved to ``out``."""
+    if settings.backend != "tiny":
+        from dreamer_core.generate.pretrained import DiffusersControlGenerator
+
+        context.log.info(f"loading pretrained {settings.backend} from {settings.weights}")
+        gen = DiffusersControlGenerator.from_settings(settings)
+        (out / "model.safetensors").unlink(missing_ok=True)  # a tiny model saved earlier is not this one
+        gen.save(out)
+        return gen, sum(p.numel() for p in gen.denoiser.parameters())
+    train = stack_samples(renders / "train", ("image", "control"))
+    torch.manual_seed(seed)  # initial weights from the seed, not from whatever ran before in-process
+    gen = TinyGenerator(tiny_config(settings, image_size=train["image"].shape[-1]))
+    n_params = sum(p.numel() for p in gen.net.parameters())
+    context.log.info(f"training the tiny generator ({n_params / 1e6:.2f} M parameters) on "
+                     f"{len(train['image'])} reference renders for {settings.steps} steps")  # fmt: skip
+    cfg = GeneratorTraining(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+                            ema_decay=settings.ema_decay, control_dropout=settings.control_dropout,
+                            seed=seed)  # fmt: skip
+    # A killed run continues from data/generator/resume (saved every 100 steps) when rematerialized,
+    # provided the training shards are byte for byte the same (their index SHA-256s key the state).
+    train_generator(gen, train["image"], train["control"], cfg, tracker=run, log=context.log.info,
+                    resume_dir=out / "resume", inputs={"data": data_fingerprint(renders / "train")})  # fmt: skip
+    gen.save(out)
+    return gen, n_params
+
+
+def _score_generator(context: dg.AssetExecutionContext, gen: ControlGenerator, test: dict[str, Any],
+                     storage: StorageResource, seed: int) -> tuple[dict[str, Any], bytes]:  # fmt: skip
+    """OKS of samples of held-out controls against their own and shuffled controls, and a preview."""
+    keys = list(test["key"])
+    seeds = [derive_seed(seed, "generator-eval", k) for k in keys]
+    t1 = time.perf_counter()
+    images = generate_batched(gen, test["control"], prompts_for(seed, keys), seeds, 32,
+                              log_progress(context, "sampling held-out controls"))  # fmt: skip
+    sample_seconds = time.perf_counter() - t1
+    detector = load_detector(storage.asset_dir("pose_detector"))
+    scores = control_agreement(detector, images, test["keypoints"], test["mask"])
+    real = control_agreement(detector, test["image"], test["keypoints"], test["mask"])
+    metrics = {**scores, "oks_real_renders": real["oks_matched"], "grain": grain(images),
+               "grain_real_renders": grain(test["image"]),
+               "images_per_second": len(images) / max(sample_seconds, 1e-9)}  # fmt: skip
+    k = min(6, len(images))
+    second = gen.sample(test["control"][:k], [""] * k, [s + 1 for s in seeds[:k]])
+    rows = [[to_uint8(test["control"][i]), to_uint8(images[i]), to_uint8(second[i]), to_uint8(test["image"][i])]
+            for i in range(k)]  # fmt: skip
+    return metrics, sample_grid_png(rows)
 
 
 @dg.asset_check(asset=generator, description="The saved generator reloads and its metrics are finite (a data "
@@ -161,7 +161,7 @@ def generator_follows_control(storage: StorageResource) -> dg.AssetCheckResult:
 
 @dg.asset(
     group_name="generation",
-    deps=[generator, control_renders, pose_detector],
+    deps=["generator", "control_renders", "pose_detector"],
     kinds={"pytorch"},
     pool="gpu",
     metadata=dvc_meta(params=["seed", "dpo"]),
@@ -178,20 +178,13 @@ def dpo_pairs(
 ) -> dg.MaterializeResult:
     settings = config.settings()["dpo"]
     out = storage.asset_dir("dpo_pairs")
-    controls = stack_samples(storage.asset_dir("control_renders"), ("control", "keypoints", "mask", "key", "pose_id"),
-                             settings["num_controls"])  # fmt: skip
-    n_ctl, n_cand = len(controls["key"]), settings["num_candidates"]
-    if leaked := read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(controls["pose_id"]):
-        raise dg.Failure(f"{len(leaked)} control poses (e.g. {leaked[0]}) are validation or test poses (shards of an "
-                         "older split): re-materialize control_renders")  # fmt: skip
-    if n_ctl < 2:
-        raise dg.Failure("control_renders holds fewer than 2 samples; materialize its partitions first")
+    controls = _training_controls(storage, settings.num_controls)
+    n_ctl, n_cand = len(controls["key"]), settings.num_candidates
     keys = list(controls["key"])
     prompts = prompts_for(config.seed, keys)
     seeds = np.array([[derive_seed(config.seed, "dpo-candidate", k, j) for j in range(n_cand)] for k in keys])
-    params = {"dpo": settings, "seed": config.seed}
-    hashes = {"params": settings_hash(params), "generator": file_hash(storage, "generator", "config.json")}
-    with mlflow.start_run(context, "dpo_pairs", params=params, input_hashes=hashes) as run:
+    inputs = {"generator": file_hash(storage, "generator", "config.json")}
+    with AssetRun(context, mlflow, dvc, {"dpo": settings, "seed": config.seed}, inputs) as tracked:
         gen = load_generator(storage.asset_dir("generator"))
         t0 = time.perf_counter()
         flat = generate_batched(gen, controls["control"].repeat_interleave(n_cand, 0),
@@ -201,43 +194,55 @@ def dpo_pairs(
         images = flat.reshape(n_ctl, n_cand, *flat.shape[1:])
         oks = score_candidates(load_detector(storage.asset_dir("pose_detector")), images, controls["keypoints"],
                                controls["mask"])  # fmt: skip
-        rule = PairRule(settings["min_gap"], settings["min_winner_oks"], settings["pairing"])
-        pairs = select_pairs(oks, rule)
-        write_npz_atomic(out / "candidates.npz", {
-            "images": (images.clamp(0, 1).permute(0, 1, 3, 4, 2).numpy() * 255).round().astype(np.uint8),
-            "controls": (controls["control"].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8),
-            "oks": oks.astype(np.float32), "seeds": seeds.astype(np.int64),
-        })  # fmt: skip
-        pose_ids = controls["pose_id"]
-        cand_rows = [{"control_key": k, "pose_id": pose_ids[c], "candidate": j, "seed": int(seeds[c, j]),
-                      "oks": float(oks[c, j]), "prompt": prompts[c]}
-                     for c, k in enumerate(keys) for j in range(n_cand)]  # fmt: skip
-        pair_rows = [{"control": c, "control_key": keys[c], "pose_id": pose_ids[c], "winner": w, "loser": lo,
-                      "winner_seed": int(seeds[c, w]), "loser_seed": int(seeds[c, lo]),
-                      "winner_oks": float(oks[c, w]), "loser_oks": float(oks[c, lo]), "prompt": prompts[c]}
-                     for c, w, lo in pairs]  # fmt: skip
-        write_parquet(out / "candidates.parquet", pd.DataFrame(cand_rows))
-        write_parquet(out / "pairs.parquet", pd.DataFrame(pair_rows, columns=list(_PAIR_COLUMNS)))
-        gaps = [r["winner_oks"] - r["loser_oks"] for r in pair_rows]
+        pairs = select_pairs(oks, PairRule(settings.min_gap, settings.min_winner_oks, settings.pairing))
+        arrays = {"images": to_uint8(images), "controls": to_uint8(controls["control"]),
+                  "oks": oks.astype(np.float32), "seeds": seeds.astype(np.int64)}  # fmt: skip
+        write_npz_atomic(out / "candidates.npz", arrays)
+        gaps = _write_pair_tables(out, keys, controls["pose_id"], prompts, seeds, oks, pairs)
         summary = {
-            "num_controls": n_ctl,
-            "num_candidates": n_ctl * n_cand,
-            "candidates_per_control": n_cand,
-            "num_pairs": len(pairs),
-            "mean_candidate_oks": float(np.nanmean(oks)),
+            "num_controls": n_ctl, "num_candidates": n_ctl * n_cand, "candidates_per_control": n_cand,
+            "num_pairs": len(pairs), "mean_candidate_oks": float(np.nanmean(oks)),
             "mean_pair_gap": float(np.mean(gaps)) if gaps else 0.0,
             "images_per_second": n_ctl * n_cand / max(seconds, 1e-9),
-        }
+        }  # fmt: skip
         write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k != "images_per_second"})
         shown = pairs[:6] or [(c, 0, 1) for c in range(min(6, n_ctl))]
-        png = sample_grid_png([[_u8(controls["control"][c]), _u8(images[c, w]), _u8(images[c, lo])]
+        png = sample_grid_png([[to_uint8(controls["control"][c]), to_uint8(images[c, w]), to_uint8(images[c, lo])]
                                for c, w, lo in shown])  # fmt: skip
-        publish_png(out, "preview.png", png, run)
-        run.log_metrics(summary)
-        versioning = dvc.version_output("dpo_pairs", "data/dpo_pairs", context.log)
-    context.log.info(f"dpo pairs: {len(pairs)} of {n_ctl} controls ({n_cand} candidates each, mean OKS "
-                     f"{summary['mean_candidate_oks']:.3f}, mean gap {summary['mean_pair_gap']:.3f})")  # fmt: skip
-    return asset_result(out, run, versioning, (png, "control | winner | loser"), **summary)
+        publish_png(out, "preview.png", png, tracked.run)
+        tracked.run.log_metrics(summary)
+        context.log.info(f"dpo pairs: {len(pairs)} of {n_ctl} controls ({n_cand} candidates each, mean OKS "
+                         f"{summary['mean_candidate_oks']:.3f}, mean gap {summary['mean_pair_gap']:.3f})")  # fmt: skip
+        return tracked.result(out, (png, "control | winner | loser"), **summary)
+
+
+def _training_controls(storage: StorageResource, n: int) -> dict[str, Any]:
+    """The first ``n`` control renders (training poses only: a leaked val / test pose fails)."""
+    controls = stack_samples(
+        storage.asset_dir("control_renders"), ("control", "keypoints", "mask", "key", "pose_id"), n
+    )
+    if leaked := read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(controls["pose_id"]):
+        raise dg.Failure(f"{len(leaked)} control poses (e.g. {leaked[0]}) are validation or test poses (shards of an "
+                         "older split): re-materialize control_renders")  # fmt: skip
+    if len(controls["key"]) < 2:
+        raise dg.Failure("control_renders holds fewer than 2 samples; materialize its partitions first")
+    return controls
+
+
+def _write_pair_tables(out: Path, keys: list[str], pose_ids: Any, prompts: list[str], seeds: np.ndarray,
+                       oks: np.ndarray, pairs: list[tuple[int, int, int]]) -> list[float]:  # fmt: skip
+    """candidates.parquet (one row per candidate) and pairs.parquet; returns the pairs' OKS gaps."""
+    n_cand = seeds.shape[1]
+    cand_rows = [{"control_key": k, "pose_id": pose_ids[c], "candidate": j, "seed": int(seeds[c, j]),
+                  "oks": float(oks[c, j]), "prompt": prompts[c]}
+                 for c, k in enumerate(keys) for j in range(n_cand)]  # fmt: skip
+    pair_rows = [{"control": c, "control_key": keys[c], "pose_id": pose_ids[c], "winner": w, "loser": lo,
+                  "winner_seed": int(seeds[c, w]), "loser_seed": int(seeds[c, lo]),
+                  "winner_oks": float(oks[c, w]), "loser_oks": float(oks[c, lo]), "prompt": prompts[c]}
+                 for c, w, lo in pairs]  # fmt: skip
+    write_parquet(out / "candidates.parquet", pd.DataFrame(cand_rows))
+    write_parquet(out / "pairs.parquet", pd.DataFrame(pair_rows, columns=list(_PAIR_COLUMNS)))
+    return [r["winner_oks"] - r["loser_oks"] for r in pair_rows]
 
 
 _PAIR_COLUMNS = ("control", "control_key", "pose_id", "winner", "loser", "winner_seed", "loser_seed", "winner_oks",
@@ -253,7 +258,7 @@ def load_dpo_generator(storage: StorageResource) -> Any:
 
 @dg.asset(
     group_name="generation",
-    deps=[dpo_pairs, generator, reference_renders, pose_detector],
+    deps=["dpo_pairs", "generator", "reference_renders", "pose_detector"],
     kinds={"pytorch", "peft"},
     pool="gpu",
     metadata=dvc_meta(params=["seed", "dpo"]),
@@ -270,34 +275,23 @@ def dpo_generator(
 ) -> dg.MaterializeResult:
     settings = config.settings()["dpo"]
     out = storage.asset_dir("dpo_generator")
-    pairs_dir = storage.asset_dir("dpo_pairs")
-    pairs = pd.read_parquet(pairs_dir / "pairs.parquet")
-    cand = load_npz(pairs_dir / "candidates.npz")
-    to_t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
-    c_idx, w_idx, l_idx = (pairs[k].to_numpy() for k in ("control", "winner", "loser"))
-    winners, losers = to_t(cand["images"][c_idx, w_idx]), to_t(cand["images"][c_idx, l_idx])
-    controls = to_t(cand["controls"][c_idx])
-    held = stack_samples(storage.asset_dir("reference_renders") / settings["heldout_split"],
-                         ("control", "keypoints", "mask"), settings["heldout_controls"])  # fmt: skip
-    if len(held["control"]) < settings["heldout_controls"]:
-        raise PipelineInputError(f"dpo.heldout_controls is {settings['heldout_controls']} but reference_renders/"
-                                 f"{settings['heldout_split']} holds {len(held['control'])} renders: lower it or "
-                                 "render more (reference_renders.num_" + settings["heldout_split"] + ")")  # fmt: skip
-    seeds = heldout_seeds(config.seed, settings["heldout_seeds"], len(held["control"]))
+    pairs = pd.read_parquet(storage.asset_dir("dpo_pairs") / "pairs.parquet")
+    winners, losers, controls = _pair_images(storage, pairs)
+    held = _heldout_controls(storage, settings)
+    seeds = heldout_seeds(config.seed, settings.heldout_seeds, len(held["control"]))
     det_dir = storage.asset_dir("pose_detector")
     detectors = {"reward": load_detector(det_dir), "judge": load_detector(det_dir / "judge")}
-    lora = LoraSettings(rank=settings["lora_rank"], alpha=float(settings["lora_rank"]),
-                        targets=tuple(settings["lora_targets"]))  # fmt: skip
-    cfg = DPOTraining(steps=settings["steps"], batch_pairs=settings["batch_pairs"], lr=settings["lr"],
-                      beta=settings["beta"], seed=config.seed, lora=lora)  # fmt: skip
+    lora = LoraSettings(rank=settings.lora_rank, alpha=float(settings.lora_rank), targets=settings.lora_targets)
+    cfg = DPOTraining(steps=settings.steps, batch_pairs=settings.batch_pairs, lr=settings.lr,
+                      beta=settings.beta, seed=config.seed, lora=lora)  # fmt: skip
     params = {"dpo": settings, "seed": config.seed, "num_pairs": len(pairs)}
-    hashes = {"params": settings_hash(params), "dpo_pairs": file_hash(storage, "dpo_pairs", "summary.json"),
+    inputs = {"dpo_pairs": file_hash(storage, "dpo_pairs", "summary.json"),
               "generator": file_hash(storage, "generator", "config.json")}  # fmt: skip
-    with mlflow.start_run(context, "dpo", params=params, input_hashes=hashes) as run:
+    with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         gen = load_generator(storage.asset_dir("generator"))
         context.log.info(f"DPO on {len(pairs)} pairs: {cfg.steps} steps of {cfg.batch_pairs} pairs, beta {cfg.beta}, "
                          f"objective {gen.objective}")  # fmt: skip
-        stats = train_dpo(gen, winners, losers, controls, list(pairs["prompt"]), cfg, tracker=run,
+        stats = train_dpo(gen, winners, losers, controls, list(pairs["prompt"]), cfg, tracker=tracked.run,
                           log=context.log.info)  # fmt: skip
         save_lora(out, gen.denoiser, lora, extra={"base": "generator", "objective": gen.objective})
         context.log.info(f"held-out evaluation: {len(held['control'])} controls x {len(seeds)} seeds, before/after")
@@ -305,23 +299,44 @@ def dpo_generator(
         result.update(num_pairs=len(pairs), lora_parameters=lora_parameter_count(gen.denoiser),
                       train_seconds=stats["seconds"], final_implicit_accuracy=stats["implicit_accuracy"])  # fmt: skip
         write_json_atomic(out / "metrics.json", {k: v for k, v in result.items() if k != "train_seconds"})
-        k = min(6, len(held["control"]))
-        with adapters_disabled(gen.denoiser):
-            before = gen.sample(held["control"][:k], [""] * k, seeds[0][:k])
-        after = gen.sample(held["control"][:k], [""] * k, seeds[0][:k])
-        png = sample_grid_png([[_u8(held["control"][i]), _u8(before[i]), _u8(after[i])] for i in range(k)])
-        publish_png(out, "preview.png", png, run)
-        run.log_metrics(result)
-        run.log_artifact(out / "lora.safetensors", "lora")
-        versioning = dvc.version_output("dpo_generator", "data/dpo_generator", context.log)
-        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
-    context.log.info(
-        f"held-out OKS {result['heldout_oks_before']:.4f} -> {result['heldout_oks_after']:.4f} "
-        f"({result['heldout_oks_delta']:+.4f} +/- {result['heldout_oks_delta_std']:.4f} over seeds); judge "
-        f"{result['judge_oks_before']:.4f} -> {result['judge_oks_after']:.4f}"
-    )
-    return asset_result(out, run, versioning, (png, "held-out control | before DPO | after DPO (same seed)"),
-                        **{k: float(v) for k, v in result.items()})  # fmt: skip
+        png = _before_after_png(gen, held["control"], seeds[0])
+        publish_png(out, "preview.png", png, tracked.run)
+        tracked.run.log_metrics(result)
+        tracked.run.log_artifact(out / "lora.safetensors", "lora")
+        context.log.info(
+            f"held-out OKS {result['heldout_oks_before']:.4f} -> {result['heldout_oks_after']:.4f} "
+            f"({result['heldout_oks_delta']:+.4f} +/- {result['heldout_oks_delta_std']:.4f} over seeds); judge "
+            f"{result['judge_oks_before']:.4f} -> {result['judge_oks_after']:.4f}"
+        )
+        return tracked.result(out, (png, "held-out control | before DPO | after DPO (same seed)"),
+                              **{k: float(v) for k, v in result.items()})  # fmt: skip
+
+
+def _pair_images(storage: StorageResource, pairs: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Winner, loser and control images of every pair, as floats in [0, 1]."""
+    cand = load_npz(storage.asset_dir("dpo_pairs") / "candidates.npz")
+    to_t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+    c_idx, w_idx, l_idx = (pairs[k].to_numpy() for k in ("control", "winner", "loser"))
+    return to_t(cand["images"][c_idx, w_idx]), to_t(cand["images"][c_idx, l_idx]), to_t(cand["controls"][c_idx])
+
+
+def _heldout_controls(storage: StorageResource, settings: DPOSettings) -> dict[str, Any]:
+    """Exactly ``heldout_controls`` renders of held-out poses (never used for pairs)."""
+    held = stack_samples(storage.asset_dir("reference_renders") / settings.heldout_split,
+                         ("control", "keypoints", "mask"), settings.heldout_controls)  # fmt: skip
+    if len(held["control"]) < settings.heldout_controls:
+        raise PipelineInputError(f"dpo.heldout_controls is {settings.heldout_controls} but reference_renders/"
+                                 f"{settings.heldout_split} holds {len(held['control'])} renders: lower it or "
+                                 "render more (reference_renders.num_" + settings.heldout_split + ")")  # fmt: skip
+    return held
+
+
+def _before_after_png(gen: Any, controls: torch.Tensor, seeds: list[int]) -> bytes:
+    k = min(6, len(controls))
+    with adapters_disabled(gen.denoiser):
+        before = gen.sample(controls[:k], [""] * k, seeds[:k])
+    after = gen.sample(controls[:k], [""] * k, seeds[:k])
+    return sample_grid_png([[to_uint8(controls[i]), to_uint8(before[i]), to_uint8(after[i])] for i in range(k)])
 
 
 @dg.asset_check(asset=dpo_generator, description="The LoRA reloads onto the generator and the held-out scores "

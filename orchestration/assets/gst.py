@@ -1,6 +1,6 @@
 """Group ``gst``: single-image Gaussian avatars. ``gst_checkpoint`` trains GST on an HMR
 checkpoint from the calibrated multi-view renders (``python -m orchestration.train_gst`` through
-Dagster Pipes); ``benchmark_scores`` scores it on held-out subjects."""
+Dagster Pipes); ``gst_rows`` scores it on held-out subjects for ``benchmark_scores``."""
 
 import sys
 from typing import Any
@@ -8,14 +8,12 @@ from typing import Any
 import dagster as dg
 import torch
 
-from orchestration.assets.common import asset_result, dvc_meta, file_hash, input_errors, settings_hash
-from orchestration.assets.hmr import hmr_checkpoints
-from orchestration.assets.renders import reference_renders
+from dreamer_core.config import BodyModelSettings, GSTSettings
+from orchestration.assets.common import dvc_meta, file_hash, input_errors
+from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import GSTConfig
 
-TRAINING_KEYS = ("steps", "subjects_per_step", "target_views", "lr", "backbone_lr", "mask_weight", "tightness_weight")
-MODEL_KEYS = ("num_vertices", "chunk", "sh_degree", "freeze_backbone")
 GST_TEST = "gst_heldout"  # benchmark_scores' test set of GST rows: novel views of held-out multi-view subjects
 # Masked (within the target's person mask) first: the headline numbers, since a view is mostly flat background
 # that every model gets right; full-image PSNR / SSIM after them as secondary numbers.
@@ -24,22 +22,19 @@ HEADLINE_METRICS = ("psnr_mask", "ssim_mask")
 GST_MODELS = ("gst", "gst_untrained", "flat_mesh")
 
 
-def gst_spec(settings: dict, storage: StorageResource, body_settings: dict, seed: int) -> dict:
-    name = settings["hmr_checkpoint"]
+def gst_spec(settings: GSTSettings, storage: StorageResource, body_settings: BodyModelSettings, seed: int) -> dict:
+    """What ``python -m orchestration.train_gst`` trains: the settings as they are, and the folders."""
     return {
-        "hmr_checkpoint": str(storage.asset_dir("hmr_checkpoints") / name),
+        "hmr_checkpoint": str(storage.asset_dir("hmr_checkpoints") / settings.hmr_checkpoint),
         "multiview": str(storage.asset_dir("reference_renders") / "multiview"),
         "out": str(storage.asset_dir("gst_checkpoint")),
-        "model": {k: settings[k] for k in MODEL_KEYS},
-        "training": {**{k: settings[k] for k in TRAINING_KEYS}, "seed": seed},
-        "body_model": body_settings,
-        "checkpoint_every": settings["checkpoint_every"],
-    }
+        "gst": settings.to_dict(), "seed": seed, "body_model": body_settings.to_dict(),
+    }  # fmt: skip
 
 
 @dg.asset(
     group_name="gst",
-    deps=[hmr_checkpoints, reference_renders],
+    deps=["hmr_checkpoints", "reference_renders"],
     kinds={"pytorch", "safetensors"},
     pool="gpu",
     metadata=dvc_meta(params=["seed", "body_model", "gst"]),
@@ -58,19 +53,14 @@ def gst_checkpoint(
     dvc: DVCResource,
 ) -> dg.MaterializeResult:
     settings = config.settings()["gst"]
-    name = settings["hmr_checkpoint"]
+    name = settings.hmr_checkpoint
     if not (storage.asset_dir("hmr_checkpoints") / name / "model.safetensors").exists():
         raise dg.Failure(f"gst.hmr_checkpoint is {name!r}, but hmr_checkpoints has no such training set; name one "
                          "of hmr.train_sets (e.g. mixed) or add it there and materialize hmr_checkpoints")  # fmt: skip
     spec = gst_spec(settings, storage, body_model.settings(), config.seed)
-    params = {"gst": settings, "seed": config.seed}
-    hashes = {
-        "params": settings_hash(params),
-        "reference_renders": file_hash(storage, "reference_renders", "summary.json"),
-        "hmr_checkpoints": file_hash(storage, "hmr_checkpoints", "summary.json"),
-    }
-    with mlflow.start_run(context, "gst_checkpoint", params=params, input_hashes=hashes) as run:
-        spec["mlflow"] = {"tracking_uri": mlflow.uri(), "run_id": run.run_id}
+    inputs = {a: file_hash(storage, a, "summary.json") for a in ("reference_renders", "hmr_checkpoints")}
+    with AssetRun(context, mlflow, dvc, {"gst": settings, "seed": config.seed}, inputs) as tracked:
+        spec["mlflow"] = {"tracking_uri": mlflow.uri(), "run_id": tracked.run.run_id}
         messages = (
             # One thread: the CPU rasterizer's backward reduces in parallel, so with two threads two runs
             # of the same spec trained different weights (final loss 0.0499 vs 0.0503); one gives the same bytes.
@@ -81,11 +71,9 @@ def gst_checkpoint(
         if not messages:
             raise dg.Failure("GST training reported no result; see the run's stderr")
         result = messages[-1]
-        versioning = dvc.version_output("gst_checkpoint", "data/gst_checkpoint", context.log)
         out = storage.asset_dir("gst_checkpoint")
-        png = (out / "novel_views.png").read_bytes()
-        return asset_result(
-            out, run, versioning, (png, "held-out subjects: input | (GST, target) x 3 novel views"),
+        return tracked.result(
+            out, ((out / "novel_views.png").read_bytes(), "held-out subjects: input | (GST, target) x 3 novel views"),
             gaussians=result["gaussians"], training_subjects=result["num_subjects"], steps=result["steps"],
             final_loss=result["final_loss"], reused=result["reused"],
             subjects_per_second=result.get("subjects_per_second", "-"), lpips=result["lpips"],

@@ -1,4 +1,4 @@
-"""Group ``raw_generations``: round-1 shards (random poses), the hardness model fitted on them,
+"""Group ``mining``: round-1 shards (random poses), the hardness model fitted on them,
 and round-2 shards (the poses predicted hardest). Shards are Dagster dynamic partitions, so a
 backfill fans out and a schedule can add shards with fresh seeds."""
 
@@ -10,15 +10,17 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from dreamer_core.datasets.build import RenderSettings, write_manifest
+from dreamer_core.config import RoundGenerationsSettings
+from dreamer_core.datasets.build import write_manifest
 from dreamer_core.datasets.shards import iter_folder, read_index, update_index, write_shard
+from dreamer_core.dpo.lora import load_generator_with_lora
 from dreamer_core.errors import PipelineInputError
+from dreamer_core.generate.prompts import prompts_for
 from dreamer_core.io import load_npz, write_json_atomic
 from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.mining.hardness import (
     PREDICTIONS_FILE,
     HardnessModel,
-    HardnessSettings,
     bin_names,
     difficulty,
     pose_features,
@@ -28,21 +30,15 @@ from dreamer_core.mining.rounds import draw_hard, draw_random, generate_shard
 from dreamer_core.poses.bank import PoseBank, read_pose_bank
 from dreamer_core.threads import fixed_threads
 from dreamer_core.viz import figure_png, sample_grid_png
-from orchestration.assets.bodies import pose_bank
 from orchestration.assets.common import (
-    asset_result,
     dvc_meta,
     file_hash,
     input_errors,
     log_progress,
-    prompts_for,
     publish_png,
-    settings_hash,
     write_parquet,
 )
-from orchestration.assets.generation import dpo_generator, load_dpo_generator
-from orchestration.assets.models import pose_detector
-from orchestration.assets.renders import _renderer, reference_renders
+from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import HardnessConfig, RoundGenerationsConfig
 
@@ -53,12 +49,6 @@ ROUND_PARTITIONS = {1: ROUND1_SHARDS, 2: ROUND2_SHARDS}
 
 def round_asset_name(round_index: int) -> str:
     return f"round{round_index}_generations"
-
-
-def test_pose_ids(storage: StorageResource) -> list[str]:
-    """The pose ids the pose bank holds out for testing (sorted): benchmarks only."""
-    bank = read_pose_bank(storage.asset_dir("pose_bank"))
-    return sorted(bank.arrays["pose_id"][bank.rows("test")].tolist())
 
 
 def training_pool(bank: PoseBank) -> np.ndarray:
@@ -91,35 +81,20 @@ def round_manifest(storage: StorageResource, asset: str, shards: list[str]) -> p
 def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, body_model: BodyModelResource,
               storage: StorageResource, mlflow: MLflowResource, dvc: DVCResource) -> dg.MaterializeResult:  # fmt: skip
     settings = config.settings()
-    rs, rg = RenderSettings.from_dict(settings["render"]), settings["round_generations"]
+    rs, rg = settings["render"], settings["round_generations"]
     shard, asset = context.partition_key, round_asset_name(round_index)
     out = storage.asset_dir(asset)
-    body, renderer = _renderer(body_model)
+    body, renderer = body_model.load_with_renderer()
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
-    pool = training_pool(bank)
-    n = rg["samples_per_shard"]
+    rows, extra, inputs = _draw(context, storage, bank, rg, config.seed, shard, round_index)
     params = {**settings, "seed": config.seed, "round": round_index}
-    hashes = {"params": settings_hash(params), "dpo_generator": file_hash(storage, "dpo_generator", "lora.json"),
-              "pose_detector": file_hash(storage, "pose_detector", "config.json")}  # fmt: skip
-    extra: dict[str, np.ndarray] = {}
-    if round_index == 1:
-        rows = draw_random(pool, n, config.seed, shard)
-    else:
-        # Out-of-sample scores only: out-of-fold for poses round 1 saw, the full model for the rest.
-        predicted, oof = read_draw_scores(storage.asset_dir("hardness_model"), bank.arrays["pose_id"])
-        rows = draw_hard(pool, predicted, rg["hard_pool_fraction"], n, config.seed, shard)
-        hashes["hardness_model"] = file_hash(storage, "hardness_model", "metrics.json")
-        extra = {"predicted_oks_at_draw": predicted[rows], "predicted_out_of_fold": oof[rows]}
-        context.log.info(f"{shard}: drawing from the {rg['hard_pool_fraction']:.0%} of {len(pool)} training poses "
-                         f"predicted hardest (mean predicted OKS {predicted[rows].mean():.3f} vs "
-                         f"{predicted[pool].mean():.3f} over all; {oof[rows].mean():.0%} of the draws seen in "
-                         "round 1, scored out of fold)")  # fmt: skip
-    with mlflow.start_run(context, "round_generations", params=params, input_hashes=hashes) as run:
+    with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         t0 = time.perf_counter()
-        generator, detector = load_dpo_generator(storage), load_detector(storage.asset_dir("pose_detector"))
-        context.log.info(f"{shard}: generating {n} samples (round {round_index})")
+        generator = load_generator_with_lora(storage.asset_dir("generator"), storage.asset_dir("dpo_generator"))
+        detector = load_detector(storage.asset_dir("pose_detector"))
+        context.log.info(f"{shard}: generating {len(rows)} samples (round {round_index})")
         result = generate_shard(body, renderer, bank, rows, rs, generator, detector, config.seed, round_index, shard,
-                                rg["batch_size"], lambda keys: prompts_for(config.seed, keys),
+                                rg.batch_size, lambda keys: prompts_for(config.seed, keys),
                                 log_progress(context, f"{shard} generated"), extra)  # fmt: skip
         seconds = time.perf_counter() - t0
         for row in result.rows:
@@ -129,29 +104,47 @@ def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, 
         write_manifest(out / f"manifest-{shard}.parquet", result.rows)
         digest = write_shard(out / f"{shard}.tar", result.samples)
         update_index(out, {f"{shard}.tar": {"sha256": digest, "num_samples": len(result.samples)}})
-        mean_oks = float(np.nanmean(result.oks))
         picks = result.samples[:: max(1, len(result.samples) // 6)][:6]
-        png = sample_grid_png([[s.control, s.image] for s in picks],
-                              [np.asarray(s.labels["keypoints_2d"]) for s in picks])  # fmt: skip
-        publish_png(out, f"preview-{shard}.png", png, run)
-        metrics = {"num_samples": len(result.samples), "mean_oks": mean_oks,
+        png = sample_grid_png(
+            [[s.control, s.image] for s in picks], [np.asarray(s.labels["keypoints_2d"]) for s in picks]
+        )
+        publish_png(out, f"preview-{shard}.png", png, tracked.run)
+        metrics = {"num_samples": len(result.samples), "mean_oks": float(np.nanmean(result.oks)),
                    "images_per_second": len(result.samples) / max(seconds, 1e-9)}  # fmt: skip
         if extra:
             metrics["mean_predicted_oks"] = float(extra["predicted_oks_at_draw"].mean())
-        run.log_metrics(metrics)
-        versioning = dvc.version_output(asset, f"data/{asset}", context.log)
-    context.log.info(f"{shard}: {len(result.samples)} samples in {seconds:.1f} s, mean OKS {mean_oks:.3f}")
-    return asset_result(out / f"{shard}.tar", run, versioning, (png, "control | generated (label keypoints)"),
-                        round=round_index, **metrics, unique_poses=len(set(rows.tolist())),
-                        seconds=round(seconds, 1))  # fmt: skip
+        tracked.run.log_metrics(metrics)
+        context.log.info(
+            f"{shard}: {len(result.samples)} samples in {seconds:.1f} s, mean OKS {metrics['mean_oks']:.3f}"
+        )
+        return tracked.result(out / f"{shard}.tar", (png, "control | generated (label keypoints)"), round=round_index,
+                              **metrics, unique_poses=len(set(rows.tolist())), seconds=round(seconds, 1))  # fmt: skip
 
 
-_RESOURCES = dict(body_model=BodyModelResource, storage=StorageResource, mlflow=MLflowResource, dvc=DVCResource)
+def _draw(context: dg.AssetExecutionContext, storage: StorageResource, bank: PoseBank,
+          rg: RoundGenerationsSettings, seed: int, shard: str,
+          round_index: int) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, str]]:  # fmt: skip
+    """The shard's bank rows (round 1 at random, round 2 the predicted hardest), the per-sample
+    columns the draw adds to the manifest, and the hashes of the inputs the draw read."""
+    pool = training_pool(bank)
+    inputs = {"dpo_generator": file_hash(storage, "dpo_generator", "lora.json"),
+              "pose_detector": file_hash(storage, "pose_detector", "config.json")}  # fmt: skip
+    if round_index == 1:
+        return draw_random(pool, rg.samples_per_shard, seed, shard), {}, inputs
+    # Out-of-sample scores only: out-of-fold for poses round 1 saw, the full model for the rest.
+    predicted, oof = read_draw_scores(storage.asset_dir("hardness_model"), bank.arrays["pose_id"])
+    rows = draw_hard(pool, predicted, rg.hard_pool_fraction, rg.samples_per_shard, seed, shard)
+    inputs["hardness_model"] = file_hash(storage, "hardness_model", "metrics.json")
+    context.log.info(f"{shard}: drawing from the {rg.hard_pool_fraction:.0%} of {len(pool)} training poses "
+                     f"predicted hardest (mean predicted OKS {predicted[rows].mean():.3f} vs "
+                     f"{predicted[pool].mean():.3f} over all; {oof[rows].mean():.0%} of the draws seen in "
+                     "round 1, scored out of fold)")  # fmt: skip
+    return rows, {"predicted_oks_at_draw": predicted[rows], "predicted_out_of_fold": oof[rows]}, inputs
 
 
 @dg.asset(
-    group_name="raw_generations",
-    deps=[pose_bank, reference_renders, dpo_generator, pose_detector],
+    group_name="mining",
+    deps=["pose_bank", "reference_renders", "dpo_generator", "pose_detector"],
     partitions_def=ROUND1_SHARDS,
     kinds={"pytorch", "warp"},
     pool="gpu",
@@ -172,8 +165,8 @@ def round1_generations(
 
 
 @dg.asset(
-    group_name="raw_generations",
-    deps=[round1_generations, pose_bank],
+    group_name="mining",
+    deps=["round1_generations", "pose_bank"],
     kinds={"scikitlearn"},
     metadata=dvc_meta(params=["seed", "hardness_model"]),  # fmt: skip
     description="Gradient-boosted regressor from pose features (parameters, world skeleton, view-averaged "
@@ -189,14 +182,43 @@ def hardness_model(
     mlflow: MLflowResource,
     dvc: DVCResource,
 ) -> dg.MaterializeResult:
-    hs = HardnessSettings.from_dict(config.settings()["hardness_model"])
+    hs = config.settings()["hardness_model"]
     out = storage.asset_dir("hardness_model")
     shards = committed_shards(storage, "round1_generations",
                               context.instance.get_dynamic_partitions(ROUND1_SHARDS.name))  # fmt: skip
+    bank = read_pose_bank(storage.asset_dir("pose_bank"))
+    rows, sample_rows = _round1_samples(storage, bank, shards)
+    features = pose_features(bank.arrays)
+    params = {"hardness_model": hs, "seed": config.seed, "shards": shards}
+    with AssetRun(context, mlflow, dvc, params) as tracked:
+        model = HardnessModel(hs, config.seed)
+        metrics = model.fit(features[sample_rows], rows.oks.to_numpy(dtype=np.float64), rows.pose_id.to_numpy())
+        model.save(out)
+        table, counts = _prediction_table(model, features, bank, hs.bins)
+        write_parquet(out / PREDICTIONS_FILE, table)
+        measured = rows.groupby("family").oks.mean()
+        metrics["num_out_of_fold_poses"] = int(table.out_of_fold.sum())
+        write_json_atomic(out / "metrics.json", {**metrics, "difficulty_counts": counts, "num_shards": len(shards)})
+        png = _hardness_png(model.targets, model.oof, measured, table.groupby("family").predicted_oks.mean())
+        publish_png(out, "preview.png", png, tracked.run)
+        tracked.run.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, float | int)})
+        context.log.info(f"hardness model, {hs.folds}-fold cross-fitted on {metrics['num_samples']} samples of "
+                         f"{metrics['num_poses']} poses: held-out MAE {metrics['heldout_mae']:.4f} vs mean "
+                         f"{metrics['baseline_mae']:.4f}, R^2 {metrics['heldout_r2']:.3f}, Spearman "
+                         f"{metrics['heldout_spearman']:.3f} (per pose {metrics['heldout_pose_spearman']:.3f}); "
+                         f"bins {counts}")  # fmt: skip
+        by_family = dg.MetadataValue.json({k: round(float(v), 4) for k, v in measured.items()})
+        return tracked.result(out, (png, "out-of-fold predicted vs measured OKS per round-1 pose | OKS by family"),
+                              **metrics, difficulty_counts=dg.MetadataValue.json(counts),
+                              mean_oks_by_family=by_family)  # fmt: skip
+
+
+def _round1_samples(storage: StorageResource, bank: PoseBank, shards: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Round 1's manifest rows of finished shards and their bank rows; fails on poses the bank
+    no longer holds or that are not training poses."""
     rows = round_manifest(storage, "round1_generations", shards)
     if rows.empty:
         raise dg.Failure("round1_generations has no finished shards; materialize (backfill) its partitions first")
-    bank = read_pose_bank(storage.asset_dir("pose_bank"))
     index = {p: i for i, p in enumerate(bank.arrays["pose_id"])}
     missing = sorted(set(rows.pose_id) - set(index))
     if missing:
@@ -205,41 +227,23 @@ def hardness_model(
     if leaked := bank.not_in_split(rows.pose_id):
         raise dg.Failure(f"{len(leaked)} round-1 poses (e.g. {leaked[0]}) are validation or test poses (shards of an "
                          "older split): re-materialize round1_generations")  # fmt: skip
-    features = pose_features(bank.arrays)
-    sample_rows = np.array([index[p] for p in rows.pose_id])
-    params = {"hardness_model": config.settings()["hardness_model"], "seed": config.seed, "shards": shards}
-    with mlflow.start_run(context, "hardness", params=params, input_hashes={"params": settings_hash(params)}) as run:
-        model = HardnessModel(hs, config.seed)
-        metrics = model.fit(features[sample_rows], rows.oks.to_numpy(dtype=np.float64), rows.pose_id.to_numpy())
-        model.save(out)
-        scores, oof = model.draw_scores(features, bank.arrays["pose_id"])
-        bins = difficulty(scores, hs.bins)
-        counts = {name: int((bins == name).sum()) for name in bin_names(hs.bins)}
-        seen = pd.DataFrame({"pose_id": model.pose_ids, "round1_samples": model.weights.astype(int),
-                             "measured_oks": model.targets})  # fmt: skip
-        table = pd.DataFrame({"pose_id": bank.arrays["pose_id"].astype(str), "family": bank.table.family.to_numpy(),
-                              "predicted_oks": scores, "out_of_fold": oof,
-                              "predicted_oks_full": model.predict(features), "difficulty": bins,
-                              }).merge(seen, on="pose_id", how="left")  # fmt: skip
-        table["round1_samples"] = table.round1_samples.fillna(0).astype(int)
-        write_parquet(out / PREDICTIONS_FILE, table)
-        measured = rows.groupby("family").oks.mean()
-        by_family = table.groupby("family").predicted_oks.mean()
-        metrics["num_out_of_fold_poses"] = int(oof.sum())
-        write_json_atomic(out / "metrics.json", {**metrics, "difficulty_counts": counts, "num_shards": len(shards)})
-        png = _hardness_png(model.targets, model.oof, measured, by_family)
-        publish_png(out, "preview.png", png, run)
-        run.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, float | int)})
-        versioning = dvc.version_output("hardness_model", "data/hardness_model", context.log)
-    context.log.info(f"hardness model, {hs.folds}-fold cross-fitted on {metrics['num_samples']} samples of "
-                     f"{metrics['num_poses']} poses: held-out MAE {metrics['heldout_mae']:.4f} vs mean "
-                     f"{metrics['baseline_mae']:.4f}, R^2 {metrics['heldout_r2']:.3f}, Spearman "
-                     f"{metrics['heldout_spearman']:.3f} (per pose {metrics['heldout_pose_spearman']:.3f}); "
-                     f"bins {counts}")  # fmt: skip
-    by_family_json = dg.MetadataValue.json({k: round(float(v), 4) for k, v in measured.items()})
-    return asset_result(out, run, versioning, (png, "out-of-fold predicted vs measured OKS per round-1 pose | "
-                        "OKS by family"), **metrics, difficulty_counts=dg.MetadataValue.json(counts),
-                        mean_oks_by_family=by_family_json)  # fmt: skip
+    return rows, np.array([index[p] for p in rows.pose_id])
+
+
+def _prediction_table(model: HardnessModel, features: np.ndarray, bank: PoseBank,
+                      bins: tuple[float, ...]) -> tuple[pd.DataFrame, dict[str, int]]:  # fmt: skip
+    """Per bank pose: the score round 2 draws by, whether it is out of fold, the full model's
+    prediction, its difficulty bin and what round 1 measured; and the poses per bin."""
+    scores, oof = model.draw_scores(features, bank.arrays["pose_id"])
+    difficulty_bins = difficulty(scores, bins)
+    counts = {name: int((difficulty_bins == name).sum()) for name in bin_names(bins)}
+    seen = pd.DataFrame({"pose_id": model.pose_ids, "round1_samples": model.weights.astype(int),
+                         "measured_oks": model.targets})  # fmt: skip
+    table = pd.DataFrame({"pose_id": bank.arrays["pose_id"].astype(str), "family": bank.table.family.to_numpy(),
+                          "predicted_oks": scores, "out_of_fold": oof, "predicted_oks_full": model.predict(features),
+                          "difficulty": difficulty_bins}).merge(seen, on="pose_id", how="left")  # fmt: skip
+    table["round1_samples"] = table.round1_samples.fillna(0).astype(int)
+    return table, counts
 
 
 def _hardness_png(true: np.ndarray, pred: np.ndarray, measured: pd.Series, predicted: pd.Series) -> bytes:
@@ -258,8 +262,8 @@ def _hardness_png(true: np.ndarray, pred: np.ndarray, measured: pd.Series, predi
 
 
 @dg.asset(
-    group_name="raw_generations",
-    deps=[hardness_model, pose_bank, reference_renders, dpo_generator, pose_detector],
+    group_name="mining",
+    deps=["hardness_model", "pose_bank", "reference_renders", "dpo_generator", "pose_detector"],
     partitions_def=ROUND2_SHARDS,
     kinds={"pytorch", "warp"},
     pool="gpu",
@@ -341,4 +345,3 @@ def hardness_beats_mean(storage: StorageResource) -> dg.AssetCheckResult:
 
 
 CHECKS = [round1_shards_valid, round2_shards_valid, hardness_predictions_valid, hardness_beats_mean]
-ASSETS = [round1_generations, hardness_model, round2_generations]

@@ -10,9 +10,9 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
+from dreamer_core.config import ReferenceRendersSettings, RenderSettings
 from dreamer_core.datasets.build import (
     BuildReport,
-    RenderSettings,
     read_manifest,
     render_multiview,
     render_samples,
@@ -20,28 +20,20 @@ from dreamer_core.datasets.build import (
     write_samples,
 )
 from dreamer_core.datasets.shards import Sample, iter_folder, remove_shards, shard_name
+from dreamer_core.images import coco_keypoints
 from dreamer_core.io import write_json_atomic
-from dreamer_core.poses.bank import read_pose_bank
+from dreamer_core.poses.bank import PoseBank, read_pose_bank
 from dreamer_core.poses.splits import SPLITS
-from dreamer_core.render.renderer import BodyRenderer
 from dreamer_core.threads import fixed_threads
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.bodies import pose_bank
-from orchestration.assets.common import asset_result, dvc_meta, input_errors, preview_md, publish_png, settings_hash
+from orchestration.assets.common import dvc_meta, file_hash, input_errors, preview_md, publish_png
+from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
-from orchestration.settings import PARAMS, ControlRendersConfig, ReferenceRendersConfig
+from orchestration.settings import SETTINGS, ControlRendersConfig, ReferenceRendersConfig
 
 CONTROL_PARTITIONS = dg.StaticPartitionsDefinition(
-    [shard_name(i).removesuffix(".tar") for i in range(PARAMS["control_renders"]["num_shards"])]
+    [shard_name(i).removesuffix(".tar") for i in range(SETTINGS.control_renders.num_shards)]
 )
-_RENDERERS: dict[int, BodyRenderer] = {}
-
-
-def _renderer(body_model: BodyModelResource) -> tuple[Any, BodyRenderer]:
-    body = body_model.load()
-    if id(body) not in _RENDERERS:
-        _RENDERERS[id(body)] = BodyRenderer(body)
-    return body, _RENDERERS[id(body)]
 
 
 def _preview(samples: list[Sample], n: int = 6) -> bytes:
@@ -50,14 +42,9 @@ def _preview(samples: list[Sample], n: int = 6) -> bytes:
     return sample_grid_png(rows, [np.asarray(s.labels["keypoints_2d"]) for s in picks])
 
 
-def _upstream_hash(storage: StorageResource) -> str:
-    summary = storage.asset_dir("pose_bank") / "summary.json"
-    return settings_hash(json.loads(summary.read_text())) if summary.exists() else "missing"
-
-
 @dg.asset(
     group_name="renders",
-    deps=[pose_bank],
+    deps=["pose_bank"],
     kinds={"python", "warp"},
     metadata=dvc_meta(params=["seed", "body_model", "render", "reference_renders"]),
     description="Textured, lit renders of posed bodies over procedural backgrounds with exact labels: "
@@ -74,76 +61,80 @@ def reference_renders(
     dvc: DVCResource,
 ) -> dg.MaterializeResult:
     settings = config.settings()
-    rs, ref = RenderSettings.from_dict(settings["render"]), settings["reference_renders"]
-    body, renderer = _renderer(body_model)
+    rs, ref = settings["render"], settings["reference_renders"]
+    body, renderer = body_model.load_with_renderer()
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     out = storage.asset_dir("reference_renders")
-    pools = {split: bank.rows(split) for split in SPLITS}  # the pose bank's split: made once, read everywhere
-    short = len(pools["train"]) < ref["multiview_subjects"] - ref["multiview_heldout"]
-    if min(len(p) for p in pools.values()) == 0 or len(pools["test"]) < ref["multiview_heldout"] or short:
-        raise dg.Failure(f"pose bank of {len(bank)} poses is too small for its train/val/test split "
-                         f"({ {k: len(v) for k, v in pools.items()} }); grow pose_bank")  # fmt: skip
-    train_rows, test_rows = pools["train"], pools["test"]
+    pools = _split_pools(bank, ref)
     for split in (*SPLITS, "multiview"):  # a smaller rerun must not leave shards of a larger one behind
         remove_shards(out / split)
-    params = {**settings, "seed": config.seed}
-    hashes = {"params": settings_hash(params), "pose_bank": _upstream_hash(storage)}
-    with mlflow.start_run(context, "reference_renders", params=params, input_hashes=hashes) as run:
-        report = BuildReport()
-        t0 = time.perf_counter()
-        manifest: list[dict[str, Any]] = []
-        previews = {}
+    inputs = {"pose_bank": file_hash(storage, "pose_bank", "summary.json")}
+    with AssetRun(context, mlflow, dvc, {**settings, "seed": config.seed}, inputs) as tracked:
+        report, t0 = BuildReport(), time.perf_counter()
+        manifest, previews = [], {}
         for split in SPLITS:
-            n, pool = ref[f"num_{split}"], pools[split]
-            rows = pool[np.arange(n) % len(pool)]
+            n, pool = getattr(ref, f"num_{split}"), pools[split]
             context.log.info(f"rendering {split}: {n} samples from {len(pool)} poses")
-            samples = render_samples(body, renderer, bank, rows, rs, config.seed, f"reference-{split}", f"{split}",
-                                     True, report, split)  # fmt: skip
-            manifest += write_samples(out / split, samples, ref["samples_per_shard"], split)
+            samples = render_samples(body, renderer, bank, pool[np.arange(n) % len(pool)], rs, config.seed,
+                                     f"reference-{split}", f"{split}", True, report, split)  # fmt: skip
+            manifest += write_samples(out / split, samples, ref.samples_per_shard, split)
             report.written += len(samples)
             previews[split] = _preview(samples)
-        n_sub, n_held = ref["multiview_subjects"], ref["multiview_heldout"]
-        subjects = np.concatenate([train_rows[: n_sub - n_held], test_rows[:n_held]])
-        heldout = np.arange(len(subjects)) >= n_sub - n_held
-        context.log.info(
-            f"rendering multiview: {n_sub} subjects x {ref['views_per_ring'] * len(ref['elevations_deg'])} views"
-        )
-        mv, extra = render_multiview(body, renderer, bank, subjects, heldout, rs, ref["views_per_ring"],
-                                     ref["elevations_deg"], ref["multiview_radius"], config.seed, report)  # fmt: skip
-        manifest += write_samples(out / "multiview", mv, ref["samples_per_shard"], "multiview", extra_rows=extra)
-        previews["multiview"] = _preview(mv[: ref["views_per_ring"]], n=ref["views_per_ring"])
+        manifest += _multiview(context, body, renderer, bank, pools, rs, ref, config.seed, report, out, previews)
         write_manifest(out / "manifest.parquet", manifest)
-        seconds = time.perf_counter() - t0
-        count = Counter(r["split"] for r in manifest)
-        summary = {
-            "num_train": count["train"], "num_val": count["val"], "num_test": count["test"],
-            "num_multiview_subjects": n_sub, "views_per_subject": ref["views_per_ring"] * len(ref["elevations_deg"]),
-            "skipped": dict(report.skipped), "seconds": round(seconds, 1), "image_size": rs.image_size,
-        }  # fmt: skip
+        summary = _summary(manifest, ref, rs, report, time.perf_counter() - t0)
         write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k != "seconds"})
         for split, png in previews.items():
-            publish_png(out, f"preview_{split}.png", png, run)
-        run.log_metrics({**{f"num_{k}": summary[f"num_{k}"] for k in SPLITS},
-                         "samples_per_second": report.written / max(seconds, 1e-9),
-                         "skipped_camera_draws": sum(report.skipped.values())})  # fmt: skip
-        context.log.info(
-            f"reference renders: {report.written} samples in {seconds:.1f} s; skipped {dict(report.skipped)}"
-        )
-        versioning = dvc.version_output("reference_renders", "data/reference_renders", context.log)
-        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
-    return asset_result(
-        out, run, versioning, (previews["train"], "train: image | control | mask | keypoints"),
-        num_train=summary["num_train"], num_val=summary["num_val"], num_test=summary["num_test"],
-        num_multiview_subjects=n_sub,
-        views_per_subject=summary["views_per_subject"], skipped=dg.MetadataValue.json(summary["skipped"]),
-        seconds=summary["seconds"], samples_per_second=round(report.written / max(seconds, 1e-9), 1),
-        preview_multiview=preview_md(previews["multiview"], "multiview"),
-    )  # fmt: skip
+            publish_png(out, f"preview_{split}.png", png, tracked.run)
+        rate = report.written / max(summary["seconds"], 1e-9)
+        tracked.run.log_metrics({**{f"num_{k}": summary[f"num_{k}"] for k in SPLITS}, "samples_per_second": rate,
+                                 "skipped_camera_draws": sum(report.skipped.values())})  # fmt: skip
+        context.log.info(f"reference renders: {report.written} samples in {summary['seconds']:.1f} s; "
+                         f"skipped {dict(report.skipped)}")  # fmt: skip
+        values = {**summary, "skipped": dg.MetadataValue.json(summary["skipped"])}
+        return tracked.result(out, (previews["train"], "train: image | control | mask | keypoints"), **values,
+                              samples_per_second=round(rate, 1),
+                              preview_multiview=preview_md(previews["multiview"], "multiview"))  # fmt: skip
+
+
+def _split_pools(bank: PoseBank, ref: ReferenceRendersSettings) -> dict[str, np.ndarray]:
+    """The pose bank's rows per split (made once by the bank, read everywhere), checked for size."""
+    pools = {split: bank.rows(split) for split in SPLITS}
+    short = len(pools["train"]) < ref.multiview_subjects - ref.multiview_heldout
+    if min(len(p) for p in pools.values()) == 0 or len(pools["test"]) < ref.multiview_heldout or short:
+        raise dg.Failure(f"pose bank of {len(bank)} poses is too small for its train/val/test split "
+                         f"({ {k: len(v) for k, v in pools.items()} }); grow pose_bank")  # fmt: skip
+    return pools
+
+
+def _multiview(context: dg.AssetExecutionContext, body: Any, renderer: Any, bank: PoseBank,
+               pools: dict[str, np.ndarray], rs: RenderSettings, ref: ReferenceRendersSettings, seed: int,
+               report: BuildReport, out: Path, previews: dict[str, bytes]) -> list[dict[str, Any]]:  # fmt: skip
+    """Calibrated camera rings around training subjects and (the held-out ones) test poses."""
+    n_sub, n_held = ref.multiview_subjects, ref.multiview_heldout
+    subjects = np.concatenate([pools["train"][: n_sub - n_held], pools["test"][:n_held]])
+    heldout = np.arange(len(subjects)) >= n_sub - n_held
+    context.log.info(f"rendering multiview: {n_sub} subjects x {ref.views_per_ring * len(ref.elevations_deg)} views")
+    mv, extra = render_multiview(body, renderer, bank, subjects, heldout, rs, ref.views_per_ring,
+                                 ref.elevations_deg, ref.multiview_radius, seed, report)  # fmt: skip
+    previews["multiview"] = _preview(mv[: ref.views_per_ring], n=ref.views_per_ring)
+    return write_samples(out / "multiview", mv, ref.samples_per_shard, "multiview", extra_rows=extra)
+
+
+def _summary(manifest: list[dict[str, Any]], ref: ReferenceRendersSettings, rs: RenderSettings,
+             report: BuildReport, seconds: float) -> dict[str, Any]:  # fmt: skip
+    count = Counter(r["split"] for r in manifest)
+    return {
+        "num_train": count["train"], "num_val": count["val"], "num_test": count["test"],
+        "num_multiview_subjects": ref.multiview_subjects,
+        "views_per_subject": ref.views_per_ring * len(ref.elevations_deg),
+        "skipped": dict(report.skipped), "seconds": round(seconds, 1), "image_size": rs.image_size,
+    }  # fmt: skip
 
 
 @dg.asset(
     group_name="renders",
-    deps=[pose_bank],
+    deps=["pose_bank"],
     partitions_def=CONTROL_PARTITIONS,
     kinds={"python", "warp"},
     metadata=dvc_meta(params=["seed", "body_model", "render", "control_renders"]),
@@ -160,38 +151,34 @@ def control_renders(
     dvc: DVCResource,
 ) -> dg.MaterializeResult:
     settings = config.settings()
-    rs, ctl = RenderSettings.from_dict(settings["render"]), settings["control_renders"]
+    rs, ctl = settings["render"], settings["control_renders"]
     shard = context.partition_key
     index = int(shard.rsplit("-", 1)[1])
-    body, renderer = _renderer(body_model)
+    body, renderer = body_model.load_with_renderer()
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     out = storage.asset_dir("control_renders")
-    n = ctl["samples_per_shard"]
+    n = ctl.samples_per_shard
     train_rows = bank.rows("train")  # controls feed generator tuning and DPO pairs: training poses only
     if len(train_rows) == 0:
         raise dg.Failure(f"pose bank of {len(bank)} poses has no training pose; grow pose_bank")
     rows = train_rows[(np.arange(n) + index * n) % len(train_rows)]  # walks the training poses shard by shard
     # Shards beyond the configured partitions (left by a config with more shards) would be read as data.
     remove_shards(out, keep=set(CONTROL_PARTITIONS.get_partition_keys()))
-    params = {**settings, "seed": config.seed}
-    hashes = {"params": settings_hash(params), "pose_bank": _upstream_hash(storage)}
-    with mlflow.start_run(context, "control_renders", params=params, input_hashes=hashes) as run:
-        report = BuildReport()
-        t0 = time.perf_counter()
+    inputs = {"pose_bank": file_hash(storage, "pose_bank", "summary.json")}
+    with AssetRun(context, mlflow, dvc, {**settings, "seed": config.seed}, inputs) as tracked:
+        report, t0 = BuildReport(), time.perf_counter()
         samples = render_samples(body, renderer, bank, rows, rs, config.seed, f"control-{shard}", f"s{index:06d}",
                                  False, report, shard)  # fmt: skip
         samples = [Sample(s.key, None, s.control, s.mask, s.labels, s.depth) for s in samples]
-        rows_meta = write_samples(out, samples, n, "", first_shard=index)
-        write_manifest(out / f"manifest-{shard}.parquet", rows_meta)
+        write_manifest(out / f"manifest-{shard}.parquet", write_samples(out, samples, n, "", first_shard=index))
         seconds = time.perf_counter() - t0
         png = _preview(samples)
-        publish_png(out, f"preview-{shard}.png", png, run)
-        run.log_metrics({"num_samples": len(samples), "samples_per_second": len(samples) / max(seconds, 1e-9)})
+        publish_png(out, f"preview-{shard}.png", png, tracked.run)
+        tracked.run.log_metrics({"num_samples": len(samples), "samples_per_second": len(samples) / max(seconds, 1e-9)})
         context.log.info(f"{shard}: {len(samples)} control samples in {seconds:.1f} s; skipped {dict(report.skipped)}")
-        versioning = dvc.version_output("control_renders", "data/control_renders", context.log)
-    return asset_result(out / f"{shard}.tar", run, versioning, (png, "control | control | mask | keypoints"),
-                        num_samples=len(samples), skipped=dg.MetadataValue.json(dict(report.skipped)),
-                        seconds=round(seconds, 1))  # fmt: skip
+        return tracked.result(out / f"{shard}.tar", (png, "control | control | mask | keypoints"),
+                              num_samples=len(samples), skipped=dg.MetadataValue.json(dict(report.skipped)),
+                              seconds=round(seconds, 1))  # fmt: skip
 
 
 def _validate_folder(folder: Path) -> tuple[int, float]:
@@ -200,7 +187,7 @@ def _validate_folder(folder: Path) -> tuple[int, float]:
     n, inside, total = 0, 0, 0
     for s in iter_folder(folder):
         n += 1
-        kp = np.asarray(s.labels["keypoints_2d"])[:17]
+        kp = coco_keypoints(s.labels)
         vis = kp[kp[:, 2] == 2]
         cols, rows = vis[:, 0].astype(int), vis[:, 1].astype(int)
         inside += int((s.mask[rows, cols] > 0).sum())

@@ -4,31 +4,46 @@ from __future__ import annotations
 
 import functools
 import json
+from typing import Any
 
 import dagster as dg
 
 from dreamer_core.bodies import BodyModel, load_body_model
-from dreamer_core.config import validate_section
-from orchestration.settings import PARAMS
+from dreamer_core.config import BodyModelSettings
+from orchestration.settings import SETTINGS
 
-_BM = PARAMS["body_model"]
+_BM = SETTINGS.body_model
 
 
 @functools.lru_cache(maxsize=2)
 def _load(settings_json: str) -> BodyModel:
-    return load_body_model(json.loads(settings_json))
+    return load_body_model(BodyModelSettings(**json.loads(settings_json)))
+
+
+@functools.cache
+def _renderer(body: BodyModel) -> Any:
+    from dreamer_core.render.renderer import BodyRenderer
+
+    return BodyRenderer(body)
 
 
 class BodyModelResource(dg.ConfigurableResource):
-    name: str = _BM["name"]
-    model_dir: str = _BM["model_dir"]
-    gender: str = _BM["gender"]
-    num_betas: int = _BM["num_betas"]
-    allow_pickle_models: bool = _BM["allow_pickle_models"]
+    """The fields of ``dreamer_core.config.BodyModelSettings`` (a test keeps them equal)."""
 
-    def settings(self) -> dict:
-        return validate_section("body_model", self.model_dump(), prefix="resources.body_model.")
+    name: str = _BM.name
+    model_dir: str = _BM.model_dir
+    gender: str = _BM.gender
+    num_betas: int = _BM.num_betas
+    allow_pickle_models: bool = _BM.allow_pickle_models
+
+    def settings(self) -> BodyModelSettings:
+        return BodyModelSettings.from_mapping(self.model_dump(), "resources.")
 
     def load(self) -> BodyModel:
         """One instance per process: anny construction costs ~0.5 s even with a warm cache."""
-        return _load(json.dumps(self.settings(), sort_keys=True))
+        return _load(json.dumps(self.settings().to_dict(), sort_keys=True))
+
+    def load_with_renderer(self) -> tuple[BodyModel, Any]:
+        """The body model and its (Warp) renderer, one per body model and process."""
+        body = self.load()
+        return body, _renderer(body)

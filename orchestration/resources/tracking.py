@@ -19,6 +19,7 @@ from typing import Any
 
 import dagster as dg
 
+from dreamer_core.config import Section
 from orchestration.env import default_artifact_root, default_tracking_uri, mlflow_dir, mlflow_ui_url
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
@@ -80,6 +81,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
+        if isinstance(v, Section):
+            v = v.to_dict()
         if isinstance(v, dict):
             out.update(_flatten(v, f"{key}."))
         elif isinstance(v, (list, tuple)):

@@ -283,8 +283,9 @@ def _(w, tmp, capsys):
 @case("NaN pose parameters -> BodyModel.forward")
 def _(w, tmp, capsys):
     from dreamer_core.bodies import load_body_model
+    from dreamer_core.config import BodyModelSettings
 
-    body = load_body_model({"name": "anny"})
+    body = load_body_model(BodyModelSettings(name="anny"))
     pose = torch.zeros(2, 21, 3)
     pose[1, 4, 0] = float("nan")
     with pytest.raises(PipelineInputError) as info:
@@ -295,8 +296,9 @@ def _(w, tmp, capsys):
 @case("out-of-range pose parameters -> BodyModel.forward")
 def _(w, tmp, capsys):
     from dreamer_core.bodies import load_body_model
+    from dreamer_core.config import BodyModelSettings
 
-    body = load_body_model({"name": "anny"})
+    body = load_body_model(BodyModelSettings(name="anny"))
     with pytest.raises(PipelineInputError) as info:
         body.forward({"body_pose": torch.full((1, 21, 3), 3.0)})
     return str(info.value), ["'body_pose'", "rotation angle", "angle at most pi"]
@@ -315,10 +317,11 @@ def _(w, tmp, capsys):
 @case("official SMPL .pkl without opting in -> load_body_model")
 def _(w, tmp, capsys):
     from dreamer_core.bodies import load_body_model
+    from dreamer_core.config import BodyModelSettings
 
     (tmp / "SMPL_NEUTRAL.pkl").write_bytes(pickle.dumps({"v_template": np.zeros((3, 3))}))
     with pytest.raises(PipelineInputError) as info:
-        load_body_model({"name": "smpl", "model_dir": str(tmp)})
+        load_body_model(BodyModelSettings(name="smpl", model_dir=str(tmp)))
     return str(info.value), [str(tmp), "body_model.allow_pickle_models: true"]
 
 
@@ -454,15 +457,15 @@ def _(w, tmp, capsys):
 
 @case("HMR training spec with an unknown key -> orchestration.train_hmr")
 def _(w, tmp, capsys):
-    spec = {"train_set": "rendered", "sources": [str(w.shards)], "out": str(tmp / "out"), "image_size": 32,
-            "model": {"width": 8, "widht": 8}, "training": {"steps": 1}, "body_model": {"name": "anny"}}  # fmt: skip
+    spec = {"train_set": "rendered", "sources": [str(w.shards)], "out": str(tmp / "out"), "seed": 0,
+            "hmr": {"image_size": 32, "width": 8, "widht": 8, "steps": 1}, "body_model": {"name": "anny"}}  # fmt: skip
     path = tmp / "spec.json"
     path.write_text(json.dumps(spec))
     proc = subprocess.run([sys.executable, "-m", "orchestration.train_hmr", "--spec", str(path)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert not (tmp / "out").exists()
-    return proc.stderr.strip(), ["unknown model keys ['widht']", "allowed"]
+    return proc.stderr.strip(), ["hmr: unknown keys ['widht']", "allowed"]
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dreamer_core.datasets.build import BuildReport, RenderSettings, render_samples
+from dreamer_core.config import RenderSettings, load_settings
+from dreamer_core.datasets.build import BuildReport, render_samples
 from dreamer_core.poses.bank import build_pose_bank
 from dreamer_core.render.renderer import BodyRenderer
 
@@ -17,17 +18,14 @@ SETTINGS = RenderSettings(image_size=48, supersample=2, focal_range=(800.0, 1600
 
 def small_bank(anny_body, num_poses: int, seed: int):
     """The tiny profile's pose-bank sampler at a test's size (no candidate oversampling)."""
-    from dreamer_core.config import load_params
-
-    pb = load_params(profile="tiny")["pose_bank"]
-    pb.update(num_poses=num_poses, candidate_factor=1)
+    pb = load_settings(profile="tiny").pose_bank.replace(num_poses=num_poses, candidate_factor=1)
     return build_pose_bank(pb, anny_body, seed=seed)
 
 
 def render_poses(anny_body, num_poses: int, seed: int, purpose: str, images: bool = True, settings=SETTINGS):
     """One labelled sample per pose of a fresh ``small_bank`` (real renders through the pipeline's
     ``render_samples``)."""
-    bank = small_bank(anny_body, num_poses, seed)
+    bank = small_bank(anny_body, max(num_poses, 2), seed)  # a bank holds at least 2 poses
     return render_samples(anny_body, BodyRenderer(anny_body), bank, np.arange(num_poses), settings, seed, purpose,
                           purpose[:2], images, BuildReport(), purpose)  # fmt: skip
 

@@ -14,8 +14,8 @@ from tests.helpers.content import write_model, write_shards
 
 def _hmr_spec(tmp_path) -> dict:
     return {"train_set": "mixed", "sources": [str(tmp_path / "rendered"), str(tmp_path / "generated")],
-            "out": str(tmp_path / "out"), "image_size": 32, "model": {"backbone": "cnn", "width": 8},
-            "training": {"steps": 2, "seed": 0}, "body_model": {"name": "anny"}}  # fmt: skip
+            "out": str(tmp_path / "out"), "hmr": {"image_size": 32, "backbone": "cnn", "width": 8, "steps": 2},
+            "seed": 0, "body_model": {"name": "anny"}}  # fmt: skip
 
 
 def test_hmr_fingerprint_follows_the_shards(tmp_path):
@@ -34,7 +34,7 @@ def test_hmr_fingerprint_follows_the_shards(tmp_path):
 
 def _gst_spec(tmp_path) -> dict:
     return {"hmr_checkpoint": str(tmp_path / "hmr"), "multiview": str(tmp_path / "multiview"),
-            "out": str(tmp_path / "gst"), "model": {"num_vertices": 64}, "training": {"steps": 2, "seed": 0},
+            "out": str(tmp_path / "gst"), "gst": {"num_vertices": 64, "steps": 2}, "seed": 0,
             "body_model": {"name": "anny"}}  # fmt: skip
 
 
@@ -69,7 +69,7 @@ def _upstream(storage: StorageResource, seeds: dict[str, int]) -> None:
 
 
 def test_generated_test_stamp_follows_the_weights(tmp_path):
-    from orchestration.assets.hmr import _generated_test_stamp
+    from orchestration.assets.benchmark import _generated_test_stamp
 
     storage = StorageResource(root=str(tmp_path))
     base = {"generator": 0, "lora": 0, "detector": 0, "bank": 0}

@@ -93,7 +93,7 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("rounds")
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for section, values in SMALL.items():
-        raw["tiny"][section].update(values)
+        raw["tiny"].setdefault(section, {}).update(values)
     raw["profile"] = "tiny"
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     env = _env(root, "data", "home")
@@ -272,7 +272,7 @@ def test_hmr_checkpoints_and_benchmark_table(pipeline):
 def test_killed_hmr_training_resumes_from_its_checkpoint(pipeline):
     root, env, _ = pipeline
     raw = yaml.safe_load((root / "params.yaml").read_text())
-    raw["tiny"]["hmr"].update(steps=80, checkpoint_every=5, train_sets=["rendered"])
+    raw["tiny"].setdefault("hmr", {}).update(steps=80, checkpoint_every=5, train_sets=["rendered"])
     (root / "params_long.yaml").write_text(yaml.safe_dump(raw))
     env = {**env, "PD_PARAMS": str(root / "params_long.yaml")}
     state = root / "data" / "hmr_checkpoints" / "rendered" / "resume" / "state.json"

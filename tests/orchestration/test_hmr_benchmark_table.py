@@ -5,7 +5,7 @@ is held to the target like the filtered one."""
 
 import pandas as pd
 
-from orchestration.assets.hmr import BASELINE_MODEL, BASELINE_POOL, METRICS, hmr_vs_mean_pose, scores_markdown
+from orchestration.assets.benchmark import BASELINE_MODEL, BASELINE_POOL, METRICS, hmr_vs_mean_pose, scores_markdown
 
 TESTS = ("rendered", "generated", "generated_unfiltered")
 

@@ -6,7 +6,6 @@ import pytest
 
 from dreamer_core.datasets.build import read_manifest
 from dreamer_core.datasets.torch_dataset import ShardDataset
-from orchestration.assets.models import PoseDetectorConfig
 from orchestration.definitions import ASSETS, CHECKS
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import (
@@ -14,6 +13,7 @@ from orchestration.settings import (
     DPOConfig,
     GeneratorConfig,
     PoseBankConfig,
+    PoseDetectorConfig,
     ReferenceRendersConfig,
 )
 

@@ -9,15 +9,17 @@ import pytest
 from dreamer_core.errors import ConfigError, PipelineInputError
 from orchestration.train_hmr import validate_spec
 
+SMALL = {"image_size": 32, "backbone": "cnn", "width": 8, "depth": 2, "dim": 32, "heads": 2, "decoder_layers": 1,
+         "steps": 2, "launcher": ""}  # fmt: skip
+
 
 def _spec(tmp_path, **changes):
     spec = {
         "train_set": "rendered",
         "sources": [str(tmp_path)],
         "out": str(tmp_path / "out"),
-        "image_size": 32,
-        "model": {"backbone": "cnn", "width": 8},
-        "training": {"steps": 2},
+        "hmr": SMALL,
+        "seed": 0,
         "body_model": {"name": "anny"},
     }
     return {**spec, **changes}
@@ -30,8 +32,9 @@ def test_valid_spec_passes(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "error", "match"),
     [
-        ({"model": {"backbone": "cnn", "widht": 8}}, ConfigError, r"unknown model keys \['widht'\]"),
-        ({"training": {"stpes": 2}}, ConfigError, r"unknown training keys \['stpes'\]"),
+        ({"hmr": {**SMALL, "widht": 8}}, ConfigError, r"HMR training spec: hmr: unknown keys \['widht'\]"),
+        ({"hmr": {**SMALL, "steps": 0}}, ConfigError, r"HMR training spec: hmr\.steps must be an integer in"),
+        ({"body_model": {"name": "smpl-x"}}, ConfigError, r"HMR training spec: body_model\.name must be one of"),
         ({"sources": ["/nonexistent/shards"]}, PipelineInputError, "/nonexistent/shards does not exist"),
     ],
 )
@@ -42,8 +45,8 @@ def test_bad_spec_is_named(tmp_path, changes, error, match):
 
 def test_missing_keys_are_listed(tmp_path):
     spec = _spec(tmp_path)
-    del spec["out"], spec["training"]
-    with pytest.raises(ConfigError, match=r"missing \['out', 'training'\]"):
+    del spec["out"], spec["hmr"]
+    with pytest.raises(ConfigError, match=r"missing \['out', 'hmr'\]"):
         validate_spec(spec)
 
 
@@ -61,8 +64,8 @@ def test_same_command_runs_data_parallel_under_torchrun(anny_body, tmp_path):
 
     samples = render_poses(anny_body, 16, seed=2, purpose="ddp")
     write_samples(tmp_path / "train", samples, 8, "train")
-    spec = _spec(tmp_path / "train", out=str(tmp_path / "out"), training={"steps": 4, "batch_size": 4},
-                 checkpoint_every=2)  # fmt: skip
+    spec = _spec(tmp_path / "train", out=str(tmp_path / "out"), hmr={**SMALL, "steps": 4, "batch_size": 4,
+                 "checkpoint_every": 2})  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     torchrun = Path(sys.executable).parent / "torchrun"
     args = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "orchestration.train_hmr",
@@ -98,8 +101,8 @@ def test_torchrun_through_dagster_pipes(anny_body, tmp_path):
     from tests.helpers.renders import render_poses
 
     write_samples(tmp_path / "train", render_poses(anny_body, 16, seed=4, purpose="pipes"), 8, "train")
-    spec = _spec(tmp_path / "train", out=str(tmp_path / "out"), training={"steps": 4, "batch_size": 4},
-                 checkpoint_every=2)  # fmt: skip
+    spec = _spec(tmp_path / "train", out=str(tmp_path / "out"), hmr={**SMALL, "steps": 4, "batch_size": 4,
+                 "checkpoint_every": 2})  # fmt: skip
     command = training_command("orchestration.train_hmr", "torchrun --standalone --nproc_per_node 2")
     assert command[0].endswith("torchrun") and command[-2:] == ["-m", "orchestration.train_hmr"]
 

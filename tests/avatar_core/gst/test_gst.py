@@ -120,7 +120,7 @@ def test_resume_key_names_the_starting_weights_and_the_data():
     hmr = HMR(HMRConfig(image_size=16, width=4, depth=2, dim=16, heads=2, decoder_layers=1, num_shape=4))
     model = GST(hmr, GSTConfig(num_vertices=16, chunk=8))
     views = {"images": torch.rand(3, 2, 3, 16, 16), "K": torch.eye(3).expand(3, 2, 3, 3).clone()}
-    cfg = GSTTraining(steps=4)
+    cfg = GSTTraining(steps=4, subjects_per_step=4)
     assert gst_resume_key(model, views, cfg) == gst_resume_key(model, {k: v.clone() for k, v in views.items()}, cfg)
     other = {**views, "images": views["images"].flip(-1)}  # same subjects and views, other pixels
     assert gst_resume_key(model, other, cfg) != gst_resume_key(model, views, cfg)

@@ -10,6 +10,7 @@ from smplx.utils import Struct
 
 from dreamer_core.bodies import load_body_model
 from dreamer_core.bodies.skeleton import JOINT_NAMES, SKELETON_SLICE
+from dreamer_core.config import BodyModelSettings
 from dreamer_core.errors import BodyModelFilesError, ConfigError
 from dreamer_core.poses.anatomical import FAMILIES, sample_anatomical
 from tests.helpers.synthetic_smpl import smpl_arrays, vertex_ids_for
@@ -26,7 +27,7 @@ def random_params(n: int, seed: int, num_betas: int = 10):
 
 
 def test_matches_smplx_called_directly(smpl_dir):
-    body = load_body_model({"name": "smpl", "model_dir": str(smpl_dir)})
+    body = load_body_model(BodyModelSettings(name="smpl", model_dir=str(smpl_dir)))
     params = random_params(6, seed=3)
     with torch.no_grad():
         ours = body.forward(params)
@@ -51,7 +52,7 @@ def test_matches_smplx_called_directly(smpl_dir):
 def test_same_pose_same_skeleton_as_anny(smpl_dir, anny_body):
     """Both backends interpret the shared pose convention identically: on a SMPL model built
     on anny's T-pose skeleton, every skeleton joint lands in the same place for random poses."""
-    smpl = load_body_model({"name": "smpl", "model_dir": str(smpl_dir)})
+    smpl = load_body_model(BodyModelSettings(name="smpl", model_dir=str(smpl_dir)))
     params = random_params(16, seed=5)
     params.pop("shape")
     with torch.no_grad():
@@ -62,18 +63,18 @@ def test_same_pose_same_skeleton_as_anny(smpl_dir, anny_body):
 
 
 def test_part_labels_and_faces(smpl_dir):
-    body = load_body_model({"name": "smpl", "model_dir": str(smpl_dir)})
+    body = load_body_model(BodyModelSettings(name="smpl", model_dir=str(smpl_dir)))
     assert body.part_labels.max() < 22 and body.faces.shape[1] == 3
     assert body.num_shape_params == 10
 
 
 def test_missing_folder_lists_expected_files(tmp_path):
     with pytest.raises(BodyModelFilesError) as err:
-        load_body_model({"name": "smplx", "model_dir": str(tmp_path)})
+        load_body_model(BodyModelSettings(name="smplx", model_dir=str(tmp_path)))
     msg = str(err.value)
     assert "SMPLX_NEUTRAL.npz" in msg and str(tmp_path) in msg and "allow_pickle_models" in msg
     with pytest.raises(ConfigError, match="model_dir"):
-        load_body_model({"name": "smpl", "model_dir": ""})
+        load_body_model(BodyModelSettings(name="smpl", model_dir=""))
 
 
 def test_pickle_needs_explicit_opt_in(tmp_path, smpl_dir):
@@ -83,8 +84,8 @@ def test_pickle_needs_explicit_opt_in(tmp_path, smpl_dir):
         pickle.dump(arrays, fh)
     (tmp_path / "vertex_ids.json").write_text((smpl_dir / "vertex_ids.json").read_text())
     with pytest.raises(BodyModelFilesError, match="allow_pickle_models"):
-        load_body_model({"name": "smpl", "model_dir": str(tmp_path)})
-    body = load_body_model({"name": "smpl", "model_dir": str(tmp_path), "allow_pickle_models": True})
+        load_body_model(BodyModelSettings(name="smpl", model_dir=str(tmp_path)))
+    body = load_body_model(BodyModelSettings(name="smpl", model_dir=str(tmp_path), allow_pickle_models=True))
     assert body.model_file.suffix == ".pkl"
 
 
@@ -94,7 +95,7 @@ def test_npz_with_pickled_objects_is_refused(tmp_path, smpl_dir):
     arrays["J_regressor"] = np.array([arrays["J_regressor"]], dtype=object)
     np.savez(tmp_path / "SMPL_NEUTRAL.npz", **arrays)
     with pytest.raises(BodyModelFilesError, match="without unpickling"):
-        load_body_model({"name": "smpl", "model_dir": str(tmp_path)})
+        load_body_model(BodyModelSettings(name="smpl", model_dir=str(tmp_path)))
 
 
 @pytest.mark.parametrize(
@@ -110,14 +111,14 @@ def test_wrong_model_arrays(tmp_path, mutate, message):
     mutate(arrays)
     np.savez(tmp_path / "SMPL_NEUTRAL.npz", **arrays)
     with pytest.raises(BodyModelFilesError, match=message):
-        load_body_model({"name": "smpl", "model_dir": str(tmp_path)})
+        load_body_model(BodyModelSettings(name="smpl", model_dir=str(tmp_path)))
 
 
 def test_corrupt_model_file(tmp_path):
     (tmp_path / "smpl").mkdir()
     (tmp_path / "smpl" / "SMPL_NEUTRAL.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(BodyModelFilesError, match="SMPL_NEUTRAL.npz"):
-        load_body_model({"name": "smpl", "model_dir": str(tmp_path)})
+        load_body_model(BodyModelSettings(name="smpl", model_dir=str(tmp_path)))
 
 
 def test_bedlam_export_reproduces_the_camera_frame_mesh(smpl_dir):
@@ -130,7 +131,7 @@ def test_bedlam_export_reproduces_the_camera_frame_mesh(smpl_dir):
     from dreamer_core.filters.bedlam import bedlam_arrays
     from dreamer_core.render.cameras import Camera
 
-    body = load_body_model({"name": "smpl", "model_dir": str(smpl_dir)})
+    body = load_body_model(BodyModelSettings(name="smpl", model_dir=str(smpl_dir)))
     params = random_params(3, seed=8)
     with torch.no_grad():
         ours = body.forward(params)

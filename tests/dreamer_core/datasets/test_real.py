@@ -142,12 +142,13 @@ def test_training_labels_follow_the_render_conventions(threedpw, smpl_dir):
     """With the true parameters as the prediction, every HMR loss is zero: the real labels mean
     what our render labels mean (camera-frame joints = body(camera-frame parameters) + translation)."""
     from dreamer_core.bodies import load_body_model
+    from dreamer_core.config import BodyModelSettings
     from dreamer_core.datasets.real import frames_to_training_batch, parse_real_source
     from dreamer_core.hmr.camera import translation_to_weak_perspective
     from dreamer_core.hmr.losses import hmr_losses
 
     root = threedpw[0]
-    body = load_body_model({"name": "smpl", "model_dir": str(smpl_dir), "gender": "neutral", "num_betas": 10})
+    body = load_body_model(BodyModelSettings(name="smpl", model_dir=str(smpl_dir), gender="neutral", num_betas=10))
     batch = frames_to_training_batch(frames_3dpw(root), 64, body)
     assert (batch["keypoints_2d"][..., 2] == 2).any()
     rot = axis_angle_to_matrix(torch.cat([batch["global_orient_cam"][:, None], batch["body_pose"]], 1))

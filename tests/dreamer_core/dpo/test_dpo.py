@@ -10,10 +10,11 @@ import torch
 
 from dreamer_core.dpo.lora import LoraSettings, adapters_disabled, add_lora, load_lora, save_lora
 from dreamer_core.dpo.objective import dpo_loss
-from dreamer_core.dpo.pairs import PairRule, derive_seed, score_candidates, select_pairs
+from dreamer_core.dpo.pairs import PairRule, score_candidates, select_pairs
 from dreamer_core.dpo.train import DPOTraining, heldout_oks, train_dpo
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.tiny import TinyGenerator, TinyGeneratorConfig
+from dreamer_core.seeds import derive_seed
 from tests.helpers.oks_cases import MASK_AREAS, ShiftDetector, hand_oks, images, labels, masks_uint8
 from tests.helpers.renders import render_train_test
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
+from dreamer_core.config import FilterSettings
 from dreamer_core.filters.bedlam import bedlam_arrays
 from dreamer_core.filters.card import dataset_card
 from dreamer_core.filters.phash import hamming, near_duplicates, phash
 from dreamer_core.filters.quality import contrast, grey, saturated_fraction, sharpness
-from dreamer_core.filters.stages import STAGES, FilterSettings, count_people, decide, score_images, stage_counts
+from dreamer_core.filters.stages import STAGES, count_people, decide, score_images, stage_counts
 from tests.helpers.oks_cases import BOX_AREAS, MASK_AREAS, ShiftDetector, hand_oks, images, labels, masks_uint8
 from tests.helpers.renders import render_poses
 
@@ -124,7 +125,7 @@ def test_decisions_cascade_and_count_every_sample():
     card = dataset_card(
         pd.concat([d, s.assign(round=np.arange(400) % 2 + 1, predicted_oks=0.5, key=keys)[["round", "oks",
                    "predicted_oks"]]], axis=1),
-        counts, {"min_oks": 0.5}, "anny", "tiny", {"OKS": "oks.png"},
+        counts, FilterSettings(min_oks=0.5), "anny", "tiny", {"OKS": "oks.png"},
     )  # fmt: skip
     assert f"**{int(kept.sum())} kept** of 400" in card and "near_duplicate" in card and "Apache-2.0" in card
 

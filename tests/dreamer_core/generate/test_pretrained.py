@@ -6,6 +6,7 @@ Diffusion-DPO step whose gradient reaches the adapters and only the adapters."""
 import pytest
 import torch
 
+from dreamer_core.config import GeneratorSettings
 from dreamer_core.dpo.lora import LoraSettings, adapters_disabled
 from dreamer_core.dpo.train import DPOTraining, train_dpo
 from dreamer_core.errors import PipelineInputError
@@ -23,8 +24,8 @@ OBJECTIVE = {"sd15_controlnet": "epsilon", "sdxl_controlnet": "epsilon", "flux_c
 
 
 def _settings(backend, base, control):
-    return {"backend": backend, "weights": str(base), "control_weights": str(control), "sample_steps": 2,
-            "guidance_scale": 3.5}  # fmt: skip
+    return GeneratorSettings(backend=backend, weights=str(base), control_weights=str(control), sample_steps=2,
+                             guidance_scale=3.5)  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=list(BUILDERS))

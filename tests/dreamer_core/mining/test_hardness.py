@@ -20,12 +20,12 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import mean_absolute_error, r2_score
 
+from dreamer_core.config import HardnessSettings
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.mining import hardness
 from dreamer_core.mining.hardness import (
     PREDICTIONS_FILE,
     HardnessModel,
-    HardnessSettings,
     difficulty,
     pose_features,
     pose_folds,

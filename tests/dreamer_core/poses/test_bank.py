@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dreamer_core.bodies import load_body_model
-from dreamer_core.config import load_params
+from dreamer_core.config import BodyModelSettings, load_settings
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.poses.bank import build_pose_bank, read_pose_bank, split_counts, write_pose_bank
 from dreamer_core.poses.splits import assign_splits
@@ -14,9 +14,7 @@ from dreamer_core.poses.splits import assign_splits
 
 @pytest.fixture()
 def settings():
-    s = load_params(profile="tiny")["pose_bank"]
-    s.update(num_poses=40, candidate_factor=3)
-    return s
+    return load_settings(profile="tiny").pose_bank.replace(num_poses=40, candidate_factor=3)
 
 
 def digest(folder):
@@ -32,7 +30,7 @@ def test_build_write_read_round_trip(tmp_path, settings, anny_body):
                                          "global_orient", "body_pose", "shape"]  # fmt: skip
     assert np.array_equal(again.table.split.to_numpy(), again.arrays["split"])
     # The split the bank stores is the seeded split of its pose ids (the one every asset reads).
-    expected = assign_splits(again.arrays["pose_id"], settings["val_fraction"], settings["test_fraction"], seed=11)
+    expected = assign_splits(again.arrays["pose_id"], settings.val_fraction, settings.test_fraction, seed=11)
     assert np.array_equal(again.arrays["split"], expected)
     assert all(np.array_equal(again.rows(s), np.flatnonzero(expected == s)) for s in ("train", "val", "test"))
     assert np.allclose(np.stack(again.table.body_pose.to_numpy()).reshape(40, 21, 3), again.arrays["body_pose"])
@@ -54,7 +52,9 @@ def test_amass_and_anatomical_mix(tmp_path, settings, anny_body):
     rng = np.random.default_rng(0)
     np.savez(folder / "walk.npz", poses=rng.uniform(-0.4, 0.4, (300, 156)))
     np.savez(folder / "broken.npz", poses=np.full((10, 156), np.nan))
-    settings.update(amass_path=str(folder), amass_stride=2, source_weights={"anatomical": 1.0, "amass": 1.0})
+    settings = settings.replace(
+        amass_path=str(folder), amass_stride=2, source_weights={"anatomical": 1.0, "amass": 1.0}
+    )
     bank = build_pose_bank(settings, anny_body, seed=1)
     assert bank.stats["counts_per_source"] == {"anatomical": 20, "amass": 20}
     assert len(bank.errors) == 1 and "broken.npz" in bank.errors[0]
@@ -62,10 +62,10 @@ def test_amass_and_anatomical_mix(tmp_path, settings, anny_body):
 
 
 def test_smpl_backend_bank_has_betas(settings, smpl_dir):
-    body = load_body_model({"name": "smpl", "model_dir": str(smpl_dir)})
+    body = load_body_model(BodyModelSettings(name="smpl", model_dir=str(smpl_dir)))
     bank = build_pose_bank(settings, body, seed=2)
     assert bank.arrays["shape"].shape == (40, 10)
-    assert np.abs(bank.arrays["shape"]).max() <= settings["betas_range"]
+    assert np.abs(bank.arrays["shape"]).max() <= settings.betas_range
     assert set(bank.table.body_model) == {"smpl"}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from dreamer_core.errors import ConfigError
 from dreamer_core.poses.splits import SPLITS, assign_splits
-from dreamer_core.rng import stream
+from dreamer_core.seeds import stream
 
 IDS = [f"pose_{i:06d}" for i in range(4000)]
 

@@ -1,33 +1,32 @@
-"""Group ``models``: the 2D pose detector that scores generations (OKS) and filters them."""
+"""Group ``detector``: the 2D pose detector that scores generations (OKS) and filters them, and its judge."""
 
 import json
 import os
 import time
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
+import torch
 
+from dreamer_core.config import PoseDetectorSettings
 from dreamer_core.datasets.torch_dataset import ShardDataset
+from dreamer_core.images import COCO_KEYPOINTS
 from dreamer_core.io import write_json_atomic
 from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.keypoints.train import DetectorTraining, evaluate, mean_pose_baseline, stack_split, train_detector
 from dreamer_core.keypoints.vitpose import VitPoseDetector
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import asset_result, dvc_meta, input_errors, publish_png, settings_hash
-from orchestration.assets.renders import reference_renders
+from orchestration.assets.common import dvc_meta, file_hash, input_errors, publish_png
+from orchestration.assets.tracked import AssetRun
 from orchestration.resources import DVCResource, MLflowResource, StorageResource
-from orchestration.settings import config_class
-
-PoseDetectorConfig = config_class(
-    "PoseDetectorConfig",
-    ("pose_detector",),
-    "Keypoint detector: trained heatmap net or pretrained ViTPose (params.yaml: pose_detector).",
-)
+from orchestration.settings import PoseDetectorConfig
 
 
 @dg.asset(
-    group_name="models",
-    deps=[reference_renders],
+    group_name="detector",
+    deps=["reference_renders"],
     kinds={"pytorch"},
     pool="gpu",
     metadata=dvc_meta(params=["seed", "pose_detector"]),  # fmt: skip
@@ -50,60 +49,63 @@ def pose_detector(
     context.log.info("loading reference renders (train / test)")
     train = stack_split(ShardDataset(renders / "train"))
     test = stack_split(ShardDataset(renders / "test"))
-    cfg = DetectorTraining(steps=settings["steps"], batch_size=settings["batch_size"], lr=settings["lr"],
-                           width=settings["width"], seed=config.seed)  # fmt: skip
     params = {"pose_detector": settings, "seed": config.seed, "num_train": len(train["image"])}
-    summary = json.loads((renders / "summary.json").read_text())
-    hashes = {"params": settings_hash(params), "reference_renders": settings_hash(summary)}
-    with mlflow.start_run(context, "pose_detector", params=params, input_hashes=hashes) as run:
+    inputs = {"reference_renders": file_hash(storage, "reference_renders", "summary.json")}
+    with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         baseline = mean_pose_baseline(train, test)
         context.log.info(f"mean-pose baseline: held-out PCK {baseline['pck']:.3f}, OKS {baseline['oks']:.3f}")
         t0 = time.perf_counter()
-        if settings["backend"] == "vitpose":
-            context.log.info(f"loading pretrained ViTPose from {settings['weights']}")
-            model = VitPoseDetector.from_pretrained(settings["weights"], offline=bool(os.environ.get("HF_HUB_OFFLINE")))
-            model.model.save_pretrained(out)
-            metrics = evaluate(model, test)
-        else:
-            model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info)
-            model.save(out)
+        model, metrics = _train_or_load(context, settings, config.seed, train, test, out, tracked.run)
         seconds = time.perf_counter() - t0
         # DPO uses this detector as its reward; an independently trained judge (own seed, width
         # and depth) tells whether DPO improved the pose or only learned this detector's quirks.
         context.log.info("training the independent judge detector")
-        judge_cfg = DetectorTraining(steps=settings["judge_steps"], batch_size=settings["batch_size"],
-                                     lr=settings["lr"], width=settings["judge_width"],
-                                     depth=settings["judge_depth"], seed=config.seed + 7919)  # fmt: skip
+        judge_cfg = DetectorTraining(steps=settings.judge_steps, batch_size=settings.batch_size,
+                                     lr=settings.lr, width=settings.judge_width,
+                                     depth=settings.judge_depth, seed=config.seed + 7919)  # fmt: skip
         judge, judge_metrics = train_detector(train, test, judge_cfg, log=context.log.info)
         judge.save(out / "judge")
-        result = {
-            "heldout_pck": metrics["pck"],
-            "heldout_oks": metrics["oks"],
-            "baseline_pck": baseline["pck"],
-            "baseline_oks": baseline["oks"],
-            "num_train": len(train["image"]),
-            "num_test": len(test["image"]),
-            "judge_heldout_pck": judge_metrics["pck"],
-            "judge_heldout_oks": judge_metrics["oks"],
-        }
+        result = {"heldout_pck": metrics["pck"], "heldout_oks": metrics["oks"], "baseline_pck": baseline["pck"],
+                  "baseline_oks": baseline["oks"], "num_train": len(train["image"]), "num_test": len(test["image"]),
+                  "judge_heldout_pck": judge_metrics["pck"], "judge_heldout_oks": judge_metrics["oks"]}  # fmt: skip
         write_json_atomic(out / "metrics.json", result)
-        pred = model.predict(test["image"][:6])["keypoints"].numpy()
-        rows = [[(test["image"][i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)] for i in range(len(pred))]
-        kps = [np.concatenate([pred[i], np.full((17, 1), 2.0)], 1) for i in range(len(pred))]
-        png = sample_grid_png(rows, kps)
-        publish_png(out, "preview.png", png, run)
-        run.log_metrics({**result, "train_seconds": seconds})
+        png = _preview(model, test["image"][:6])
+        publish_png(out, "preview.png", png, tracked.run)
+        tracked.run.log_metrics({**result, "train_seconds": seconds})
         for f in sorted(out.glob("*.safetensors")) + [out / "config.json"]:
-            run.log_artifact(f, "checkpoint")
-        versioning = dvc.version_output("pose_detector", "data/pose_detector", context.log)
-        run.set_tags({"dvc_hash": versioning["dvc_hash"]})
-    context.log.info(f"pose detector: held-out PCK {metrics['pck']:.3f} (baseline {baseline['pck']:.3f}), "
-                     f"OKS {metrics['oks']:.3f} (baseline {baseline['oks']:.3f}) in {seconds:.0f} s")  # fmt: skip
-    return asset_result(
-        out, run, versioning, (png, "held-out renders with predicted keypoints"),
-        heldout_pck=float(metrics["pck"]), heldout_oks=float(metrics["oks"]), baseline_pck=float(baseline["pck"]),
-        baseline_oks=float(baseline["oks"]), judge_heldout_oks=float(judge_metrics["oks"]), seconds=round(seconds, 1),
-    )  # fmt: skip
+            tracked.run.log_artifact(f, "checkpoint")
+        context.log.info(f"pose detector: held-out PCK {metrics['pck']:.3f} (baseline {baseline['pck']:.3f}), "
+                         f"OKS {metrics['oks']:.3f} (baseline {baseline['oks']:.3f}) in {seconds:.0f} s")  # fmt: skip
+        return tracked.result(
+            out, (png, "held-out renders with predicted keypoints"), heldout_pck=float(metrics["pck"]),
+            heldout_oks=float(metrics["oks"]), baseline_pck=float(baseline["pck"]), baseline_oks=float(baseline["oks"]),
+            judge_heldout_oks=float(judge_metrics["oks"]), seconds=round(seconds, 1),
+        )  # fmt: skip
+
+
+def _train_or_load(context: dg.AssetExecutionContext, settings: PoseDetectorSettings, seed: int,
+                   train: dict[str, Any], test: dict[str, Any], out: Path,
+                   run: Any) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """The heatmap detector trained on the reference renders, or pretrained ViTPose; saved to ``out``."""
+    if settings.backend == "vitpose":
+        context.log.info(f"loading pretrained ViTPose from {settings.weights}")
+        model = VitPoseDetector.from_pretrained(settings.weights, offline=bool(os.environ.get("HF_HUB_OFFLINE")))
+        model.model.save_pretrained(out)
+        return model, evaluate(model, test)
+    cfg = DetectorTraining(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+                           width=settings.width, seed=seed)  # fmt: skip
+    model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info)
+    model.save(out)
+    return model, metrics
+
+
+def _preview(model: Any, images: torch.Tensor) -> bytes:
+    """Held-out renders with the predicted keypoints. The pixels are truncated, not rounded as
+    ``images.to_uint8`` does: kept so this preview stays byte-identical until an output-changing change."""
+    pred = model.predict(images)["keypoints"].numpy()
+    rows = [[(images[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)] for i in range(len(pred))]
+    kps = [np.concatenate([pred[i], np.full((COCO_KEYPOINTS, 1), 2.0)], 1) for i in range(len(pred))]
+    return sample_grid_png(rows, kps)
 
 
 @dg.asset_check(asset=pose_detector, description="The saved detector reloads and reproduces its held-out OKS "

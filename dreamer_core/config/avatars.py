@@ -1,0 +1,115 @@
+"""Settings of the 3D side: HMR training sets, the benchmark table, GST avatars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dreamer_core.config.fields import FLAG, TEXT, Check, Section, integer, items, number, one_of, setting
+
+SYNTHETIC_SETS = ("rendered", "generated", "mixed")
+HMR_MODEL_FIELDS = ("backbone", "width", "depth", "patch", "dim", "decoder_layers", "heads")  # HMRConfig's
+HMR_TRAINING_FIELDS = ("steps", "batch_size", "lr", "weight_decay", "flip")  # HMRTraining's (with the seed)
+GST_MODEL_FIELDS = ("num_vertices", "chunk", "sh_degree", "freeze_backbone")  # GSTConfig's
+GST_TRAINING_FIELDS = ("steps", "subjects_per_step", "target_views", "lr", "backbone_lr", "mask_weight",
+                       "tightness_weight")  # GSTTraining's (with the seed)  # fmt: skip
+LAUNCHER = Check(
+    lambda v: isinstance(v, str) and (v == "" or v.split()[0] == "torchrun"),
+    '"" (one process) or a torchrun command line, e.g. "torchrun --standalone --nproc_per_node gpu"',
+)
+REAL_SETS = Check(lambda v: isinstance(v, dict) and not set(v) & set(SYNTHETIC_SETS)
+                  and all(isinstance(s, str) and s.startswith("3dpw:") for s in v.values()),
+                  'a mapping name -> "3dpw:<root>" whose names differ from rendered / generated / mixed')  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HMRSettings(Section):
+    """One HMR2-style regressor per training set, with the same step budget for each (hmr_checkpoints)."""
+
+    key = "hmr"
+    image_size: int = setting(256, "input side; crops are resized", integer(16, 1024, multiple_of=8))
+    backbone: str = setting("vit", "cnn | vit (a small ViT from scratch does not learn in CPU minutes)",
+                            one_of("cnn", "vit"))  # fmt: skip
+    width: int = setting(768, "cnn: first-stage channels; vit: token width", integer(4, 4096))
+    depth: int = setting(12, "cnn: stages; vit: encoder layers", integer(1, 64))
+    patch: int = setting(16, "vit: patch side", integer(1, 64))
+    dim: int = setting(1024, "decoder token width", integer(8, 4096))
+    decoder_layers: int = setting(6, "transformer decoder layers", integer(1, 64))
+    heads: int = setting(8, "attention heads of the decoder", integer(1, 64))
+    steps: int = setting(100_000, "training steps per training set (the same budget for each)",
+                         integer(1, 10_000_000))  # fmt: skip
+    batch_size: int = setting(48, "training batch (per rank)", integer(1, 100_000))
+    lr: float = setting(0.00001, "AdamW learning rate", number(1e-7, 1.0))
+    weight_decay: float = setting(0.0001, "AdamW weight decay", number(0.0, 1.0))
+    flip: float = setting(0.5, "share of each batch mirrored left-right (labels mirrored exactly)", number(0.0, 1.0))
+    checkpoint_every: int = setting(1000, "resume state every n steps (a killed run continues from here)",
+                                    integer(1, 10_000_000))  # fmt: skip
+    train_sets: tuple[str, ...] = setting(list(SYNTHETIC_SETS), "synthetic training sets",
+                                          items(lambda v: v in SYNTHETIC_SETS, "a non-empty list of distinct names "
+                                                "from [rendered, generated, mixed]", distinct=True))  # fmt: skip
+
+    parallel_sets: int = setting(1, "training sets trained side by side (CPU cores split between them)",
+                                 integer(1, 64))  # fmt: skip
+    launcher: str = setting("torchrun --standalone --nproc_per_node gpu", '"" = one process per training set; '
+                            '"torchrun ..." = data-parallel ranks (DDP, through Pipes)', LAUNCHER)  # fmt: skip
+    real_train: dict[str, str] = setting({}, 'extra sets from real data: name -> "3dpw:<3DPW root>" (train split; '
+                                         "needs body_model smpl)", REAL_SETS)  # fmt: skip
+
+    def model_fields(self) -> dict[str, Any]:
+        """The ``HMRConfig`` fields (image size and shape count come from the data and body)."""
+        return {k: getattr(self, k) for k in HMR_MODEL_FIELDS}
+
+    def training_fields(self, seed: int) -> dict[str, Any]:
+        """The ``HMRTraining`` fields."""
+        return {**{k: getattr(self, k) for k in HMR_TRAINING_FIELDS}, "seed": seed}
+
+    def constraints(self) -> list[tuple[bool, str]]:
+        return [(self.backbone != "vit" or self.image_size % self.patch == 0,
+                 "backbone vit needs image_size to be a multiple of patch"),
+                (self.dim % self.heads == 0, "dim must be a multiple of heads")]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings(Section):
+    """The test sets and image-quality distances of the benchmark table (benchmark_scores)."""
+
+    key = "benchmark_scores"
+    generated_test_samples: int = setting(5000, "test-pose controls through the DPO generator, then the dataset's "
+                                          "filter", integer(1, 10_000_000))  # fmt: skip
+    inception_weights: str = setting("", 'FID / KID: path to the FID Inception weights (pt_inception-2015-12-05); '
+                                     '"" = unavailable', TEXT)  # fmt: skip
+    threedpw_path: str = setting("", "3DPW root (sequenceFiles/, imageFiles/): scores the test split; needs "
+                                 "body_model smpl", TEXT)  # fmt: skip
+    emdb_path: str = setting("", "EMDB root (P*/<sequence>/): scores the emdb1 sequences; needs body_model smpl", TEXT)
+    real_test_limit: int = setting(2000, "at most this many frames per real benchmark, spread over all sequences",
+                                   integer(1, 10_000_000))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GSTSettings(Section):
+    """GST on top of an HMR checkpoint, trained on the reference_renders multi-view subjects (gst_checkpoint)."""
+
+    key = "gst"
+    hmr_checkpoint: str = setting("mixed", "which hmr_checkpoints training set GST starts from", TEXT)
+    num_vertices: int = setting(13718, "Gaussians: a farthest-point subset of the body's vertices (13718: every "
+                                "anny vertex)", integer(1, 10_000_000))  # fmt: skip
+    chunk: int = setting(64, "vertices per Gaussian query token", integer(1, 100_000))
+    sh_degree: int = setting(1, "spherical-harmonics degree of the colours", integer(0, 3))
+    freeze_backbone: bool = setting(False, "keep the HMR parts it starts from fixed", FLAG)
+    steps: int = setting(100_000, "training steps", integer(1, 10_000_000))
+    subjects_per_step: int = setting(8, "subjects per step", integer(1, 100_000))
+    target_views: int = setting(4, "novel views rendered per subject and step", integer(1, 1000))
+    lr: float = setting(0.001, "learning rate of the Gaussian queries and heads", number(1e-7, 1.0))
+    backbone_lr: float = setting(0.0001, "learning rate of the HMR parts it starts from", number(0.0, 1.0))
+    mask_weight: float = setting(1.0, "weight of the silhouette loss", number(0.0, 1e6))
+    tightness_weight: float = setting(10.0, "offsets stay near their vertices", number(0.0, 1e6))
+    checkpoint_every: int = setting(1000, "resume state every n steps", integer(1, 10_000_000))
+    turntable_views: int = setting(8, "views of the exported turntable preview", integer(1, 360))
+
+    def model_fields(self) -> dict[str, Any]:
+        """The ``GSTConfig`` fields (the initial scale comes from the body's vertex spacing)."""
+        return {k: getattr(self, k) for k in GST_MODEL_FIELDS}
+
+    def training_fields(self, seed: int) -> dict[str, Any]:
+        """The ``GSTTraining`` fields."""
+        return {**{k: getattr(self, k) for k in GST_TRAINING_FIELDS}, "seed": seed}
