@@ -33,6 +33,8 @@ from dreamer_core.config import (
     Section,
     load_settings,
 )
+from dreamer_core.config.listing import DEVICE_DOC
+from dreamer_core.devices import resolve_device
 from orchestration.env import apply_defaults
 
 SETTINGS: PipelineSettings = load_settings()
@@ -50,12 +52,14 @@ def launchpad_type(hint: Any) -> Any:
 def config_class(
     name: str, sections: tuple[type[Section], ...], doc: str, fixed: tuple[str, ...] = ()
 ) -> type[dg.Config]:
-    """A run-config class whose fields are those of ``sections`` (defaults: the active profile) + seed.
+    """A run-config class whose fields are those of ``sections`` (defaults: the active profile), the
+    seed and the device (``torch_device()`` resolves it, checked as in params.yaml).
 
     Keys in ``fixed`` shape the asset graph itself (e.g. the number of partitions), so they are not
     offered per run; they keep the profile's value.
     """
-    fields: dict[str, Any] = {"seed": (int, Field(SETTINGS.seed, description=SEED_DOC))}
+    fields: dict[str, Any] = {"seed": (int, Field(SETTINGS.seed, description=SEED_DOC)),
+                              "device": (str, Field(SETTINGS.device, description=DEVICE_DOC))}  # fmt: skip
     owner: dict[str, type[Section]] = {}
     for cls in sections:
         current, hints = SETTINGS.section(cls.key).to_dict(), typing.get_type_hints(cls)
@@ -78,6 +82,7 @@ def config_class(
 
     model = create_model(name, __base__=dg.Config, __doc__=doc, **fields)
     model.settings = settings  # type: ignore[attr-defined]
+    model.torch_device = lambda self: resolve_device(self.device)  # type: ignore[attr-defined]
     return model
 
 

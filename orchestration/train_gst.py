@@ -6,8 +6,9 @@ spec, HMR checkpoint and multi-view shards is not trained again.
 
 The spec (JSON): ``hmr_checkpoint`` (an hmr_checkpoints folder), ``multiview`` (the
 reference_renders multiview shard folder), ``out``, ``model`` (GSTConfig fields), ``training``
-(GSTTraining fields), ``body_model`` (params.yaml section), optional ``checkpoint_every`` and
-``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
+(GSTTraining fields), ``body_model`` (params.yaml section), optional ``device`` (``auto | cpu |
+cuda[:N]``: the model, the body and each step's subjects go there; on CUDA the rasterizer is
+gsplat's kernels), ``checkpoint_every`` and ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
 """
 
 import sys
@@ -23,6 +24,7 @@ from avatar_core.gst.model import GST, GSTConfig, load_gst, save_gst
 from avatar_core.gst.train import GSTTraining, describe, render_targets, train_gst
 from dreamer_core.bodies import load_body_model
 from dreamer_core.config import BodyModelSettings, GSTSettings
+from dreamer_core.devices import resolve_device, valid_device
 from dreamer_core.errors import ConfigError, PipelineInputError
 from dreamer_core.fingerprint import weights_fingerprint
 from dreamer_core.hmr.model import load_hmr
@@ -45,6 +47,8 @@ def validate_spec(spec: dict[str, Any]) -> None:
     if missing:
         raise ConfigError(f"{WHERE}missing {missing}; see `python -m orchestration.train_gst --help`")
     spec_settings(spec)
+    if not valid_device(spec.get("device", "auto")):
+        raise ConfigError(f"{WHERE}device must be auto, cpu, cuda or cuda:N, got {spec['device']!r}")
     for key, asset in (("hmr_checkpoint", "hmr_checkpoints"), ("multiview", "reference_renders")):
         if not Path(spec[key]).is_dir():
             raise PipelineInputError(f"GST {key} {spec[key]} does not exist; materialize {asset}")
@@ -100,18 +104,23 @@ def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: AN
         log(f"a GST checkpoint for this spec, HMR checkpoint and data exists in {out}; not training again")
         return {**done, "reused": True}
     gst, body_settings = spec_settings(spec)
-    body = load_body_model(body_settings)
+    device = resolve_device(spec.get("device", "auto"))
+    body = load_body_model(body_settings, device=str(device))
     views = load_multiview(spec["multiview"])
     train, heldout = subjects(views, False), subjects(views, True)
     model, assembler = build(spec, body)
+    model.to(device)
     cfg = GSTTraining(**gst.training_fields(spec["seed"]))
     info = describe(model)
     log(f"GST: {info['gaussians']} Gaussians, {info['trainable_parameters']:,} trainable parameters; "
-        f"{len(train['images'])} training subjects x {train['images'].shape[1]} views")  # fmt: skip
+        f"{len(train['images'])} training subjects x {train['images'].shape[1]} views, on {device}")  # fmt: skip
     tracker = tracker_for(spec, 0, "gst_training", "gst")
     result = train_gst(model, assembler, train, cfg, tracker=tracker, log=log, resume_dir=out / "resume",
                        checkpoint_every=gst.checkpoint_every, inputs=fingerprint)  # fmt: skip
     extra = {"training": gst.training_fields(spec["seed"]), "hmr_checkpoint": Path(spec["hmr_checkpoint"]).name}
+    if device.type != "cpu":  # the preview and the saved weights are made on the CPU
+        body = load_body_model(body_settings)
+        model, assembler = model.cpu(), Assembler(body, assembler.vertex_ids)
     save_gst(out, model, assembler.vertex_ids, extra)
     load_gst(out)  # what was written reads back
     publish_checkpoint(tracker, out, {k: result[k] for k in ("subjects_per_second", "final_loss")},

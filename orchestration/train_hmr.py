@@ -9,10 +9,15 @@ same spec and the same input shards is not trained again.
 
 The spec (JSON): ``train_set`` (a name), ``sources`` (shard folders, or ``3dpw:<root>``), ``out`` (folder),
 ``hmr`` (``dreamer_core.config.HMRSettings`` fields; omitted ones keep their defaults), ``seed``,
-``body_model`` (``BodyModelSettings`` fields), optional ``overlay_folder`` (held-out shards drawn in
+``body_model`` (``BodyModelSettings`` fields), optional ``device`` (``auto | cpu | cuda[:N]``, default
+auto: under torchrun each rank its ``LOCAL_RANK`` GPU), ``overlay_folder`` (held-out shards drawn in
 the overlays) and ``mlflow`` (``tracking_uri``, ``run_id`` or ``experiment``).
+
+Shard sources stream (``dreamer_core.hmr.data.training_stream``): each rank reads its own shards
+through ``hmr.loader_workers`` DataLoader workers, so memory does not grow with the training set.
 """
 
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -24,10 +29,12 @@ import torch
 from dreamer_core.bodies import load_body_model
 from dreamer_core.config import BodyModelSettings, HMRSettings
 from dreamer_core.datasets.real import TRAIN_READERS, frames_to_training_batch, parse_real_source
+from dreamer_core.datasets.shards import iter_folder
+from dreamer_core.devices import resolve_device, valid_device
 from dreamer_core.errors import ConfigError, PipelineInputError
 from dreamer_core.fingerprint import data_fingerprint as folder_fingerprint
 from dreamer_core.fingerprint import digest_of, file_sha256
-from dreamer_core.hmr.data import load_folder, set_size, subset
+from dreamer_core.hmr.data import load_samples, training_mean, training_stream
 from dreamer_core.hmr.model import HMR, HMRConfig, load_hmr, save_hmr
 from dreamer_core.hmr.train import HMRTraining, predicted_keypoints, train_hmr
 from dreamer_core.images import COCO_KEYPOINTS, to_uint8
@@ -49,6 +56,8 @@ def validate_spec(spec: dict[str, Any]) -> None:
     if missing:
         raise ConfigError(f"{WHERE}missing {missing}; see `python -m orchestration.train_hmr --help`")
     spec_settings(spec)
+    if not valid_device(spec.get("device", "auto")):
+        raise ConfigError(f"{WHERE}device must be auto, cpu, cuda or cuda:N, got {spec['device']!r}")
     for source in spec["sources"]:
         if parse_real_source(source) is None and not Path(source).is_dir():
             raise PipelineInputError(f"HMR training source {source} does not exist; materialize the asset writing it")
@@ -69,14 +78,17 @@ def data_fingerprint(sources: list[str]) -> str:
     return digest_of(parts)
 
 
-def load_source(source: str, size: int, body: Any) -> dict[str, torch.Tensor]:
-    """A shard folder of ours, or ``3dpw:<root>`` (its train split, SMPL labels)."""
-    real = parse_real_source(source)
-    if real is None:
-        return load_folder(source, size)
-    if body.name != "smpl":
-        raise ConfigError(f"training source {source}: its labels are SMPL, but body_model.name is {body.name}")
-    return frames_to_training_batch(TRAIN_READERS[real[0]](real[1]), size, body)
+def real_sources(spec: dict[str, Any], size: int, body: Any) -> dict[str, dict[str, torch.Tensor]]:
+    """The ``3dpw:<root>`` sources (their train split, SMPL labels) as in-memory sets."""
+    out = {}
+    for source in spec["sources"]:
+        real = parse_real_source(source)
+        if real is None:
+            continue
+        if body.name != "smpl":
+            raise ConfigError(f"training source {source}: its labels are SMPL, but body_model.name is {body.name}")
+        out[source] = frames_to_training_batch(TRAIN_READERS[real[0]](real[1]), size, body)
+    return out
 
 
 def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
@@ -90,13 +102,12 @@ def _fingerprint(spec: dict[str, Any]) -> dict[str, Any]:
     return {**keep, "data": data_fingerprint(spec["sources"])}
 
 
-def _distributed() -> tuple[int, int, str]:
+def _distributed(setting: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device); initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(setting)
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return int(os.environ.get("RANK", "0")), world, device
 
 
@@ -104,32 +115,34 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
     """Train (or resume, or reuse) the model a spec describes; returns its summary."""
     validate_spec(spec)
     out = Path(spec["out"])
-    rank, world, device = _distributed()
+    rank, world, device = _distributed(spec.get("device", "auto"))
     fingerprint = _fingerprint(spec)
     if (done := finished_summary(out, fingerprint)) is not None:
         log(f"{spec['train_set']}: a checkpoint for this spec and data exists in {out}; not training again")
         return {**done, "reused": True}
     hmr, body_settings = spec_settings(spec)
-    body = load_body_model(body_settings, device=device)
+    body = load_body_model(body_settings, device=str(device))
     size = hmr.image_size
-    parts = [load_source(source, size, body) for source in spec["sources"]]
-    data = {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
-    log(f"{spec['train_set']}: {set_size(data)} training samples from {len(parts)} source(s) at {size} px "
-        f"on {device}{f' x {world} ranks' if world > 1 else ''}")  # fmt: skip
+    cpu_body = load_body_model(body_settings) if device.type != "cpu" else body  # loaders work on the CPU
+    memory = real_sources(spec, size, cpu_body)
+    folders = [s for s in spec["sources"] if parse_real_source(s) is None]
+    stream = training_stream(folders, memory, size, hmr.batch_size, spec["seed"], rank, world, hmr.loader_workers)
+    log(f"{spec['train_set']}: {stream.num_samples} training samples streamed from {len(spec['sources'])} "
+        f"source(s) at {size} px on {device}{f' x {world} ranks' if world > 1 else ''}")  # fmt: skip
     cfg = HMRTraining(**hmr.training_fields(spec["seed"]))
     torch.manual_seed(cfg.seed)
     model = HMR(HMRConfig(**hmr.model_fields(), image_size=size, num_shape=body.num_shape_params)).to(device)
     wrap = None
     if world > 1:
-        ids = [int(device.split(":")[1])] if device.startswith("cuda") else None
+        ids = [device.index] if device.type == "cuda" else None
         wrap = lambda m: torch.nn.parallel.DistributedDataParallel(m, device_ids=ids)  # noqa: E731
     tracker = tracker_for(spec, rank, "hmr_training", f"hmr-{spec['train_set']}")
     say = (lambda m: log(f"{spec['train_set']}: {m}")) if rank == 0 else None
-    result = train_hmr(model, body, data, cfg, tracker=tracker, log=say,
+    result = train_hmr(model, body, stream, cfg, tracker=tracker, log=say,
                        resume_dir=out / "resume", checkpoint_every=hmr.checkpoint_every,
-                       rank=rank, wrap=wrap, inputs=fingerprint)  # fmt: skip
+                       rank=rank, wrap=wrap, inputs=fingerprint, mean=training_mean(stream, memory))  # fmt: skip
     # The file holds what is reproducible (DVC versions it); timings go to the caller and MLflow.
-    summary = {"train_set": spec["train_set"], "num_train": set_size(data), "steps": cfg.steps,
+    summary = {"train_set": spec["train_set"], "num_train": stream.num_samples, "steps": cfg.steps,
                "final_loss": round(float(result["final_loss"]), 6), "fingerprint": fingerprint}  # fmt: skip
     timing = {"world_size": world, "steps_run": int(result["steps_run"]), "seconds": round(result["seconds"], 1),
               "samples_per_second": round(result["samples_per_second"], 1)}  # fmt: skip
@@ -139,8 +152,7 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
         load_hmr(out)  # what was written reads back
         image = None
         if spec.get("overlay_folder"):
-            image = ("overlay.png", _overlay(model, load_body_model(body_settings) if device != "cpu" else body,
-                                             spec["overlay_folder"], size))  # fmt: skip
+            image = ("overlay.png", _overlay(model, cpu_body, spec["overlay_folder"], size))
         publish_checkpoint(tracker, out, {k: result[k] for k in ("samples_per_second", "final_loss")}, image)
         write_json_atomic(out / "summary.json", summary)  # last: a summary means a complete checkpoint
     if world > 1:
@@ -149,8 +161,8 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
 
 
 def _overlay(model: HMR, body: Any, folder: str, size: int, n: int = 8) -> bytes:
-    data = load_folder(folder, size)
-    data = subset(data, torch.linspace(0, set_size(data) - 1, min(n, set_size(data))).long())
+    """The first ``n`` held-out samples with the model's keypoints over their labels (read no further)."""
+    data = load_samples(itertools.islice(iter_folder(folder), n), size, folder)
     pred = predicted_keypoints(model, body, data)
     images = to_uint8(data["image"])
     truth = data["keypoints_2d"][:, :COCO_KEYPOINTS].numpy()

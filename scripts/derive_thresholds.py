@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dreamer_core.datasets.torch_dataset import stack_samples  # noqa: E402
+from dreamer_core.dpo.lora import load_generator_with_lora  # noqa: E402
 from dreamer_core.generate.backends import load_generator  # noqa: E402
 from dreamer_core.generate.evaluate import detect  # noqa: E402
 from dreamer_core.generate.prompts import prompts_for  # noqa: E402
@@ -41,7 +42,6 @@ from dreamer_core.keypoints.metrics import mask_area, oks  # noqa: E402
 from dreamer_core.mining.rounds import generate_shard  # noqa: E402
 from dreamer_core.poses.bank import read_pose_bank  # noqa: E402
 from dreamer_core.render.renderer import BodyRenderer  # noqa: E402
-from orchestration.assets.generation import load_dpo_generator  # noqa: E402
 from orchestration.resources import BodyModelResource, StorageResource  # noqa: E402
 from orchestration.settings import SETTINGS  # noqa: E402
 
@@ -86,7 +86,8 @@ def main() -> int:
     pool = bank.rows("val")
     rows = pool[np.random.default_rng(seed).integers(0, len(pool), args.samples)]
     generators = {"generator": load_generator(storage.asset_dir("generator")),
-                  "dpo_generator": load_dpo_generator(storage)}  # fmt: skip
+                  "dpo_generator": load_generator_with_lora(storage.asset_dir("generator"),
+                                                            storage.asset_dir("dpo_generator"))}  # fmt: skip
     generated, gates = {}, {}
     for name, gen in generators.items():
         result = generate_shard(body, renderer, bank, rows, SETTINGS.render, gen, detector,

@@ -70,9 +70,10 @@ def render_targets(
     K_in = views["K"][subject, view]
     g = assembler.gaussians(pred, K_in, float(size))
     vm = relative_viewmats(views["viewmats"][subject, view], views["viewmats"][subject[:, None], targets])
+    background = torch.full((*targets.shape, 3), BACKGROUND, device=vm.device)
     rgb, alpha, _ = rasterization(g["means"], g["quats"], g["scales"], g["opacities"], g["colors"], vm,
                                   views["K"][subject[:, None], targets], size, size, sh_degree=model.cfg.sh_degree,
-                                  backgrounds=torch.full((*targets.shape, 3), BACKGROUND))  # fmt: skip
+                                  backgrounds=background)  # fmt: skip
     return rgb, alpha, pred
 
 
@@ -90,6 +91,13 @@ def gst_losses(model: GST, assembler: Assembler, views: Views, subject: torch.Te
         losses["photometric"] + cfg.mask_weight * losses["mask"] + cfg.tightness_weight * losses["tightness"]
     )
     return losses
+
+
+def step_views(views: Views, subject: torch.Tensor, device: torch.device) -> tuple[Views, torch.Tensor]:
+    """The views of this step's subjects on ``device`` and their indices there: the set stays in
+    host memory, one step's subjects go to the GPU."""
+    picked = {k: v[subject].to(device, non_blocking=True) for k, v in views.items()}
+    return picked, torch.arange(len(subject), device=device)
 
 
 def gst_resume_key(model: GST, views: Views, cfg: GSTTraining, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -112,7 +120,8 @@ def train_gst(
     after_step: Callable[[int], None] | None = None,
     inputs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Trains ``model`` in place. With ``resume_dir`` the full state is saved every
+    """Trains ``model`` in place, on the device its weights are on (``views`` stay where they are;
+    each step moves its subjects, see ``step_views``). With ``resume_dir`` the full state is saved every
     ``checkpoint_every`` steps and a rerun with the same key (``gst_resume_key``: settings, the
     HMR weights it starts from and the data, by content) continues from it."""
     tracker, say = tracker or NullTracker(), log or (lambda m: None)
@@ -128,13 +137,15 @@ def train_gst(
     start = resume_step(resume_dir, {"model": model}, opt, rng, fingerprint)
     fast_forward(sched, start, say, "GST", cfg.steps, resume_dir)
     report = LossReport(cfg.steps, cfg.log_every, tracker, say, {"photometric": "photometric", "mask": "mask"})
+    device = next(model.parameters()).device
     model.train()
     for step in tqdm(range(start, cfg.steps), desc="gst", leave=False, disable=None):
         subject = torch.randint(0, num_subjects, (cfg.subjects_per_step,), generator=rng)
         view = torch.randint(0, num_views, (cfg.subjects_per_step,), generator=rng)
         targets = torch.stack([torch.randperm(num_views, generator=rng)[: cfg.target_views]
                                for _ in range(cfg.subjects_per_step)])  # fmt: skip
-        losses = gst_losses(model, assembler, views, subject, view, targets, cfg)
+        picked, local = step_views(views, subject, device)
+        losses = gst_losses(model, assembler, picked, local, view.to(device), targets.to(device), cfg)
         optimiser_step(losses["total"], model.parameters(), opt, sched)
         report.update(step + 1, losses, sched.get_last_lr()[0])
         if resume_dir and (step + 1) % checkpoint_every == 0 and step + 1 < cfg.steps:

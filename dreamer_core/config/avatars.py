@@ -50,6 +50,8 @@ class HMRSettings(Section):
 
     parallel_sets: int = setting(1, "training sets trained side by side (CPU cores split between them)",
                                  integer(1, 64))  # fmt: skip
+    loader_workers: int = setting(6, "DataLoader workers decoding training shards per rank (0: in the training "
+                                  "process; the batches are the same for any number)", integer(0, 256))  # fmt: skip
     launcher: str = setting("torchrun --standalone --nproc_per_node gpu", '"" = one process per training set; '
                             '"torchrun ..." = data-parallel ranks (DDP, through Pipes)', LAUNCHER)  # fmt: skip
     real_train: dict[str, str] = setting({}, 'extra sets from real data: name -> "3dpw:<3DPW root>" (train split; '

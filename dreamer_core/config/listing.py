@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from dreamer_core.config.profile import SECTIONS, PipelineSettings, read_params
+from dreamer_core.devices import CHOICES
 
 
 def _value(v: Any) -> str:
@@ -19,11 +20,15 @@ def _value(v: Any) -> str:
     return json.dumps(v) if isinstance(v, (str, list, dict)) else repr(v)
 
 
+DEVICE_DOC = f"{CHOICES}: where every heavy step runs (auto = this process's GPU if any, else the CPU)"
+
+
 def settings_yaml(settings: PipelineSettings) -> str:
     """YAML that ``yaml.safe_load`` reads back into ``settings.to_dict()``."""
     changed = read_params().get(settings.profile) or {}
     lines = [f"# profile {settings.profile}: the defaults, with the values marked [{settings.profile}] changed by "
-             "params.yaml", f"seed: {settings.seed}"]  # fmt: skip
+             "params.yaml", f"seed: {settings.seed}",
+             f"device: {settings.device}  # {DEVICE_DOC}"]  # fmt: skip
     for cls in SECTIONS:
         lines.append(f"{cls.key}:  # {(cls.__doc__ or '').splitlines()[0]}")
         values = settings.section(cls.key).to_dict()

@@ -22,6 +22,8 @@ from dreamer_core.config.fields import Section, integer
 from dreamer_core.config.generation import DPOSettings, GeneratorSettings, PoseDetectorSettings
 from dreamer_core.config.mining import FilterSettings, HardnessSettings, RoundGenerationsSettings
 from dreamer_core.config.renders import ControlRendersSettings, ReferenceRendersSettings, RenderSettings
+from dreamer_core.devices import CHOICES as DEVICE_CHOICES
+from dreamer_core.devices import valid_device
 from dreamer_core.errors import ConfigError
 
 PROFILES = ("tiny", "full")
@@ -35,14 +37,18 @@ SECTIONS: tuple[type[Section], ...] = (
     FilterSettings, HMRSettings, BenchmarkSettings, GSTSettings,
 )  # fmt: skip
 BY_KEY: dict[str, type[Section]] = {cls.key: cls for cls in SECTIONS}
+GLOBALS = ("seed", "device")  # profile keys that are not sections
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    """Every section of one profile, plus the global seed from which every random stream derives."""
+    """Every section of one profile, plus the global seed from which every random stream derives
+    and the device every heavy step runs on (``dreamer_core.devices``: how to run, not what is
+    made, so it enters no fingerprint or DVC stage)."""
 
     profile: str = "full"
     seed: int = 1234
+    device: str = "auto"
     body_model: BodyModelSettings = dataclasses.field(default_factory=BodyModelSettings)
     pose_bank: PoseBankSettings = dataclasses.field(default_factory=PoseBankSettings)
     render: RenderSettings = dataclasses.field(default_factory=RenderSettings)
@@ -61,6 +67,8 @@ class PipelineSettings:
     def __post_init__(self) -> None:
         if not SEED.ok(self.seed):
             raise ConfigError(f"{self.profile}.seed must be {SEED.expect}, got {self.seed!r}")
+        if not valid_device(self.device):
+            raise ConfigError(f"{self.profile}.device must be one of {DEVICE_CHOICES}, got {self.device!r}")
         split = self.dpo.heldout_split
         if self.dpo.heldout_controls > getattr(self.reference_renders, f"num_{split}"):
             raise ConfigError(
@@ -72,20 +80,22 @@ class PipelineSettings:
         return getattr(self, key)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, **{cls.key: self.section(cls.key).to_dict() for cls in SECTIONS}}
+        sections = {cls.key: self.section(cls.key).to_dict() for cls in SECTIONS}
+        return {"seed": self.seed, "device": self.device, **sections}
 
     @classmethod
     def from_overrides(cls, overrides: Any, profile: str) -> PipelineSettings:
         """The defaults with ``overrides`` (``{section: {key: value}}`` and ``seed``) applied."""
         if not isinstance(overrides, Mapping):
             raise ConfigError(f"{profile}: must be a mapping of sections, got {type(overrides).__name__}")
-        unknown = sorted(set(overrides) - set(BY_KEY) - {"seed"})
+        unknown = sorted(set(overrides) - set(BY_KEY) - set(GLOBALS))
         if unknown:
-            raise ConfigError(f"{profile}: unknown sections {unknown}; allowed are {sorted([*BY_KEY, 'seed'])}")
+            raise ConfigError(f"{profile}: unknown sections {unknown}; allowed are {sorted([*BY_KEY, *GLOBALS])}")
         values: dict[str, Any] = {
-            k: BY_KEY[k].from_mapping(v, f"{profile}.") for k, v in overrides.items() if k != "seed"
+            k: BY_KEY[k].from_mapping(v, f"{profile}.") for k, v in overrides.items() if k not in GLOBALS
         }
-        return cls(profile=profile, seed=overrides.get("seed", cls.seed), **values)
+        globals_ = {k: overrides[k] for k in GLOBALS if k in overrides}
+        return cls(profile=profile, **globals_, **values)
 
 
 def repo_root() -> Path:

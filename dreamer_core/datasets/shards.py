@@ -169,16 +169,22 @@ def _check_labels(shard: Path, key: str, labels: Any) -> None:
             raise ShardError(f"{shard}: {key}.json lacks {field!r}")
 
 
-def read_shard(path: str | Path, sha256: str | None = None) -> Iterator[Sample]:
-    """Yield the samples of one shard, validating everything; ``sha256`` (from the index) detects
-    tampering."""
-    path = Path(path)
+def _shard_bytes(path: Path, sha256: str | None) -> bytes:
+    """The shard's bytes, checked against the index's SHA-256 when given."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ShardError(f"{path}: unreadable shard ({exc.strerror})") from exc
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ShardError(f"{path}: SHA-256 differs from the shard index: the shard was modified or truncated")
+    return data
+
+
+def read_shard(path: str | Path, sha256: str | None = None) -> Iterator[Sample]:
+    """Yield the samples of one shard, validating everything; ``sha256`` (from the index) detects
+    tampering."""
+    path = Path(path)
+    data = _shard_bytes(path, sha256)
     groups: dict[str, dict[str, bytes]] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
@@ -217,6 +223,29 @@ def read_shard(path: str | Path, sha256: str | None = None) -> Iterator[Sample]:
             if arr is not None and arr.shape != shape:
                 raise ShardError(f"{path}: {key}.{name} has shape {arr.shape}, labels say {shape}")
         yield Sample(key=key, image=image, control=control, mask=mask, labels=labels, depth=depth)
+
+
+def read_labels(path: str | Path, sha256: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(key, labels)`` of every sample of one shard, in shard order, without decoding an image:
+    statistics over a training set (mean parameters, counts) read only the JSON members."""
+    path = Path(path)
+    data = _shard_bytes(path, sha256)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for member in tar:
+                _safe_member(path, member.name)
+                key, _, ext = member.name.partition(".")
+                if ext != "json" or not member.isfile():
+                    continue
+                f = tar.extractfile(member)
+                try:
+                    labels = json.loads(f.read() if f else b"")
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise ShardError(f"{path}: {key}.json is not valid JSON ({exc})") from exc
+                _check_labels(path, key, labels)
+                yield key, labels
+    except (tarfile.TarError, EOFError) as exc:
+        raise ShardError(f"{path}: not a valid tar shard ({exc}); it may be truncated") from exc
 
 
 def iter_folder(folder: str | Path, verify: bool = True) -> Iterator[Sample]:

@@ -66,7 +66,7 @@ def save_lora(folder: str | Path, net: nn.Module, settings: LoraSettings, extra:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(net).items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(net).items()}
     with atomic_path(folder / "lora.safetensors") as tmp:
         save_file(state, str(tmp))
     write_json_atomic(folder / "lora.json", {**asdict(settings), "targets": list(settings.targets), **(extra or {})})
@@ -94,11 +94,12 @@ def lora_parameter_count(net: nn.Module) -> int:
     return sum(p.numel() for n, p in net.named_parameters() if "lora_" in n)
 
 
-def load_generator_with_lora(generator_dir: str | Path, lora_dir: str | Path) -> Any:
+def load_generator_with_lora(generator_dir: str | Path, lora_dir: str | Path, device: Any = "cpu") -> Any:
     """The base generator saved in ``generator_dir`` with the DPO LoRA of ``lora_dir`` loaded onto its
-    denoiser: the DPO-aligned generator that generation rounds and benchmarks sample from."""
+    denoiser: the DPO-aligned generator that generation rounds and benchmarks sample from. The
+    adapters are added on the CPU, then the whole model moves to ``device``."""
     from dreamer_core.generate.backends import load_generator
 
     gen = load_generator(generator_dir)
     load_lora(lora_dir, gen.denoiser)
-    return gen
+    return gen.to(device)

@@ -46,13 +46,14 @@ def train_dpo(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Adds LoRA adapters to ``gen.denoiser`` and trains them; the reference is the same network
-    with adapters disabled. Returns the last step's statistics."""
+    with adapters disabled. Trains on the generator's device (the pairs stay in host memory, each
+    batch moves). Returns the last step's statistics."""
     if len(winners) == 0:
         raise ValueError("no preference pairs to train on: loosen dpo.min_gap / dpo.min_winner_oks or add candidates")
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
-    net = gen.denoiser
+    net, device = gen.denoiser, gen.device
     params = add_lora(net, cfg.lora)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     rng = torch.Generator().manual_seed(cfg.seed)
@@ -61,9 +62,9 @@ def train_dpo(
     net.train()
     for step in tqdm(range(cfg.steps), desc="dpo", leave=False, disable=None):
         idx = torch.randint(0, len(winners), (min(cfg.batch_pairs, len(winners)),), generator=rng)
-        w, lo, c = winners[idx], losers[idx], controls[idx]
+        w, lo, c = winners[idx].to(device), losers[idx].to(device), controls[idx].to(device)
         p = [prompts[i] for i in idx.tolist()]
-        t = gen.draw_timesteps(len(idx), rng)
+        t = gen.draw_timesteps(len(idx), rng).to(device)
         noise = gen.draw_noise(w, rng)
         x, cc, tt, nn_ = torch.cat([w, lo]), torch.cat([c, c]), torch.cat([t, t]), torch.cat([noise, noise])
         model_err = gen.loss(x, cc, p + p, tt, nn_)

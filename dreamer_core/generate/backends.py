@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from dreamer_core.config import GeneratorSettings
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.base import ControlGenerator
@@ -27,17 +29,17 @@ def tiny_config(settings: GeneratorSettings, image_size: int) -> TinyGeneratorCo
     )
 
 
-def load_generator(folder: str | Path) -> ControlGenerator:
-    """Whatever the ``generator`` asset saved in ``folder``."""
+def load_generator(folder: str | Path, device: torch.device | str = "cpu") -> ControlGenerator:
+    """Whatever the ``generator`` asset saved in ``folder``, on ``device``."""
     folder = Path(folder)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise PipelineInputError(f"{folder}: no generator config.json; materialize generator first")
     cls = json.loads(cfg_path.read_text()).get("class")
     if cls == "TinyGenerator":
-        return TinyGenerator.load(folder)
+        return TinyGenerator.load(folder).to(device)
     if cls == "DiffusersControlGenerator":
         from dreamer_core.generate.pretrained import DiffusersControlGenerator
 
-        return DiffusersControlGenerator.load(folder)
+        return DiffusersControlGenerator.load(folder, device)
     raise PipelineInputError(f"{cfg_path}: unknown generator class {cls!r}")

@@ -62,7 +62,10 @@ class DiffusersControlGenerator:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_settings(cls, settings: GeneratorSettings) -> DiffusersControlGenerator:
+    def from_settings(cls, settings: GeneratorSettings,
+                      device: torch.device | str = "cpu") -> DiffusersControlGenerator:  # fmt: skip
+        """The pipeline the settings name, on ``device`` (the pipeline's ``device`` setting: the
+        pretrained backends are meant for GPU nodes)."""
         backend, base, control = settings.backend, settings.weights, settings.control_weights
         if backend == "flux_control":
             from diffusers import FluxControlPipeline
@@ -82,8 +85,7 @@ class DiffusersControlGenerator:
             pipe_cls = StableDiffusionControlNetPipeline if backend == "sd15_controlnet" else (
                 StableDiffusionXLControlNetPipeline)  # fmt: skip
             pipe = _pretrained(pipe_cls, base, controlnet=_pretrained(ControlNetModel, control))
-        if torch.cuda.is_available():  # the pretrained backends are meant for GPU nodes
-            pipe.to("cuda")
+        pipe.to(device)
         return cls(pipe, backend, settings.sample_steps, settings.guidance_scale,
                    {"weights": base, "control_weights": control})  # fmt: skip
 
@@ -95,10 +97,14 @@ class DiffusersControlGenerator:
         })  # fmt: skip
 
     @classmethod
-    def load(cls, folder: str | Path) -> DiffusersControlGenerator:
+    def load(cls, folder: str | Path, device: torch.device | str = "cpu") -> DiffusersControlGenerator:
         cfg = json.loads((Path(folder) / "config.json").read_text())
         keys = ("backend", "weights", "control_weights", "sample_steps", "guidance_scale")
-        return cls.from_settings(GeneratorSettings(**{k: cfg[k] for k in keys}))
+        return cls.from_settings(GeneratorSettings(**{k: cfg[k] for k in keys}), device)
+
+    def to(self, device: torch.device | str) -> DiffusersControlGenerator:
+        self.pipe.to(device)
+        return self
 
     # -- the ControlGenerator interface ----------------------------------------------------------
     @property

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dreamer_core.checkpoints import load_checkpoint, save_checkpoint
+from dreamer_core.devices import autocast
 from dreamer_core.errors import ConfigError
 from dreamer_core.generate.base import OBJECTIVES, flow_noisy, logit_normal, sample_seeds_noise
 
@@ -98,6 +99,16 @@ class TinyGenerator:
     def denoiser(self) -> nn.Module:
         return self.net
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def to(self, device: torch.device | str) -> TinyGenerator:
+        """Moves the network; noise is still drawn on the CPU from the per-sample seeds, so a
+        sample's starting noise is the same on every device."""
+        self.net.to(device)
+        return self
+
     def sampler(self):
         """A fresh sampling scheduler that shares the training noise schedule and prediction type
         (deriving it from the training config is what keeps the two from silently disagreeing)."""
@@ -107,7 +118,7 @@ class TinyGenerator:
         return DDIMScheduler.from_config(self.scheduler.config, timestep_spacing="trailing")
 
     def draw_noise(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(images.shape, generator=generator, dtype=images.dtype)
+        return torch.randn(images.shape, generator=generator, dtype=images.dtype).to(images.device)
 
     def draw_timesteps(self, n: int, generator: torch.Generator) -> torch.Tensor:
         if self.objective == "flow":
@@ -144,21 +155,25 @@ class TinyGenerator:
         self.net.eval()
         sched = self.sampler()
         sched.set_timesteps(steps or self.cfg.sample_steps)
-        x = sample_seeds_noise(tuple(controls.shape[1:]), seeds)
+        device = self.device
+        x = sample_seeds_noise(tuple(controls.shape[1:]), seeds).to(device)
+        controls = controls.to(device)
         if self.objective != "flow":
             x = x * sched.init_noise_sigma
         w = self.cfg.guidance_scale
         null = torch.zeros_like(controls)  # the "no control" input that control dropout trains
         for t in sched.timesteps:
-            tb = t.expand(len(x)) if t.dim() == 0 else t
-            if w == 1.0:
-                out = self.net(x, tb, controls)
-            else:
-                cond, uncond = self.net(torch.cat([x, x]), torch.cat([tb, tb]), torch.cat([controls, null])).chunk(2)
-                out = uncond + w * (cond - uncond)
-            x = sched.step(out, t, x).prev_sample
+            tb = (t.expand(len(x)) if t.dim() == 0 else t).to(device)
+            with autocast(device):
+                if w == 1.0:
+                    out = self.net(x, tb, controls)
+                else:
+                    both = self.net(torch.cat([x, x]), torch.cat([tb, tb]), torch.cat([controls, null]))
+                    cond, uncond = both.chunk(2)
+                    out = uncond + w * (cond - uncond)
+            x = sched.step(out.float(), t, x).prev_sample
         self.net.train(was_training)
-        return ((x.clamp(-1, 1) + 1) / 2).float()
+        return ((x.clamp(-1, 1) + 1) / 2).float().cpu()
 
     def save(self, folder: str | Path, state: dict[str, torch.Tensor] | None = None) -> None:
         cfg = asdict(self.cfg)

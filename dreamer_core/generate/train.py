@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dreamer_core.config import GeneratorSettings
+from dreamer_core.devices import autocast
 from dreamer_core.generate.tiny import TinyGenerator
 from dreamer_core.resume import clear_state, resume_key, save_state
 from dreamer_core.tracking import NullTracker, Tracker
@@ -40,8 +41,8 @@ class GeneratorTraining:
 
 def snr_weights(gen: TinyGenerator, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
     if gamma <= 0 or gen.objective in ("flow", "sample"):
-        return torch.ones(len(timesteps))
-    abar = gen.scheduler.alphas_cumprod[timesteps]
+        return torch.ones(len(timesteps), device=timesteps.device)
+    abar = gen.scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
     snr = abar / (1 - abar)
     w = snr.clamp(max=gamma)
     return w / (snr + 1) if gen.objective == "v_prediction" else w / snr
@@ -69,6 +70,8 @@ def train_generator(
     inputs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Trains ``gen`` in place on (image, control) pairs in [0, 1]; leaves the EMA weights in it.
+    It trains on the device its weights are on (``gen.to``), under bf16 autocast on CUDA; the
+    pairs stay in host memory and each batch moves.
 
     With ``resume_dir``, the full state is saved there every ``checkpoint_every`` steps and a
     rerun continues from it (same final weights as an uninterrupted run); it is removed at the end.
@@ -78,7 +81,7 @@ def train_generator(
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
-    net = gen.net
+    net, device = gen.net, gen.device
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = warmup_cosine(opt, cfg.steps, min(100, cfg.steps // 10 + 1), floor=0.1)
@@ -92,13 +95,14 @@ def train_generator(
     net.train()
     for step in tqdm(range(start, cfg.steps), desc="generator", leave=False, disable=None):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen_rng)
-        x, c = images[idx], controls[idx]
+        x, c = images[idx].to(device), controls[idx].to(device)
         if cfg.control_dropout > 0:
             keep = torch.rand(len(idx), generator=gen_rng) >= cfg.control_dropout
-            c = c * keep.view(-1, 1, 1, 1)
-        t = gen.draw_timesteps(len(idx), gen_rng)
+            c = c * keep.to(device).view(-1, 1, 1, 1)
+        t = gen.draw_timesteps(len(idx), gen_rng).to(device)
         noise = gen.draw_noise(x, gen_rng)
-        per_sample = gen.loss(x, c, [""] * len(idx), t, noise)
+        with autocast(device):
+            per_sample = gen.loss(x, c, [""] * len(idx), t, noise).float()
         loss = (per_sample * snr_weights(gen, t, cfg.min_snr_gamma)).mean()
         optimiser_step(loss, net.parameters(), opt, sched)
         _update_ema(ema, net, min(cfg.ema_decay, (1 + step) / (10 + step)))

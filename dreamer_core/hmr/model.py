@@ -127,13 +127,21 @@ class HMR(nn.Module):
                 "build HMRConfig with the body model's num_shape_params"
             )
         aa = torch.cat([global_orient[:, None], body_pose], dim=1)
-        mats = axis_angle_to_matrix(aa.double()).mean(0)
+        self.set_mean_values(axis_angle_to_matrix(aa.double()).mean(0), shape.mean(0), cam.mean(0))
+
+    def set_mean_values(self, rotations: torch.Tensor, shape: torch.Tensor, cam: torch.Tensor) -> None:
+        """The same from the means themselves (a streamed set sums them shard by shard):
+        ``rotations`` [J, 3, 3] the arithmetic mean of the joints' rotation matrices, projected
+        here onto the nearest rotations."""
+        if shape.shape[-1] != self.cfg.num_shape:
+            raise ValueError(f"the data has {shape.shape[-1]} shape parameters, the model {self.cfg.num_shape}")
+        mats = rotations.double().cpu()
         u, _, vt = torch.linalg.svd(mats)
         fix = torch.ones(NUM_JOINTS, 3, dtype=mats.dtype)
         fix[:, 2] = torch.sign(torch.linalg.det(u @ vt))
         self.mean_pose.copy_(matrix_to_rot6d((u * fix[:, None]) @ vt).float())
-        self.mean_shape.copy_(shape.mean(0))
-        self.mean_cam.copy_(cam.mean(0))
+        self.mean_shape.copy_(shape)
+        self.mean_cam.copy_(cam)
 
     def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
         """[B, HW, dim]: what the query tokens attend to (GST adds its own queries to the same decoder).

@@ -1,4 +1,4 @@
-"""Training and evaluating the HMR regressor on labelled samples held as tensors.
+"""Training the HMR regressor on streamed batches, evaluating it on labelled samples held as tensors.
 
 The loop is resumable (the full state in safetensors every N steps, see ``dreamer_core.resume``),
 so the training entry point launched by the asset continues a killed run instead of restarting.
@@ -19,9 +19,10 @@ from tqdm.auto import tqdm
 
 from dreamer_core.bodies.rotations import matrix_to_axis_angle
 from dreamer_core.config import HMRSettings
-from dreamer_core.datasets.shards import Sample
+from dreamer_core.datasets.stream import ShardStream
 from dreamer_core.hmr.augment import flip_batch
 from dreamer_core.hmr.camera import translation_to_weak_perspective
+from dreamer_core.hmr.data import ParameterMean, as_float, memory_stream, training_mean_of
 from dreamer_core.hmr.losses import LossWeights, hmr_losses
 from dreamer_core.hmr.model import HMR
 from dreamer_core.hmr.rotations import rot6d_to_matrix
@@ -46,44 +47,28 @@ class HMRTraining:
     weights: LossWeights = field(default_factory=LossWeights)
 
 
-def samples_to_batch(samples: list[Sample]) -> dict[str, torch.Tensor]:
-    """Images and the labels HMR trains on, stacked."""
-
-    def f32(values: list[Any]) -> torch.Tensor:
-        return torch.tensor(np.array(values, dtype=np.float32))
-
-    lab = [s.labels for s in samples]
-    return {
-        "image": torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float() / 255.0,
-        "K": f32([x["K"] for x in lab]),
-        "joints_3d": f32([x["joints_3d"] for x in lab]),
-        "keypoints_2d": f32([x["keypoints_2d"] for x in lab]),
-        "global_orient_cam": f32([x["global_orient_cam"] for x in lab]),
-        "transl_cam": f32([x["transl_cam"] for x in lab]),
-        "body_pose": f32([x["params"]["body_pose"] for x in lab]),
-        "shape": f32([x["params"]["shape"] for x in lab]),
-    }
-
-
 def set_mean_from(model: HMR, data: dict[str, torch.Tensor]) -> None:
     size = float(data["image"].shape[-1])
     cam = translation_to_weak_perspective(data["transl_cam"], data["K"][:, 0, 0], size)
     model.set_mean(data["global_orient_cam"], data["body_pose"], data["shape"], cam)
 
 
-def hmr_resume_key(model: HMR, data: dict[str, torch.Tensor], cfg: HMRTraining,
+def hmr_resume_key(model: HMR, data: dict[str, torch.Tensor] | ShardStream, cfg: HMRTraining,
                    inputs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """The fingerprint a saved HMR state must match (see ``resume.resume_key``): HMR starts from
     seeded fresh weights (seed and config are in the key), so its content is the training data:
     ``inputs`` (the entry point passes its spec fingerprint, shard indexes included) or, without
-    them, the training tensors themselves."""
+    them, the training tensors or the stream's shard hashes."""
+    if isinstance(data, ShardStream):
+        return resume_key(asdict(cfg), model.config_dict(), inputs or {"data": data.fingerprint()}, {},
+                          num_samples=data.num_samples)  # fmt: skip
     return resume_key(asdict(cfg), model.config_dict(), inputs, data, num_samples=len(data["image"]))
 
 
 def train_hmr(
     model: HMR,
     body: Any,
-    data: dict[str, torch.Tensor],
+    data: dict[str, torch.Tensor] | ShardStream,
     cfg: HMRTraining,
     tracker: Tracker | None = None,
     log: Callable[[str], None] | None = None,
@@ -93,23 +78,33 @@ def train_hmr(
     rank: int = 0,
     wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
     inputs: dict[str, Any] | None = None,
+    mean: ParameterMean | None = None,
 ) -> dict[str, float]:
-    """Trains ``model`` in place (its mean parameters are set from ``data`` first).
+    """Trains ``model`` in place, on the device its weights are on (its mean parameters are set
+    first, from ``mean`` or from the data).
 
+    ``data`` is a stream of batches (``hmr.data.training_stream``: shards read by loader workers,
+    each rank its own) or, for small sets and tests, a batch in memory, streamed the same way.
     Data-parallel runs (torchrun) pass their ``rank`` and a ``wrap`` (DistributedDataParallel):
-    every rank draws its own batches (the seed is offset by the rank), all ranks resume from the
-    same state and only rank 0 writes it, so the effective batch is ranks x ``batch_size``.
-    ``inputs`` (content fingerprints of the data and of any upstream weights) key the resume
-    state to their bytes; without them the training tensors are hashed instead."""
+    all ranks resume from the same state and only rank 0 writes it, so the effective batch is
+    ranks x ``batch_size``. ``inputs`` (content fingerprints of the data and of any upstream
+    weights) key the resume state; without them the data themselves are hashed."""
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
-    set_mean_from(model, data)
+    if isinstance(data, dict):
+        fingerprint = hmr_resume_key(model, data, cfg, inputs) if resume_dir else {}
+        mean = mean or training_mean_of(data)
+        data = memory_stream(data, cfg.batch_size, cfg.seed, rank)
+    else:
+        fingerprint = hmr_resume_key(model, data, cfg, inputs) if resume_dir else {}
+    if mean is None:
+        raise ValueError("train_hmr on a stream needs its mean (hmr.data.training_mean)")
+    mean.apply(model)
+    device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = warmup_cosine(opt, cfg.steps, min(100, cfg.steps // 10 + 1))
     rng = torch.Generator().manual_seed(cfg.seed + rank)
-    n = len(data["image"])
-    fingerprint = hmr_resume_key(model, data, cfg, inputs) if resume_dir else {}
     start = resume_step(resume_dir, {"model": model}, opt, rng, fingerprint)
     if start and rank:
         rng.manual_seed(cfg.seed + rank + start)  # rank 0's saved stream is not this rank's
@@ -117,11 +112,11 @@ def train_hmr(
     fast_forward(sched, start, say, "HMR", cfg.steps, resume_dir)
     report = LossReport(cfg.steps, cfg.log_every, tracker, say, {"joints_3d": "3D", "keypoints_2d": "2D"})
     model.train()
+    batches = data.batches(start)
     for step in tqdm(range(start, cfg.steps), desc="hmr", leave=False, disable=None):
-        idx = torch.randint(0, n, (cfg.batch_size,), generator=rng)
-        batch = {k: v[idx] for k, v in data.items()}
+        batch = as_float(next(batches), device)
         if cfg.flip > 0:
-            batch = flip_batch(batch, torch.rand(cfg.batch_size, generator=rng) < cfg.flip)
+            batch = flip_batch(batch, (torch.rand(len(batch["image"]), generator=rng) < cfg.flip).to(device))
         losses = hmr_losses(body, net(batch["image"]), batch, cfg.weights)
         optimiser_step(losses["total"], model.parameters(), opt, sched)
         report.update(step + 1, losses, sched.get_last_lr()[0])

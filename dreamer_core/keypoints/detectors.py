@@ -10,8 +10,9 @@ from typing import Any
 from dreamer_core.errors import PipelineInputError
 
 
-def load_detector(folder: str | Path) -> Any:
-    """An object with ``predict(images [B,3,H,W] in [0,1]) -> {"keypoints", "scores", ...}``."""
+def load_detector(folder: str | Path, device: Any = "cpu") -> Any:
+    """An object with ``predict(images [B,3,H,W] in [0,1]) -> {"keypoints", "scores", ...}`` (CPU
+    tensors out) scoring on ``device``."""
     folder = Path(folder)
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
@@ -20,9 +21,9 @@ def load_detector(folder: str | Path) -> Any:
     if cfg.get("class") == "HeatmapNet":
         from dreamer_core.keypoints.heatmap import HeatmapNet
 
-        return HeatmapNet.load(folder)
+        return HeatmapNet.load(folder).to(device)
     if "VitPoseForPoseEstimation" in (cfg.get("architectures") or []):
         from dreamer_core.keypoints.vitpose import VitPoseDetector
 
-        return VitPoseDetector.from_pretrained(str(folder), offline=True)
+        return VitPoseDetector.from_pretrained(str(folder), offline=True).to(device)
     raise PipelineInputError(f"{cfg_path}: unknown detector type (neither HeatmapNet nor ViTPose)")

@@ -81,11 +81,12 @@ class HeatmapNet(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The detector interface: keypoints [B, 17, 2] (pixels), scores [B, 17], person mask
-        probability [B, H/2, W/2] (person boxes and counts derive from it)."""
+        probability [B, H/2, W/2] (person boxes and counts derive from it), on the CPU whatever
+        device the weights are on."""
         self.eval()
-        heat, mask = self(images)
+        heat, mask = self(images.to(self.stem[0].weight.device))  # scored where the weights are
         kp, conf = self.decode(heat, images.shape[-2:])
-        return {"keypoints": kp, "scores": conf, "mask": torch.sigmoid(mask[:, 0])}
+        return {"keypoints": kp.cpu(), "scores": conf.cpu(), "mask": torch.sigmoid(mask[:, 0]).cpu()}
 
     def save(self, folder: str | Path) -> None:
         save_checkpoint(folder, "model", self.state_dict(), {"class": "HeatmapNet", **asdict(self.cfg)})

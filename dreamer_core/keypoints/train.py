@@ -50,12 +50,12 @@ def detector_loss(model: HeatmapNet, images: torch.Tensor, masks: torch.Tensor, 
     h, w = images.shape[-2:]
     pred, _ = model.decode(heat, (h, w))
     labelled = (kps[..., 2] > 0).float()
-    scale = torch.tensor([w, h], dtype=images.dtype)
+    scale = torch.tensor([w, h], dtype=images.dtype, device=images.device)
     coord = ((pred - kps[..., :2]).abs() / scale).sum(-1)
     coord_loss = (coord * labelled).sum() / labelled.sum().clamp_min(1)
     b, k, hh, ww = heat.shape
-    ys = (torch.arange(hh) + 0.5) * (h / hh)
-    xs = (torch.arange(ww) + 0.5) * (w / ww)
+    ys = (torch.arange(hh, device=images.device) + 0.5) * (h / hh)
+    xs = (torch.arange(ww, device=images.device) + 0.5) * (w / ww)
     sigma = 1.5 * h / hh
     d2 = (xs[None, None, None, :] - kps[..., 0, None, None]) ** 2 + (
         ys[None, None, :, None] - kps[..., 1, None, None]
@@ -111,11 +111,14 @@ def train_detector(
     cfg: DetectorTraining,
     tracker: Tracker | None = None,
     log: Callable[[str], None] | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[HeatmapNet, dict[str, float]]:
+    """A fresh detector trained on ``device`` (the sets stay in host memory; each batch moves);
+    returned on the CPU with its held-out PCK / OKS."""
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
-    model = HeatmapNet(HeatmapNetConfig(width=cfg.width, depth=cfg.depth))
+    model = HeatmapNet(HeatmapNetConfig(width=cfg.width, depth=cfg.depth)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = warmup_cosine(opt, cfg.steps, 50, floor=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -124,7 +127,7 @@ def train_detector(
     model.train()
     for step in tqdm(range(cfg.steps), desc="pose detector", leave=False, disable=None):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
-        images, masks, kps = train["image"][idx], train["mask"][idx], train["keypoints"][idx]
+        images, masks, kps = (train[k][idx].to(device) for k in ("image", "mask", "keypoints"))
         if torch.rand((), generator=gen) < 0.5:  # horizontal flip, swapping left and right labels
             images, masks, kps = flip(images, masks, kps)
         loss = detector_loss(model, images, masks, kps)
@@ -138,7 +141,7 @@ def train_detector(
             say(f"step {step + 1}/{cfg.steps}: loss {loss.item():.4f}, held-out PCK {m['pck']:.3f}, OKS {m['oks']:.3f}")
     metrics = evaluate(model, test)
     metrics["seconds"] = time.perf_counter() - t0
-    return model.eval(), metrics
+    return model.cpu().eval(), metrics
 
 
 # COCO-17 left/right pairs for flipping.

@@ -43,6 +43,10 @@ class VitPoseDetector:
             ) from exc
         return cls(model)
 
+    def to(self, device: torch.device | str) -> VitPoseDetector:
+        self.model.to(device)
+        return self
+
     def _prepare(self, images: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         b, _, h, w = images.shape
         th, tw = self.input_hw
@@ -55,9 +59,12 @@ class VitPoseDetector:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images [B, 3, H, W] in [0, 1] -> keypoints [B, 17, 2] (input pixels), scores [B, 17]."""
+        """images [B, 3, H, W] in [0, 1] -> keypoints [B, 17, 2] (input pixels), scores [B, 17]; the
+        network runs where its weights are, the outputs are CPU tensors."""
         x, scale, (px, py) = self._prepare(images)
-        heat = self.model(pixel_values=x, dataset_index=torch.zeros(len(x), dtype=torch.long)).heatmaps[:, :17]
+        device = next(self.model.parameters()).device
+        index = torch.zeros(len(x), dtype=torch.long, device=device)
+        heat = self.model(pixel_values=x.to(device), dataset_index=index).heatmaps[:, :17].cpu()
         b, k, hh, ww = heat.shape
         flat = heat.reshape(b, k, -1)
         score, idx = flat.max(-1)

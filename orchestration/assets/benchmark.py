@@ -21,9 +21,9 @@ from dreamer_core.dpo.lora import load_generator_with_lora
 from dreamer_core.filters.stages import decide, score_images
 from dreamer_core.fingerprint import files_fingerprint, weights_fingerprint
 from dreamer_core.generate.prompts import prompts_for
-from dreamer_core.hmr.data import load_folder, set_size
+from dreamer_core.hmr.data import folder_labels, load_folder, set_size, training_mean, training_stream
 from dreamer_core.hmr.model import load_hmr
-from dreamer_core.hmr.train import evaluate_hmr, mean_predictor, set_mean_from
+from dreamer_core.hmr.train import evaluate_hmr, mean_predictor
 from dreamer_core.images import stack_coco_keypoints, to_uint8
 from dreamer_core.io import write_json_atomic, write_text_atomic
 from dreamer_core.keypoints.detectors import load_detector
@@ -264,10 +264,9 @@ def _hmr_rows(context: dg.AssetExecutionContext, storage: StorageResource, body:
     # One mean-pose baseline for every row (see BASELINE_NOTE): a fresh copy of a checkpoint
     # (only its architecture matters) given the pool's mean parameters, as training sets them.
     pooled = load_hmr(ckpt_dir / trained[0])[0]
-    pool = load_folder(storage.asset_dir("reference_renders") / "train", size)
-    set_mean_from(pooled, pool)
-    pool_size = set_size(pool)
-    del pool  # the images are not needed past the means
+    pool = training_stream([str(storage.asset_dir("reference_renders") / "train")], {}, size, 1, 0)
+    training_mean(pool, {}).apply(pooled)  # from the labels: no image is read
+    pool_size = pool.num_samples
     rows = []
     for who, name, predict in [(BASELINE_MODEL, BASELINE_POOL, mean_predictor(pooled)),
                                *(("hmr", name, model) for name, model in models.items())]:  # fmt: skip
@@ -344,8 +343,8 @@ def _dataset_stats(storage: StorageResource, size: int, tests: dict[str, dict[st
         rows.extend({"dataset": dataset, "statistic": k, "value": float(v)} for k, v in values.items())
 
     for name in ("rendered", "generated"):
-        data = load_folder(sources[name][0], size)
-        add(f"train/{name}", {"num_samples": set_size(data), "pose_spread_mm": _pose_spread_mm(data)})
+        data = folder_labels(sources[name][0])
+        add(f"train/{name}", {"num_samples": len(data["joints_3d"]), "pose_spread_mm": _pose_spread_mm(data)})
     add("train/generated", _oks_stats(kept.oks.to_numpy()))
     for name, data in tests.items():
         add(f"test/{name}", {"num_samples": set_size(data), "pose_spread_mm": _pose_spread_mm(data)})

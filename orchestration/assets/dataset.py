@@ -97,7 +97,7 @@ def filtered_dataset(
     params = {"filtered_dataset": settings, "seed": config.seed, "shards": [f"r{r}/{s}" for r, s, _, _ in sources]}
     with AssetRun(context, mlflow, dvc, params) as tracked:
         t0 = time.perf_counter()
-        scores = _scores(context, storage, sources, out / "scores", settings.min_person_area)
+        scores = _scores(context, storage, sources, out / "scores", settings.min_person_area, config.torch_device())
         decisions = decide(scores, scores.key.tolist(), settings)
         manifest = pd.concat([scores.drop(columns=["phash"]), decisions.drop(columns="key")], axis=1)
         manifest["phash"] = scores.phash.to_numpy().view(np.uint64).astype(str)  # 64 bits, readable anywhere
@@ -148,11 +148,12 @@ def _finished_shards(context: dg.AssetExecutionContext, storage: StorageResource
 
 
 def _scores(context: dg.AssetExecutionContext, storage: StorageResource, sources: list[Source], cache: Path,
-            min_person_area: float) -> pd.DataFrame:  # fmt: skip
+            min_person_area: float, device: Any) -> pd.DataFrame:  # fmt: skip
     """Every sample's filter scores (cached per shard), joined with its round manifest row and the
-    hardness model's published draw score; fails on samples of another pose bank or split."""
+    hardness model's published draw score; fails on samples of another pose bank or split. The
+    detector scores on ``device``."""
     cache.mkdir(exist_ok=True)
-    detector = load_detector(storage.asset_dir("pose_detector"))
+    detector = load_detector(storage.asset_dir("pose_detector"), device)
     detector_hash = weights_fingerprint(storage.asset_dir("pose_detector"))  # the weights, not their metrics
     parts = []
     for i, (r, shard, path, digest) in enumerate(sources):

@@ -55,16 +55,11 @@ def pose_detector(
         baseline = mean_pose_baseline(train, test)
         context.log.info(f"mean-pose baseline: held-out PCK {baseline['pck']:.3f}, OKS {baseline['oks']:.3f}")
         t0 = time.perf_counter()
-        model, metrics = _train_or_load(context, settings, config.seed, train, test, out, tracked.run)
+        model, metrics = _train_or_load(context, settings, config, train, test, out, tracked.run)
         seconds = time.perf_counter() - t0
         # DPO uses this detector as its reward; an independently trained judge (own seed, width
         # and depth) tells whether DPO improved the pose or only learned this detector's quirks.
-        context.log.info("training the independent judge detector")
-        judge_cfg = DetectorTraining(steps=settings.judge_steps, batch_size=settings.batch_size,
-                                     lr=settings.lr, width=settings.judge_width,
-                                     depth=settings.judge_depth, seed=config.seed + 7919)  # fmt: skip
-        judge, judge_metrics = train_detector(train, test, judge_cfg, log=context.log.info)
-        judge.save(out / "judge")
+        judge_metrics = _train_judge(context, settings, config, train, test, out / "judge")
         result = {"heldout_pck": metrics["pck"], "heldout_oks": metrics["oks"], "baseline_pck": baseline["pck"],
                   "baseline_oks": baseline["oks"], "num_train": len(train["image"]), "num_test": len(test["image"]),
                   "judge_heldout_pck": judge_metrics["pck"], "judge_heldout_oks": judge_metrics["oks"]}  # fmt: skip
@@ -83,7 +78,18 @@ def pose_detector(
         )  # fmt: skip
 
 
-def _train_or_load(context: dg.AssetExecutionContext, settings: PoseDetectorSettings, seed: int,
+def _train_judge(context: dg.AssetExecutionContext, settings: PoseDetectorSettings, config: Any,
+                 train: dict[str, Any], test: dict[str, Any], out: Path) -> dict[str, float]:  # fmt: skip
+    """The independent judge (own seed, width and depth), saved to ``out``; its held-out metrics."""
+    context.log.info("training the independent judge detector")
+    cfg = DetectorTraining(steps=settings.judge_steps, batch_size=settings.batch_size, lr=settings.lr,
+                           width=settings.judge_width, depth=settings.judge_depth, seed=config.seed + 7919)  # fmt: skip
+    judge, metrics = train_detector(train, test, cfg, log=context.log.info, device=config.torch_device())
+    judge.save(out)
+    return metrics
+
+
+def _train_or_load(context: dg.AssetExecutionContext, settings: PoseDetectorSettings, config: Any,
                    train: dict[str, Any], test: dict[str, Any], out: Path,
                    run: Any) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """The heatmap detector trained on the reference renders, or pretrained ViTPose; saved to ``out``."""
@@ -93,8 +99,8 @@ def _train_or_load(context: dg.AssetExecutionContext, settings: PoseDetectorSett
         model.model.save_pretrained(out)
         return model, evaluate(model, test)
     cfg = DetectorTraining(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
-                           width=settings.width, seed=seed)  # fmt: skip
-    model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info)
+                           width=settings.width, seed=config.seed)  # fmt: skip
+    model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info, device=config.torch_device())
     model.save(out)
     return model, metrics
 

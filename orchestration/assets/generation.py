@@ -13,7 +13,13 @@ import torch
 
 from dreamer_core.config import DPOSettings, GeneratorSettings
 from dreamer_core.datasets.torch_dataset import stack_samples
-from dreamer_core.dpo.lora import LoraSettings, adapters_disabled, load_lora, lora_parameter_count, save_lora
+from dreamer_core.dpo.lora import (
+    LoraSettings,
+    adapters_disabled,
+    load_generator_with_lora,
+    lora_parameter_count,
+    save_lora,
+)
 from dreamer_core.dpo.pairs import PairRule, score_candidates, select_pairs
 from dreamer_core.dpo.train import DPOTraining, compare_before_after, heldout_seeds, train_dpo
 from dreamer_core.errors import PipelineInputError
@@ -69,7 +75,7 @@ def generator(
     inputs = {"reference_renders": file_hash(storage, "reference_renders", "summary.json")}
     with AssetRun(context, mlflow, dvc, {"generator": settings, "seed": config.seed}, inputs) as tracked:
         t0 = time.perf_counter()
-        gen, n_params = _train_or_load(context, settings, config.seed, renders, out, tracked.run)
+        gen, n_params = _train_or_load(context, settings, config, renders, out, tracked.run)
         train_seconds = time.perf_counter() - t0
         metrics, png = _score_generator(context, gen, test, storage, config.seed)
         metrics.update(train_seconds=train_seconds, num_parameters=n_params)
@@ -87,9 +93,11 @@ def generator(
                               **{k: float(v) for k, v in metrics.items()})  # fmt: skip
 
 
-def _train_or_load(context: dg.AssetExecutionContext, settings: GeneratorSettings, seed: int, renders: Path,
+def _train_or_load(context: dg.AssetExecutionContext, settings: GeneratorSettings, config: Any, renders: Path,
                    out: Path, run: Any) -> tuple[ControlGenerator, int]:  # fmt: skip
-    """The tiny generator trained on the reference renders, or a pretrained pipeline; saved to ``out``."""
+    """The tiny generator trained (on the run's device) on the reference renders, or a pretrained
+    pipeline; saved to ``out`` and returned on that device."""
+    seed = config.seed
     if settings.backend != "tiny":
         from dreamer_core.generate.pretrained import DiffusersControlGenerator
 
@@ -100,7 +108,7 @@ def _train_or_load(context: dg.AssetExecutionContext, settings: GeneratorSetting
         return gen, sum(p.numel() for p in gen.denoiser.parameters())
     train = stack_samples(renders / "train", ("image", "control"))
     torch.manual_seed(seed)  # initial weights from the seed, not from whatever ran before in-process
-    gen = TinyGenerator(tiny_config(settings, image_size=train["image"].shape[-1]))
+    gen = TinyGenerator(tiny_config(settings, image_size=train["image"].shape[-1])).to(config.torch_device())
     n_params = sum(p.numel() for p in gen.net.parameters())
     context.log.info(f"training the tiny generator ({n_params / 1e6:.2f} M parameters) on "
                      f"{len(train['image'])} reference renders for {settings.steps} steps")  # fmt: skip
@@ -111,8 +119,8 @@ def _train_or_load(context: dg.AssetExecutionContext, settings: GeneratorSetting
     # provided the training shards are byte for byte the same (their index SHA-256s key the state).
     train_generator(gen, train["image"], train["control"], cfg, tracker=run, log=context.log.info,
                     resume_dir=out / "resume", inputs={"data": data_fingerprint(renders / "train")})  # fmt: skip
-    gen.save(out)
-    return gen, n_params
+    gen.to("cpu").save(out)
+    return gen.to(config.torch_device()), n_params
 
 
 def _score_generator(context: dg.AssetExecutionContext, gen: ControlGenerator, test: dict[str, Any],
@@ -185,15 +193,15 @@ def dpo_pairs(
     seeds = np.array([[derive_seed(config.seed, "dpo-candidate", k, j) for j in range(n_cand)] for k in keys])
     inputs = {"generator": file_hash(storage, "generator", "config.json")}
     with AssetRun(context, mlflow, dvc, {"dpo": settings, "seed": config.seed}, inputs) as tracked:
-        gen = load_generator(storage.asset_dir("generator"))
+        gen = load_generator(storage.asset_dir("generator"), config.torch_device())
         t0 = time.perf_counter()
         flat = generate_batched(gen, controls["control"].repeat_interleave(n_cand, 0),
                                 [p for p in prompts for _ in range(n_cand)], seeds.reshape(-1).tolist(), 32,
                                 log_progress(context, "candidates"))  # fmt: skip
         seconds = time.perf_counter() - t0
         images = flat.reshape(n_ctl, n_cand, *flat.shape[1:])
-        oks = score_candidates(load_detector(storage.asset_dir("pose_detector")), images, controls["keypoints"],
-                               controls["mask"])  # fmt: skip
+        detector = load_detector(storage.asset_dir("pose_detector"), gen.device)
+        oks = score_candidates(detector, images, controls["keypoints"], controls["mask"])
         pairs = select_pairs(oks, PairRule(settings.min_gap, settings.min_winner_oks, settings.pairing))
         arrays = {"images": to_uint8(images), "controls": to_uint8(controls["control"]),
                   "oks": oks.astype(np.float32), "seeds": seeds.astype(np.int64)}  # fmt: skip
@@ -249,13 +257,6 @@ _PAIR_COLUMNS = ("control", "control_key", "pose_id", "winner", "loser", "winner
                  "loser_oks", "prompt")  # fmt: skip
 
 
-def load_dpo_generator(storage: StorageResource) -> Any:
-    """The base generator with the DPO LoRA loaded (what generation rounds sample from)."""
-    gen = load_generator(storage.asset_dir("generator"))
-    load_lora(storage.asset_dir("dpo_generator"), gen.denoiser)
-    return gen
-
-
 @dg.asset(
     group_name="generation",
     deps=["dpo_pairs", "generator", "reference_renders", "pose_detector"],
@@ -280,7 +281,8 @@ def dpo_generator(
     held = _heldout_controls(storage, settings)
     seeds = heldout_seeds(config.seed, settings.heldout_seeds, len(held["control"]))
     det_dir = storage.asset_dir("pose_detector")
-    detectors = {"reward": load_detector(det_dir), "judge": load_detector(det_dir / "judge")}
+    device = config.torch_device()
+    detectors = {"reward": load_detector(det_dir, device), "judge": load_detector(det_dir / "judge", device)}
     lora = LoraSettings(rank=settings.lora_rank, alpha=float(settings.lora_rank), targets=settings.lora_targets)
     cfg = DPOTraining(steps=settings.steps, batch_pairs=settings.batch_pairs, lr=settings.lr,
                       beta=settings.beta, seed=config.seed, lora=lora)  # fmt: skip
@@ -288,7 +290,7 @@ def dpo_generator(
     inputs = {"dpo_pairs": file_hash(storage, "dpo_pairs", "summary.json"),
               "generator": file_hash(storage, "generator", "config.json")}  # fmt: skip
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
-        gen = load_generator(storage.asset_dir("generator"))
+        gen = load_generator(storage.asset_dir("generator"), device)
         context.log.info(f"DPO on {len(pairs)} pairs: {cfg.steps} steps of {cfg.batch_pairs} pairs, beta {cfg.beta}, "
                          f"objective {gen.objective}")  # fmt: skip
         stats = train_dpo(gen, winners, losers, controls, list(pairs["prompt"]), cfg, tracker=tracked.run,
@@ -343,7 +345,7 @@ def _before_after_png(gen: Any, controls: torch.Tensor, seeds: list[int]) -> byt
                 "are finite (a data contract).")  # fmt: skip
 def dpo_generator_reloads(storage: StorageResource) -> dg.AssetCheckResult:
     m = json.loads((storage.asset_dir("dpo_generator") / "metrics.json").read_text())
-    load_dpo_generator(storage)
+    load_generator_with_lora(storage.asset_dir("generator"), storage.asset_dir("dpo_generator"))
     keys = ("heldout_oks_before", "heldout_oks_after", "judge_oks_before", "judge_oks_after")
     return dg.AssetCheckResult(passed=all(np.isfinite(m[k]) for k in keys), metadata={k: m[k] for k in keys})
 

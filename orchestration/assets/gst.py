@@ -57,7 +57,7 @@ def gst_checkpoint(
     if not (storage.asset_dir("hmr_checkpoints") / name / "model.safetensors").exists():
         raise dg.Failure(f"gst.hmr_checkpoint is {name!r}, but hmr_checkpoints has no such training set; name one "
                          "of hmr.train_sets (e.g. mixed) or add it there and materialize hmr_checkpoints")  # fmt: skip
-    spec = gst_spec(settings, storage, body_model.settings(), config.seed)
+    spec = {**gst_spec(settings, storage, body_model.settings(), config.seed), "device": config.device}
     inputs = {a: file_hash(storage, a, "summary.json") for a in ("reference_renders", "hmr_checkpoints")}
     with AssetRun(context, mlflow, dvc, {"gst": settings, "seed": config.seed}, inputs) as tracked:
         spec["mlflow"] = {"tracking_uri": mlflow.uri(), "run_id": tracked.run.run_id}

@@ -53,10 +53,7 @@ def hmr_checkpoints(
     settings = config.settings()["hmr"]
     out = storage.asset_dir("hmr_checkpoints")
     train_sets, sources = _training_sets(storage, settings, body_model)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.iterdir():  # sets no longer configured must not be benchmarked
-        if stale.is_dir() and stale.name not in train_sets:
-            shutil.rmtree(stale)
+    _remove_stale_sets(out, train_sets)
     parallel = min(settings.parallel_sets, len(train_sets))
     # Small models on CPU scale poorly past one thread, so training sets side by side (cores split
     # between them) finish sooner than one after another.
@@ -68,6 +65,7 @@ def hmr_checkpoints(
     def train(name: str) -> dict[str, Any]:
         spec = {"train_set": name, "sources": [str(p) for p in sources[name]], "out": str(out / name),
                 "hmr": settings.to_dict(), "seed": config.seed, "body_model": body_model.settings().to_dict(),
+                "device": config.device,  # how to run: not in the checkpoint's fingerprint
                 "overlay_folder": str(storage.asset_dir("reference_renders") / "test")}  # fmt: skip
         params = {"hmr": settings, "seed": config.seed, "train_set": name}
         with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
@@ -90,6 +88,14 @@ def hmr_checkpoints(
     if (overlay := out / train_sets[0] / "overlay.png").exists():
         metadata["preview"] = preview_md(overlay.read_bytes(), "held-out renders: image | truth | prediction")
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _remove_stale_sets(out: Path, train_sets: list[str]) -> None:
+    """Checkpoints of sets no longer configured go: they must not be benchmarked."""
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.iterdir():
+        if stale.is_dir() and stale.name not in train_sets:
+            shutil.rmtree(stale)
 
 
 def _training_sets(storage: StorageResource, settings: HMRSettings,

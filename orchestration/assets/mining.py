@@ -84,14 +84,15 @@ def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, 
     rs, rg = settings["render"], settings["round_generations"]
     shard, asset = context.partition_key, round_asset_name(round_index)
     out = storage.asset_dir(asset)
-    body, renderer = body_model.load_with_renderer()
+    body, renderer = body_model.load_with_renderer(config.torch_device())
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     rows, extra, inputs = _draw(context, storage, bank, rg, config.seed, shard, round_index)
     params = {**settings, "seed": config.seed, "round": round_index}
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         t0 = time.perf_counter()
-        generator = load_generator_with_lora(storage.asset_dir("generator"), storage.asset_dir("dpo_generator"))
-        detector = load_detector(storage.asset_dir("pose_detector"))
+        device = config.torch_device()
+        generator = load_generator_with_lora(storage.asset_dir("generator"), storage.asset_dir("dpo_generator"), device)
+        detector = load_detector(storage.asset_dir("pose_detector"), device)
         context.log.info(f"{shard}: generating {len(rows)} samples (round {round_index})")
         result = generate_shard(body, renderer, bank, rows, rs, generator, detector, config.seed, round_index, shard,
                                 rg.batch_size, lambda keys: prompts_for(config.seed, keys),

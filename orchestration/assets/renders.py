@@ -62,7 +62,7 @@ def reference_renders(
 ) -> dg.MaterializeResult:
     settings = config.settings()
     rs, ref = settings["render"], settings["reference_renders"]
-    body, renderer = body_model.load_with_renderer()
+    body, renderer = body_model.load_with_renderer(config.torch_device())
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     out = storage.asset_dir("reference_renders")
     pools = _split_pools(bank, ref)
@@ -154,7 +154,7 @@ def control_renders(
     rs, ctl = settings["render"], settings["control_renders"]
     shard = context.partition_key
     index = int(shard.rsplit("-", 1)[1])
-    body, renderer = body_model.load_with_renderer()
+    body, renderer = body_model.load_with_renderer(config.torch_device())
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     out = storage.asset_dir("control_renders")
     n = ctl.samples_per_shard

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import dagster as dg
+import torch
 
 from dreamer_core.bodies import BodyModel, load_body_model
 from dreamer_core.config import BodyModelSettings
@@ -21,10 +22,10 @@ def _load(settings_json: str) -> BodyModel:
 
 
 @functools.cache
-def _renderer(body: BodyModel) -> Any:
+def _renderer(body: BodyModel, device: str) -> Any:
     from dreamer_core.render.renderer import BodyRenderer
 
-    return BodyRenderer(body)
+    return BodyRenderer(body, device=device)
 
 
 class BodyModelResource(dg.ConfigurableResource):
@@ -43,7 +44,10 @@ class BodyModelResource(dg.ConfigurableResource):
         """One instance per process: anny construction costs ~0.5 s even with a warm cache."""
         return _load(json.dumps(self.settings().to_dict(), sort_keys=True))
 
-    def load_with_renderer(self) -> tuple[BodyModel, Any]:
-        """The body model and its (Warp) renderer, one per body model and process."""
+    def load_with_renderer(self, device: Any = "cpu") -> tuple[BodyModel, Any]:
+        """The body model and its (Warp) renderer casting rays on ``device`` (a ``torch.device``
+        or its name), one per body model, device and process."""
+        from dreamer_core.devices import warp_device
+
         body = self.load()
-        return body, _renderer(body)
+        return body, _renderer(body, warp_device(torch.device(device)))

@@ -22,9 +22,12 @@ def test_every_run_config_builds_its_sections_from_the_profile(name):
     cls = getattr(run_configs, name)
     built = cls().settings()
     assert built and all(section == SETTINGS.section(key) for key, section in built.items()), name
-    fields = set(cls.model_fields) - {"seed"}
+    fields = set(cls.model_fields) - {"seed", "device"}
     offered = {f.name for key in built for f in dataclasses.fields(type(built[key]))}
     assert fields <= offered and cls.model_fields["seed"].default == SETTINGS.seed
+    assert cls.model_fields["device"].default == SETTINGS.device and cls().torch_device().type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="device must be one of"):
+        cls(device="gpu").torch_device()
     for key in built:
         for f in dataclasses.fields(type(built[key])):
             if f.name in fields:

@@ -80,11 +80,12 @@ def test_same_command_runs_data_parallel_under_torchrun(anny_body, tmp_path):
 
 
 def test_real_sources_need_an_smpl_body(anny_body, tmp_path):
-    from orchestration.train_hmr import load_source
+    from orchestration.train_hmr import real_sources
 
-    validate_spec(_spec(tmp_path, sources=[f"3dpw:{tmp_path}"]))
+    spec = _spec(tmp_path, sources=[f"3dpw:{tmp_path}"])
+    validate_spec(spec)
     with pytest.raises(ConfigError, match="labels are SMPL, but body_model.name is anny"):
-        load_source(f"3dpw:{tmp_path}", 32, anny_body)
+        real_sources(spec, 32, anny_body)
     with pytest.raises(PipelineInputError, match="is not a folder"):
         validate_spec(_spec(tmp_path, sources=["3dpw:/nonexistent/3DPW"]))
 

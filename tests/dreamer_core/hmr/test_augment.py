@@ -7,7 +7,7 @@ import torch
 
 from dreamer_core.hmr.augment import JOINT_MIRROR, flip_batch
 from dreamer_core.hmr.camera import project
-from dreamer_core.hmr.train import samples_to_batch
+from dreamer_core.hmr.data import samples_to_batch
 from tests.helpers.renders import render_poses
 
 

@@ -47,3 +47,33 @@ def test_key_subset_and_clear_errors(samples, tmp_path):
         load_samples(control_only, 32, "controls")
     with pytest.raises(PipelineInputError, match="no samples"):
         load_samples([], 32, "empty set")
+
+
+def test_streamed_training_set_matches_the_set_in_memory(samples, tmp_path, anny_body):
+    """What training streams (uint8 images, mean parameters from the labels alone) is the set
+    ``load_folder`` loads, sample for sample, and gives the model the same mean start."""
+    from dreamer_core.hmr.data import folder_labels, training_mean, training_stream
+    from dreamer_core.hmr.model import HMR, HMRConfig
+    from dreamer_core.hmr.train import set_mean_from
+
+    write_samples(tmp_path, samples, 4, "train")
+    whole = load_folder(tmp_path, 32)
+    stream = training_stream([str(tmp_path)], {}, 32, batch_size=6, seed=0)
+    batch = next(stream.batches())
+    assert stream.num_samples == 6 and batch["image"].dtype == torch.uint8
+    torch.testing.assert_close(folder_labels(tmp_path)["joints_3d"], whole["joints_3d"])  # labels only, same order
+    order = torch.argsort(batch["joints_3d"][:, 0, 0])
+    expect = torch.argsort(whole["joints_3d"][:, 0, 0])
+    torch.testing.assert_close(batch["joints_3d"][order], whole["joints_3d"][expect])
+    torch.testing.assert_close(batch["image"][order], (whole["image"][expect] * 255).round().to(torch.uint8))
+
+    def model():
+        torch.manual_seed(0)
+        return HMR(HMRConfig(image_size=32, width=4, depth=2, dim=16, heads=2, decoder_layers=1,
+                             num_shape=anny_body.num_shape_params))  # fmt: skip
+
+    streamed, loaded = model(), model()
+    training_mean(stream, {}).apply(streamed)
+    set_mean_from(loaded, whole)
+    for name in ("mean_pose", "mean_shape", "mean_cam"):
+        torch.testing.assert_close(getattr(streamed, name), getattr(loaded, name), atol=1e-5, rtol=1e-5)

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from dreamer_core.datasets.build import BuildReport, render_samples
+from dreamer_core.hmr.data import samples_to_batch
 from dreamer_core.hmr.model import HMR, HMRConfig
 from dreamer_core.hmr.train import (
     HMRTraining,
     evaluate_hmr,
     hmr_resume_key,
     mean_predictor,
-    samples_to_batch,
     train_hmr,
 )
 from dreamer_core.render.renderer import BodyRenderer
