@@ -79,3 +79,145 @@ def test_mlflow_server_command_and_pipeline_env_agree():
     assert env["PD_EXECUTOR"] == "k8s" and env["PD_PROFILE"] == "full"
     full = load_settings(REPO / "params.yaml", profile="full").hmr.launcher
     assert shlex.split(full)[0] == "torchrun"
+
+
+def _kustomized() -> list[dict]:
+    """What `kubectl apply -k deploy/k8s` creates: the listed resources plus the generated ConfigMaps."""
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    docs = [d for name in kustomization["resources"] for d in _manifests(name)]
+    for gen in kustomization.get("configMapGenerator", []):
+        data = {Path(f).name: (DEPLOY / f).read_text() for f in gen["files"]}
+        docs.append({"kind": "ConfigMap", "metadata": {"name": gen["name"], "namespace": kustomization["namespace"]},
+                     "data": data})  # fmt: skip
+    return docs
+
+
+def _pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
+    out = []
+    for d in docs:
+        spec = d.get("spec", {})
+        if d["kind"] in ("Deployment", "StatefulSet", "Job"):
+            out.append((f"{d['kind']}/{d['metadata']['name']}", spec["template"]["spec"]))
+    return out
+
+
+def test_every_manifest_reference_is_defined():
+    """Every ConfigMap, Secret (and key), claim and service account a pod, the run launcher or the
+    instance refers to is created by `kubectl apply -k deploy/k8s`; the claim is ReadWriteMany."""
+    docs = _kustomized()
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"]) | {f for g in kustomization["configMapGenerator"] for f in g["files"]}
+    assert listed == {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml", "backfill-run-config.yaml"}
+    assert {d["metadata"].get("namespace", "posedreamer") for d in docs if d["kind"] != "Namespace"} == {"posedreamer"}
+    by_kind: dict[str, dict[str, dict]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    secrets = {n: set(s.get("stringData", {})) | set(s.get("data", {})) for n, s in by_kind["Secret"].items()}
+    config_maps, claims = by_kind["ConfigMap"], by_kind["PersistentVolumeClaim"]
+    missing: list[str] = []
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            missing.append(what)
+
+    def check_env(where: str, container: dict) -> None:
+        for src in container.get("envFrom", []):
+            if "configMapRef" in src:
+                need(src["configMapRef"]["name"] in config_maps, f"{where}: ConfigMap {src['configMapRef']['name']}")
+            if "secretRef" in src:
+                need(src["secretRef"]["name"] in secrets, f"{where}: Secret {src['secretRef']['name']}")
+        for var in container.get("env", []):
+            ref = var.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                need(ref["key"] in secrets.get(ref["name"], set()), f"{where}: Secret {ref['name']} key {ref['key']}")
+
+    for where, spec in _pod_specs(docs):
+        for container in spec["containers"]:
+            check_env(where, container)
+        for volume in spec.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                need(volume["persistentVolumeClaim"]["claimName"] in claims, f"{where}: claim of {volume['name']}")
+            if "configMap" in volume:
+                need(volume["configMap"]["name"] in config_maps, f"{where}: ConfigMap {volume['configMap']['name']}")
+        if "serviceAccountName" in spec:
+            need(spec["serviceAccountName"] in by_kind["ServiceAccount"], f"{where}: {spec['serviceAccountName']}")
+    launcher = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["run_launcher"]["config"]
+    need(launcher["instance_config_map"] in config_maps, "run launcher: instance ConfigMap")
+    need(launcher["service_account_name"] in by_kind["ServiceAccount"], "run launcher: service account")
+    need("postgresql-password" in secrets.get(launcher["postgres_password_secret"], set()), "run launcher: PG secret")
+    for name in launcher["env_config_maps"]:
+        need(name in config_maps, f"run launcher: ConfigMap {name}")
+    for name in launcher["env_secrets"]:
+        need(name in secrets, f"run launcher: Secret {name}")
+    for volume in launcher["volumes"]:
+        need(volume["persistentVolumeClaim"]["claimName"] in claims, "run launcher: claim")
+    assert not missing, missing
+    assert all("ReadWriteMany" in c["spec"]["accessModes"] for c in claims.values())
+
+
+def _instance_env_vars() -> set[str]:
+    found: set[str] = set()
+
+    def walk(v):  # noqa: ANN001, ANN202
+        if isinstance(v, dict):
+            if set(v) == {"env"}:
+                found.add(v["env"])
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(yaml.safe_load((DEPLOY / "dagster.yaml").read_text()))
+    return found
+
+
+def test_every_variable_the_instance_reads_is_set_in_every_pod_that_loads_it():
+    """The webserver and the daemon get them from their manifests; run pods from the run launcher's
+    ConfigMaps and its PostgreSQL secret (which it exposes as DAGSTER_PG_PASSWORD)."""
+    docs = _kustomized()
+    needed = _instance_env_vars()
+    assert {"DAGSTER_PG_HOST", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD"} <= needed
+    maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
+    secrets = {d["metadata"]["name"]: d.get("stringData", {}) for d in docs if d["kind"] == "Secret"}
+    for where, spec in _pod_specs(docs):
+        if not where.startswith("Deployment/dagster-"):
+            continue
+        for container in spec["containers"]:
+            have = {v["name"] for v in container.get("env", [])}
+            for src in container.get("envFrom", []):
+                have |= set(maps.get(src.get("configMapRef", {}).get("name"), {}))
+                have |= set(secrets.get(src.get("secretRef", {}).get("name"), {}))
+            assert needed <= have, (where, needed - have)
+    launcher = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["run_launcher"]["config"]
+    run_pods = {k for m in launcher["env_config_maps"] for k in maps[m]} | {"DAGSTER_PG_PASSWORD"}
+    assert needed <= run_pods, needed - run_pods
+
+
+def test_dvc_workspace_is_on_the_shared_volume_and_the_image_has_dvc():
+    env = next(d for d in _manifests("pipeline-env.yaml") if d["kind"] == "ConfigMap")["data"]
+    assert env["PD_DATA_DIR"] == f"{env['PD_DVC_REPO']}/data" and env["PD_DVC_REPO"].startswith("/data/")
+    assert env["ANNY_CACHE_DIR"].startswith("/data/") and env["WARP_CACHE_PATH"].startswith("/data/")
+    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    assert instance["compute_logs"]["class"] != "NoOpComputeLogManager"
+    assert instance["compute_logs"]["config"]["base_dir"].startswith("/data/")
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    assert "venv .venv-dvc" in dockerfile and "requirements/dvc-lock.txt" in dockerfile
+    assert "'.[cluster]'" in dockerfile and "PD_DVC_BIN=/app/.venv-dvc/bin/dvc" in dockerfile
+    images = {c["image"] for _, spec in _pod_specs(_kustomized()) for c in spec["containers"]}
+    launcher = instance["run_launcher"]["config"]["job_image"]
+    assert launcher in images  # the webserver, daemon and runs share one image (postgres aside)
+
+
+def test_dvc_refuses_a_data_folder_it_does_not_version(tmp_path, monkeypatch):
+    from orchestration.resources import DVCResource
+
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("PD_DATA_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(dg.Failure, match="set PD_DATA_DIR to"):
+        DVCResource(repo_dir=str(tmp_path)).check_layout("data/pose_bank")
+    monkeypatch.setenv("PD_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data" / "pose_bank").mkdir(parents=True)
+    DVCResource(repo_dir=str(tmp_path)).check_layout("data/pose_bank")
+    with pytest.raises(dg.Failure, match="has no dvc.yaml"):
+        DVCResource(repo_dir=str(tmp_path / "data")).check_layout("data/pose_bank")

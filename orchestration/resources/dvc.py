@@ -5,7 +5,10 @@ in ``.venv-dvc`` and is called as a CLI. After a materialization in the UI we co
 stage's outputs (DVC hashes them into dvc.lock and its cache) and push to the configured
 remote. Inside ``dvc repro`` / ``dvc exp run`` (DVC sets DVC_STAGE for stage commands) DVC
 commits for us, so we do nothing.
-DVC locks the repository: commands run one at a time behind a file lock, with retries.
+DVC locks the repository: commands run one at a time behind a file lock, with retries. On a
+cluster the DVC workspace is a checkout on the shared volume (``PD_DVC_REPO``, with
+``PD_DATA_DIR`` its ``data`` folder, see deploy/k8s), so the lock, ``dvc.lock`` and the cache are
+shared by every pod and the lock makes one pod at a time the writer.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
-from orchestration.env import REPO_ROOT
+from orchestration.env import REPO_ROOT, data_dir
 
 UNDER_DVC_ENV = "DVC_STAGE"  # set by DVC for every stage command it runs
 
@@ -31,13 +34,26 @@ def default_dvc_bin() -> str:
 
 class DVCResource(dg.ConfigurableResource):
     dvc_bin: str = ""  # empty: PD_DVC_BIN or <repo>/.venv-dvc/bin/dvc
-    repo_dir: str = ""  # empty: the repository root
+    repo_dir: str = ""  # empty: PD_DVC_REPO or the repository root
     push: bool = True
     enabled: bool = True  # PD_DVC=off also switches versioning off (a scratch data folder outside the repo)
     retries: int = 5
 
     def _repo(self) -> Path:
-        return Path(self.repo_dir).resolve() if self.repo_dir else REPO_ROOT
+        return Path(self.repo_dir or os.environ.get("PD_DVC_REPO") or REPO_ROOT).resolve()
+
+    def check_layout(self, out: str) -> None:
+        """dvc.yaml's outs are ``data/<asset>`` inside the DVC workspace: assets must write there,
+        or DVC would version a folder nobody wrote (or fail on a missing one)."""
+        repo = self._repo()
+        if not (repo / "dvc.yaml").is_file():
+            raise dg.Failure(f"DVC workspace {repo} has no dvc.yaml: set PD_DVC_REPO to a checkout of this repository "
+                             "(deploy/k8s: the posedreamer-init job) or switch DVC off with PD_DVC=off")  # fmt: skip
+        data = data_dir()
+        if "PD_DATA_DIR" in os.environ and data != repo / "data" or not (repo / out).exists():
+            raise dg.Failure(f"DVC versions {repo / out}, but assets write to {data / Path(out).name} (PD_DATA_DIR): "
+                             f"set PD_DATA_DIR to {repo / 'data'} (or PD_DVC_REPO to the folder above the data), "
+                             "or switch DVC off with PD_DVC=off")  # fmt: skip
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         repo = self._repo()
@@ -74,6 +90,7 @@ class DVCResource(dg.ConfigurableResource):
             return {"dvc_hash": "disabled"}
         if os.environ.get(UNDER_DVC_ENV):
             return {"dvc_hash": "committed by dvc repro"}
+        self.check_layout(out)
         log.info(f"dvc commit {stage}")
         self.run("commit", "--force", "--quiet", stage)
         digest = self.out_hash(stage, out) or "unknown"
