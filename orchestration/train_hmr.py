@@ -106,6 +106,8 @@ def _distributed(setting: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device); initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(setting)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and CUDA libraries use the current device
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return int(os.environ.get("RANK", "0")), world, device
@@ -127,6 +129,9 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
     memory = real_sources(spec, size, cpu_body)
     folders = [s for s in spec["sources"] if parse_real_source(s) is None]
     stream = training_stream(folders, memory, size, hmr.batch_size, spec["seed"], rank, world, hmr.loader_workers)
+    mean = training_mean(stream, memory, rank, world)  # each rank sums its share of the labels
+    mean = mean.all_reduce() if world > 1 else mean
+    del memory  # the stream holds its own uint8 copy of in-memory sets
     log(f"{spec['train_set']}: {stream.num_samples} training samples streamed from {len(spec['sources'])} "
         f"source(s) at {size} px on {device}{f' x {world} ranks' if world > 1 else ''}")  # fmt: skip
     cfg = HMRTraining(**hmr.training_fields(spec["seed"]))
@@ -140,7 +145,7 @@ def run_training(spec: dict[str, Any], log: Callable[[str], None] = print) -> di
     say = (lambda m: log(f"{spec['train_set']}: {m}")) if rank == 0 else None
     result = train_hmr(model, body, stream, cfg, tracker=tracker, log=say,
                        resume_dir=out / "resume", checkpoint_every=hmr.checkpoint_every,
-                       rank=rank, wrap=wrap, inputs=fingerprint, mean=training_mean(stream, memory))  # fmt: skip
+                       rank=rank, wrap=wrap, inputs=fingerprint, mean=mean)  # fmt: skip
     # The file holds what is reproducible (DVC versions it); timings go to the caller and MLflow.
     summary = {"train_set": spec["train_set"], "num_train": stream.num_samples, "steps": cfg.steps,
                "final_loss": round(float(result["final_loss"]), 6), "fingerprint": fingerprint}  # fmt: skip

@@ -53,6 +53,29 @@ def test_backfill_run_config_fits_the_k8s_step_executor(monkeypatch):
         dg.validate_run_config(defs.resolve_job_def("round1_shard"), {"execution": {"config": {"max_concurent": 4}}})
 
 
+def test_gpu_steps_are_the_gpu_pool(monkeypatch):
+    """The run configs give a GPU to exactly the steps of the `gpu` concurrency pool (and the
+    backfill one to the generation rounds it backfills); both validate against the k8s executor."""
+    monkeypatch.setenv("PD_EXECUTOR", "k8s")
+    from orchestration.definitions import ASSETS, CHECKS, RESOURCES, schedules
+
+    pool = {a.op.name for a in ASSETS if isinstance(a, dg.AssetsDefinition) and a.op.pool == "gpu"}
+    assert {"pose_detector", "generator", "hmr_checkpoints", "gst_checkpoint", "round1_generations"} <= pool
+
+    def gpu_steps(name: str) -> set[str]:
+        config = yaml.safe_load((DEPLOY / name).read_text())["execution"]["config"]
+        assert "nvidia.com/gpu" not in str(config["step_k8s_config"])  # CPU steps take no GPU
+        return {k for k, v in config["per_step_k8s_config"].items()
+                if v["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1}  # fmt: skip
+
+    assert gpu_steps("run-config.yaml") == pool
+    assert gpu_steps("backfill-run-config.yaml") == {"round1_generations", "round2_generations"}
+    defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=schedules.JOBS, resources=RESOURCES,
+                          executor=executor_from_env())  # fmt: skip
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert dg.validate_run_config(job, yaml.safe_load((DEPLOY / "run-config.yaml").read_text()))
+
+
 def test_unknown_executor_is_named(monkeypatch):
     monkeypatch.setenv("PD_EXECUTOR", "celery")
     with pytest.raises(ConfigError, match=r"PD_EXECUTOR: must be one of \['multiprocess', 'in_process', 'k8s'\]"):
@@ -107,7 +130,8 @@ def test_every_manifest_reference_is_defined():
     docs = _kustomized()
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"]) | {f for g in kustomization["configMapGenerator"] for f in g["files"]}
-    assert listed == {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml", "backfill-run-config.yaml"}
+    run_configs = {"backfill-run-config.yaml", "run-config.yaml"}
+    assert listed == {p.name for p in DEPLOY.glob("*.yaml")} - {"kustomization.yaml", *run_configs}
     assert {d["metadata"].get("namespace", "posedreamer") for d in docs if d["kind"] != "Namespace"} == {"posedreamer"}
     by_kind: dict[str, dict[str, dict]] = {}
     for d in docs:
@@ -150,7 +174,9 @@ def test_every_manifest_reference_is_defined():
     for name in launcher["env_secrets"]:
         need(name in secrets, f"run launcher: Secret {name}")
     for volume in launcher["volumes"]:
-        need(volume["persistentVolumeClaim"]["claimName"] in claims, "run launcher: claim")
+        if "persistentVolumeClaim" in volume:
+            need(volume["persistentVolumeClaim"]["claimName"] in claims, "run launcher: claim")
+    assert {m["mountPath"] for m in launcher["volume_mounts"]} >= {"/data", "/dev/shm"}  # loader workers need shm
     assert not missing, missing
     assert all("ReadWriteMany" in c["spec"]["accessModes"] for c in claims.values())
 

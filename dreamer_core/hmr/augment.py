@@ -38,6 +38,8 @@ def flip_batch(batch: dict[str, torch.Tensor], which: torch.Tensor) -> dict[str,
     if not bool(which.any()):
         return batch
     out = dict(batch)
+    device = batch["image"].device  # the signs and indices follow the batch (CPU or GPU)
+    x_sign, aa_sign = _X_SIGN.to(device), _AXIS_ANGLE_SIGN.to(device)
     w = which.view(-1, 1, 1, 1)
     out["image"] = torch.where(w, batch["image"].flip(-1), batch["image"])
     size = float(batch["image"].shape[-1])
@@ -48,10 +50,10 @@ def flip_batch(batch: dict[str, torch.Tensor], which: torch.Tensor) -> dict[str,
     flipped = {
         "K": K,
         "keypoints_2d": kp,
-        "joints_3d": batch["joints_3d"][:, JOINT_MIRROR] * _X_SIGN,
-        "transl_cam": batch["transl_cam"] * _X_SIGN,
-        "global_orient_cam": batch["global_orient_cam"] * _AXIS_ANGLE_SIGN,
-        "body_pose": batch["body_pose"][:, BODY_JOINT_MIRROR] * _AXIS_ANGLE_SIGN,
+        "joints_3d": batch["joints_3d"][:, JOINT_MIRROR] * x_sign,
+        "transl_cam": batch["transl_cam"] * x_sign,
+        "global_orient_cam": batch["global_orient_cam"] * aa_sign,
+        "body_pose": batch["body_pose"][:, BODY_JOINT_MIRROR] * aa_sign,
     }
     for key, value in flipped.items():
         mask = which.view(-1, *([1] * (value.ndim - 1)))

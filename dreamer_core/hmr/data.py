@@ -122,8 +122,9 @@ class HMRDecoder:
         return tensor_digest({name: tensor_digest(batch) for name, batch in sorted(self.memory.items())})
 
     def __call__(self, ref: ShardRef) -> Batch:
-        if ref.path in self.memory:
-            return slice_chunk(self.memory[ref.path], ref.start, ref.start + ref.num_samples)
+        if ref.path in self.memory:  # a copy: a view would ship its whole set to the loader process
+            rows = slice_chunk(self.memory[ref.path], ref.start, ref.start + ref.num_samples)
+            return {k: v.clone() for k, v in rows.items()}
         parts, pending = [], []
         for sample in read_shard(ref.path, ref.sha256):
             if sample.image is None:
@@ -171,6 +172,21 @@ class ParameterMean:
         self.cam = self.cam + cam.sum(0)
         self.count += len(shape)
 
+    def all_reduce(self) -> ParameterMean:
+        """The sums over every rank of a process group (each rank summed its own shards)."""
+        import torch.distributed as dist
+
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        parts = [torch.as_tensor(x, dtype=torch.float64).reshape(-1) for x in (self.rot, self.shape, self.cam)]
+        flat = torch.cat([torch.tensor([float(self.count)], dtype=torch.float64), *parts]).to(device)
+        dist.all_reduce(flat)
+        flat = flat.cpu()
+        sizes = [p.numel() for p in parts]
+        self.count = int(flat[0])
+        rot, shape, cam = torch.split(flat[1:], sizes)
+        self.rot, self.shape, self.cam = rot.reshape(-1, 3, 3), shape, cam
+        return self
+
     def apply(self, model: HMR) -> None:
         if not self.count:
             raise PipelineInputError("no training samples to take the mean parameters from")
@@ -192,10 +208,12 @@ def memory_stream(batch: Batch, batch_size: int, seed: int, rank: int = 0, world
     return ShardStream(memory_refs("memory", set_size(batch)), decoder, batch_size, seed, rank, world)
 
 
-def training_mean(stream: ShardStream, memory: dict[str, Batch]) -> ParameterMean:
-    """The mean parameters of every sample the stream holds, from labels only (no image decoded)."""
+def training_mean(stream: ShardStream, memory: dict[str, Batch], rank: int = 0, world: int = 1) -> ParameterMean:
+    """The sums behind the mean parameters of every sample the stream holds, from labels only (no
+    image decoded); with ``world`` > 1 this rank sums every world-th shard (combine the ranks with
+    ``ParameterMean.all_reduce``), so no rank reads every shard."""
     mean = ParameterMean()
-    for ref in stream.refs:
+    for ref in stream.refs[rank::world]:
         if ref.path in memory:
             b = slice_chunk(memory[ref.path], ref.start, ref.start + ref.num_samples)
             mean.add(b["global_orient_cam"], b["body_pose"], b["shape"], b["transl_cam"], b["K"][:, 0, 0],

@@ -65,7 +65,7 @@ def _generated_test_stamp(storage: StorageResource, n: int, seed: int, threshold
 
 
 def _generated_test(context: dg.AssetExecutionContext, storage: StorageResource, body_model: BodyModelResource,
-                    n: int, seed: int) -> tuple[Path, pd.DataFrame]:  # fmt: skip
+                    n: int, seed: int, device: Any) -> tuple[Path, pd.DataFrame]:  # fmt: skip
     """Held-out generated samples: controls of the test poses (never in any training set) through
     the DPO generator with fresh seeds, then the dataset's own filter cascade. Regenerated only
     when the generator, detector, pose bank or settings change.
@@ -85,8 +85,8 @@ def _generated_test(context: dg.AssetExecutionContext, storage: StorageResource,
     stamp_file.unlink(missing_ok=True)
     remove_shards(out)
     remove_shards(raw)
-    detector = load_detector(storage.asset_dir("pose_detector"))
-    samples = _generate_heldout(context, storage, body_model, detector, n, seed)
+    detector = load_detector(storage.asset_dir("pose_detector"), device)
+    samples = _generate_heldout(context, storage, body_model, detector, n, seed, device)
     decisions = _filter(samples, detector, FilterSettings.from_mapping(thresholds, "thresholds.json: "))
     kept = [s for s, d in zip(samples, decisions.decision, strict=True) if d == "kept"]
     if not kept:
@@ -99,13 +99,14 @@ def _generated_test(context: dg.AssetExecutionContext, storage: StorageResource,
 
 
 def _generate_heldout(context: dg.AssetExecutionContext, storage: StorageResource, body_model: BodyModelResource,
-                      detector: Any, n: int, seed: int) -> list[Any]:  # fmt: skip
-    """``n`` samples of the test poses (cycled) through the DPO generator, as generation rounds make them."""
-    body, renderer = body_model.load_with_renderer()
+                      detector: Any, n: int, seed: int, device: Any) -> list[Any]:  # fmt: skip
+    """``n`` samples of the test poses (cycled) through the DPO generator, as generation rounds make them
+    (on ``device``)."""
+    body, renderer = body_model.load_with_renderer(device)
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     rows = np.flatnonzero(np.isin(bank.arrays["pose_id"], bank.ids("test")))
     rows = rows[np.arange(n) % len(rows)]
-    generator = load_generator_with_lora(storage.asset_dir("generator"), storage.asset_dir("dpo_generator"))
+    generator = load_generator_with_lora(storage.asset_dir("generator"), storage.asset_dir("dpo_generator"), device)
     context.log.info(f"generating the held-out test set: {n} samples of {len(set(rows))} test poses")
     result = generate_shard(body, renderer, bank, rows, SETTINGS.render, generator, detector, seed, 0, "heldout",
                             SETTINGS.round_generations.batch_size, lambda keys: prompts_for(seed, keys),
@@ -224,7 +225,7 @@ def benchmark_scores(
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         t0 = time.perf_counter()
         gen_folder, gen_decisions = _generated_test(context, storage, body_model, settings.generated_test_samples,
-                                                    config.seed)  # fmt: skip
+                                                    config.seed, config.torch_device())  # fmt: skip
         body = body_model.load()
         size = load_hmr(ckpt_dir / next(iter(trained)))[0].cfg.image_size
         tests = {"rendered": load_folder(storage.asset_dir("reference_renders") / "test", size),

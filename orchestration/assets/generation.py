@@ -102,7 +102,7 @@ def _train_or_load(context: dg.AssetExecutionContext, settings: GeneratorSetting
         from dreamer_core.generate.pretrained import DiffusersControlGenerator
 
         context.log.info(f"loading pretrained {settings.backend} from {settings.weights}")
-        gen = DiffusersControlGenerator.from_settings(settings)
+        gen = DiffusersControlGenerator.from_settings(settings, config.torch_device())
         (out / "model.safetensors").unlink(missing_ok=True)  # a tiny model saved earlier is not this one
         gen.save(out)
         return gen, sum(p.numel() for p in gen.denoiser.parameters())
