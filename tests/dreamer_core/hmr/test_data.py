@@ -77,3 +77,27 @@ def test_streamed_training_set_matches_the_set_in_memory(samples, tmp_path, anny
     set_mean_from(loaded, whole)
     for name in ("mean_pose", "mean_shape", "mean_cam"):
         torch.testing.assert_close(getattr(streamed, name), getattr(loaded, name), atol=1e-5, rtol=1e-5)
+
+
+def test_ranks_sum_their_own_shards_and_all_reduce_gives_the_whole_mean(samples, tmp_path):
+    """What each rank of a torchrun sums (every world-th shard) adds up to the whole set's sums;
+    ``all_reduce`` (here a one-process gloo group) keeps them as they are and in their shapes."""
+    import torch.distributed as dist
+
+    from dreamer_core.hmr.data import training_mean, training_stream
+
+    write_samples(tmp_path / "train", samples, 2, "train")  # 3 shards
+    stream = training_stream([str(tmp_path / "train")], {}, 32, batch_size=2, seed=0)
+    whole = training_mean(stream, {})
+    parts = [training_mean(stream, {}, rank, 2) for rank in (0, 1)]
+    assert parts[0].count + parts[1].count == whole.count == 6
+    torch.testing.assert_close(parts[0].rot + parts[1].rot, whole.rot)
+    torch.testing.assert_close(parts[0].cam + parts[1].cam, whole.cam)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        reduced = training_mean(stream, {}).all_reduce()
+    finally:
+        dist.destroy_process_group()
+    assert reduced.count == 6 and reduced.rot.shape == whole.rot.shape
+    for name in ("rot", "shape", "cam"):
+        torch.testing.assert_close(getattr(reduced, name), torch.as_tensor(getattr(whole, name), dtype=torch.float64))
