@@ -42,6 +42,7 @@ harden: setup
 	$(PY) -m pytest tests/hardening -q
 
 bench: setup
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev,bench]'
 	$(PY) scripts/bench.py
 
 lint: setup

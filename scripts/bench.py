@@ -3,8 +3,10 @@ measured in one run.
 
 Prints poses/s at batch 1, 64 and 256 (and the speed-up of batching over batch 1), the time to
 build the configured pose bank and its diversity ratio, then control and reference renders/s at
-128, 256 and 512 px with Warp ray casting side by side with the same renderer on a straightforward
-baseline (trimesh's ray casting on the same mesh), as a ratio; then the tiny generator: images/s
+128, 256 and 512 px with Warp ray casting side by side with the same renderer on the strongest CPU
+ray caster a user would pick (Open3D's Embree ``RaycastingScene``, when ``make bench`` installed it)
+and on trimesh's ray casting, on the same mesh, as ratios (and how far Open3D's depth is from
+Warp's, so that the ratio compares equal work); then the tiny generator: images/s
 by batch size and training / DPO step times, for the configured pixel-unshuffle network side by
 side with the same UNet at full resolution (unshuffle 1); then the filter stages' samples/s and
 the banded near-duplicate search against brute force; then HMR training samples/s side by side
@@ -90,6 +92,47 @@ class TrimeshRaycaster:
         return Raycaster.interpolate_hits(self, hits, values)  # type: ignore[arg-type]
 
 
+class Open3DRaycaster(TrimeshRaycaster):
+    """The strongest CPU baseline: Open3D's ``RaycastingScene`` (Intel Embree's BVH, every core),
+    behind the same interface. Its hit's ``primitive_uvs`` are Embree's (u, v): the point is
+    (1 - u - v) a + u b + v c, the barycentrics ``Hits`` holds."""
+
+    def set_vertices(self, vertices: np.ndarray) -> None:
+        import open3d as o3d
+
+        self.scene = o3d.t.geometry.RaycastingScene()
+        self.scene.add_triangles(o3d.core.Tensor(np.ascontiguousarray(vertices, dtype=np.float32)),
+                                 o3d.core.Tensor(np.ascontiguousarray(self.faces, dtype=np.uint32)))  # fmt: skip
+
+    def cast(self, camera, supersample: int = 1, max_t: float = 1e3):
+        import open3d as o3d
+
+        from dreamer_core.render.raycast import Hits
+
+        origin, dirs = camera.rays(supersample)
+        h, w = dirs.shape[:2]
+        d = dirs.reshape(-1, 3)
+        rays = np.concatenate([np.broadcast_to(origin, d.shape), d], axis=1).astype(np.float32)
+        hit = self.scene.cast_rays(o3d.core.Tensor(rays))
+        t, uv = hit["t_hit"].numpy(), hit["primitive_uvs"].numpy()
+        m = np.isfinite(t) & (t < max_t)
+        face = np.where(m, hit["primitive_ids"].numpy().astype(np.int64), -1).astype(np.int32)
+        bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=-1) * m[:, None]
+        points = np.where(m[:, None], origin + np.where(m, t, 0.0)[:, None] * d, 0.0)
+        depth = np.where(m, (points - camera.center) @ camera.R[2], 0.0)
+        return Hits(depth=depth.reshape(h, w).astype(np.float32), face=face.reshape(h, w),
+                    bary=bary.reshape(h, w, 3).astype(np.float32),
+                    points=points.reshape(h, w, 3).astype(np.float32))  # fmt: skip
+
+
+def _open3d() -> bool:
+    try:
+        import open3d  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def render_rate(renderer, vertices, cams, reference: bool, min_seconds: float) -> float:
     from dreamer_core.render.appearance import sample_appearance
 
@@ -111,35 +154,65 @@ def bench_renders(body) -> None:
     with torch.no_grad():
         verts = body.forward({"global_orient": torch.as_tensor(go, dtype=torch.float32),
                               "body_pose": torch.as_tensor(bp, dtype=torch.float32)}).vertices.numpy()  # fmt: skip
-    warp_r = BodyRenderer(body)
-    base_r = BodyRenderer(body)
-    print(f"\nrenders/s (one core-pair, supersample 1), Warp vs trimesh ray casting on {len(warp_r.faces)} faces")
-    print(f"{'size':>5} {'kind':>10} {'warp/s':>9} {'trimesh/s':>10} {'ratio':>7}")
+    warp_r, base_r, o3d_r = BodyRenderer(body), BodyRenderer(body), BodyRenderer(body)
+    have_o3d = _open3d()
+    if have_o3d:
+        o3d_r.raycaster = Open3DRaycaster(o3d_r.faces)
+    else:
+        print("open3d is not installed (make bench installs it): its column is '-'")
+    print(f"\nrenders/s (one core-pair, supersample 1) on {len(warp_r.faces)} faces: Warp vs Open3D (Embree) "
+          "vs trimesh ray casting; depth gap = max |Warp - Open3D| depth on hit pixels (mm)")  # fmt: skip
+    print(f"{'size':>5} {'kind':>10} {'warp/s':>9} {'open3d/s':>9} {'ratio':>7} {'trimesh/s':>10} {'ratio':>7}"
+          f" {'depth gap':>10}")  # fmt: skip
     for size in (128, 256, 512):
         cfg = CameraSampling((800.0, 1600.0), 1000, (3.0, 6.0), 10.0, 0.1, 32.0, size)
         cams = [sample_camera(v, np.random.default_rng(i), cfg) for i, v in enumerate(verts)]
         for kind in ("control", "reference"):
             ref = kind == "reference"
             fast = render_rate(warp_r, verts, cams, ref, 2.0)
-            if size <= 256:  # one full baseline frame takes ~20 s at 128 px, ~70 s at 256 px
+            o3d_cols = f"{'-':>9} {'-':>7} "
+            if have_o3d:
+                rate = render_rate(o3d_r, verts, cams, ref, 2.0)
+                o3d_cols = f"{rate:>9.1f} {fast / rate:>6.1f}x "
+            base_cols = f"{'-':>10} {'-':>7}"
+            if size <= 256:  # one full trimesh frame takes ~20 s at 128 px, ~70 s at 256 px
                 base_r.raycaster = TrimeshRaycaster(base_r.faces)
                 slow = render_rate(base_r, verts[:1], cams[:1], ref, 0.0)
-                print(f"{size:>5} {kind:>10} {fast:>9.1f} {slow:>10.3f} {fast / slow:>6.0f}x", flush=True)
-            else:
-                print(f"{size:>5} {kind:>10} {fast:>9.1f} {'-':>10} {'-':>7}", flush=True)
-    # At 512 px a baseline frame would take minutes: compare ray-casting throughput on 1/16 of the rows.
+                base_cols = f"{slow:>10.3f} {fast / slow:>6.0f}x"
+            gap = _depth_gap_mm(warp_r, o3d_r, verts[0], cams[0]) if have_o3d and not ref else None
+            print(f"{size:>5} {kind:>10} {fast:>9.1f} {o3d_cols}{base_cols} {'' if gap is None else f'{gap:>10.3f}'}",
+                  flush=True)  # fmt: skip
+    # Ray casting alone at 512 px (the scene built beforehand); trimesh on 1/16 of the rows, since
+    # one of its frames would take minutes.
     cam = cams[0]
-    warp_r.raycaster.set_vertices(verts[0])
-    t0 = time.perf_counter()
-    warp_r.raycaster.cast(cam)
-    warp_rays = cam.width * cam.height / (time.perf_counter() - t0)
-    base = TrimeshRaycaster(base_r.faces, row_stride=16)
-    base.set_vertices(verts[0])
-    t0 = time.perf_counter()
-    base.cast(cam)
-    base_rays = cam.width * cam.height / 16 / (time.perf_counter() - t0)
-    print(f"  512 px ray casting: Warp {warp_rays / 1e6:.2f} M rays/s, trimesh {base_rays / 1e3:.1f} k rays/s "
-          f"(on 1/16 of the rows): {warp_rays / base_rays:.0f}x")  # fmt: skip
+    warp_rays = _ray_rate(warp_r.raycaster, verts[0], cam, 5)
+    o3d_rays = _ray_rate(Open3DRaycaster(o3d_r.faces), verts[0], cam, 5) if have_o3d else float("nan")
+    base_rays = _ray_rate(TrimeshRaycaster(base_r.faces, row_stride=16), verts[0], cam, 1) / 16
+    print(f"  512 px ray casting: Warp {warp_rays / 1e6:.2f} M rays/s, Open3D {o3d_rays / 1e6:.2f} M rays/s "
+          f"({warp_rays / o3d_rays:.1f}x), trimesh {base_rays / 1e3:.1f} k rays/s (on 1/16 of the rows): "
+          f"{warp_rays / base_rays:.0f}x")  # fmt: skip
+
+
+def _ray_rate(raycaster, vertices: np.ndarray, cam, repeats: int) -> float:
+    """Rays per second of ``cast`` alone (the best of ``repeats``), the scene built beforehand."""
+    raycaster.set_vertices(vertices)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        raycaster.cast(cam)
+        best = min(best, time.perf_counter() - t0)
+    return cam.width * cam.height / best
+
+
+def _depth_gap_mm(warp_r, o3d_r, vertices: np.ndarray, cam) -> float:
+    """Largest depth difference (mm) between Warp and Open3D on pixels both hit: the two cast the
+    same rays at the same mesh, so the speed ratio compares equal work."""
+    hits = []
+    for r in (warp_r, o3d_r):
+        r.raycaster.set_vertices(vertices)
+        hits.append(r.raycaster.cast(cam))
+    both = (hits[0].face >= 0) & (hits[1].face >= 0)
+    return float(np.abs(hits[0].depth - hits[1].depth)[both].max() * 1000.0) if both.any() else float("nan")
 
 
 def _timed(fn, repeats: int, *args) -> float:
