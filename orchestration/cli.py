@@ -203,35 +203,62 @@ def status() -> int:
     return 1 if missing or failed else 0
 
 
-def _check_report(instance: Any, defs: Any) -> int:
-    """The latest evaluation of every asset check, summed up, then each check that warned (a
-    learning target missed) or failed (a data contract broken). Returns the number that failed."""
+def _latest_evaluations(instance: Any, graph: Any, check_key: Any) -> list[tuple[str | None, Any]]:
+    """(partition, latest record) of one check: one pair for an unpartitioned check, one per
+    current partition for a partitioned one (a partition never checked has record None)."""
+    from dagster._core.event_api import PartitionKeyFilter
+
+    pdef = graph.get(check_key).partitions_def
+    if pdef is None:
+        return [(None, instance.get_latest_asset_check_evaluation_record(check_key))]
+    storage = instance.event_log_storage
+    pairs = []
+    for partition in pdef.get_partition_keys(dynamic_partitions_store=instance):
+        latest = storage.get_latest_asset_check_execution_by_key([check_key], PartitionKeyFilter(key=partition))
+        pairs.append((partition, latest.get(check_key)))
+    return pairs
+
+
+def _evaluation(instance: Any, record: Any) -> tuple[str, Any]:
+    """One record's outcome: passed / warned / failed / raised / not run, with its evaluation data."""
     import dagster as dg
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
 
+    if record is not None and record.status == Status.PLANNED:
+        run = instance.get_run_by_id(record.run_id)
+        if run is not None and run.is_finished:  # planned, never evaluated: the check raised
+            return "raised", record
+    if record is None or record.status not in (Status.SUCCEEDED, Status.FAILED) or record.event is None:
+        return "not run", None
+    data = record.event.dagster_event.asset_check_evaluation_data
+    if data.passed:
+        return "passed", data
+    return ("warned" if data.severity == dg.AssetCheckSeverity.WARN else "failed"), data
+
+
+def _check_report(instance: Any, defs: Any) -> int:
+    """The latest evaluation of every asset check (of every partition, for a partitioned check),
+    summed up, then each check that warned (a learning target missed) or failed (a data contract
+    broken). A partitioned check counts once: failed if any partition failed. Returns the number
+    that failed."""
     counts = {"passed": 0, "warned": 0, "failed": 0, "not run": 0}
     lines: list[str] = []
-    for check_key in sorted(defs.resolve_asset_graph().asset_check_keys, key=lambda k: k.to_user_string()):
-        record = instance.get_latest_asset_check_evaluation_record(check_key)
+    graph = defs.resolve_asset_graph()
+    for check_key in sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()):
         label = f"{check_key.asset_key.to_user_string()}.{check_key.name}"
-        if record is not None and record.status == Status.PLANNED:
-            run = instance.get_run_by_id(record.run_id)
-            if run is not None and run.is_finished:  # planned, never evaluated: the check raised
-                counts["failed"] += 1
-                lines.append(f"  ERROR {label}: raised an error (see run {record.run_id[:8]})")
-                continue
-        if record is None or record.status not in (Status.SUCCEEDED, Status.FAILED) or record.event is None:
-            counts["not run"] += 1
-            continue
-        data = record.event.dagster_event.asset_check_evaluation_data
-        if data.passed:
-            counts["passed"] += 1
-        elif data.severity == dg.AssetCheckSeverity.WARN:
-            counts["warned"] += 1
-            lines.append(f"  WARN  {_warning_line(label, dict(data.metadata))}")
-        else:
-            counts["failed"] += 1
-            lines.append(f"  ERROR {_warning_line(label, dict(data.metadata))}")
+        outcomes = [(p, *_evaluation(instance, r)) for p, r in _latest_evaluations(instance, graph, check_key)]
+        outcomes = outcomes or [(None, "not run", None)]  # a dynamic partition set with no partition yet
+        for worst in ("raised", "failed", "warned", "not run", "passed"):
+            hits = [(p, data) for p, status, data in outcomes if status == worst]
+            if hits:
+                break
+        where = f"[{', '.join(str(p) for p, _ in hits)}]" if hits[0][0] is not None else ""
+        counts["failed" if worst == "raised" else worst] += 1
+        if worst == "raised":
+            lines.append(f"  ERROR {label}{where}: raised an error (see run {hits[0][1].run_id[:8]})")
+        elif worst in ("warned", "failed"):
+            tag = "WARN " if worst == "warned" else "ERROR"
+            lines.append(f"  {tag} {_warning_line(label + where, dict(hits[0][1].metadata))}")
     print("\nasset checks (latest evaluation): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     if lines:
         print("learning targets not met (WARN) and broken data contracts (ERROR):")

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dreamer_core.bodies.base import BodyModel
 from dreamer_core.config import RenderSettings
 from dreamer_core.datasets.labels import make_labels
-from dreamer_core.datasets.shards import Sample, shard_name, update_index, write_shard
+from dreamer_core.datasets.shards import Sample, publish_shard, shard_name
 from dreamer_core.io import atomic_path
 from dreamer_core.poses.bank import PoseBank
 from dreamer_core.render.appearance import list_background_images, sample_appearance
@@ -119,8 +119,7 @@ def write_samples(folder: Path, samples: list[Sample], per_shard: int, split: st
     for k, start in enumerate(range(0, len(samples), per_shard)):
         name = shard_name(first_shard + k)
         part = samples[start : start + per_shard]
-        digest = write_shard(folder / name, part)
-        update_index(folder, {name: {"sha256": digest, "num_samples": len(part)}})
+        publish_shard(folder, name, part)
         for j, s in enumerate(part):
             cam = Camera(np.asarray(s.labels["K"]), np.asarray(s.labels["R"]), np.asarray(s.labels["t"]),
                          *s.labels["image_size"])  # fmt: skip

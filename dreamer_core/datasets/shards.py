@@ -1,6 +1,7 @@
 """WebDataset-style shards: ``shard-000000.tar`` holding per sample ``<key>.png`` (image),
 ``<key>.control.png``, ``<key>.mask.png``, optional ``<key>.depth.png`` (uint16 millimetres) and
-``<key>.json`` (labels), plus one ``<shard>.index.json`` per shard with its SHA-256 and sample count.
+``<key>.json`` (labels), plus one ``<shard>.index.json`` per shard with its SHA-256, sample count
+and sample keys (so that dataset-level checks and statistics read indexes, never images).
 
 Writes are atomic (temp name, then rename) and byte-reproducible (fixed tar headers, sorted
 members). Reading validates: a truncated, tampered or malformed shard, a member with an absolute
@@ -97,10 +98,32 @@ def index_file(shard: str) -> str:
 
 
 def update_index(folder: str | Path, entries: dict[str, dict[str, Any]]) -> None:
-    """Record ``{shard file: {"sha256", "num_samples"}}``: one small file per shard, so that
-    partitions writing different shards in parallel never race on a shared index."""
+    """Record ``{shard file: {"sha256", "num_samples", "keys"}}``: one small file per shard, so
+    that partitions writing different shards in parallel never race on a shared index."""
     for name, entry in entries.items():
         write_json_atomic(Path(folder) / index_file(name), {name: entry})
+
+
+def publish_shard(folder: str | Path, name: str, samples: list[Sample]) -> str:
+    """Write one shard, then its index entry (SHA-256, sample count, keys); return the SHA-256.
+    The index is written last: it is the commit mark readers go by, so a run killed in between
+    leaves a shard nobody reads."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = write_shard(folder / name, samples)
+    update_index(folder, {name: {"sha256": digest, "num_samples": len(samples), "keys": [s.key for s in samples]}})
+    return digest
+
+
+def index_keys(folder: str | Path, index: dict[str, dict[str, Any]] | None = None) -> dict[str, list[str]]:
+    """Each indexed shard's sample keys in shard order, read from the index alone; an index
+    written before keys were recorded falls back to the shard's label members (hash-checked, no
+    image decoded)."""
+    folder = Path(folder)
+    index = read_index(folder) if index is None else index
+    return {name: list(entry["keys"]) if "keys" in entry
+            else [k for k, _ in read_labels(folder / name, entry["sha256"])]
+            for name, entry in index.items()}  # fmt: skip
 
 
 def remove_shards(folder: str | Path, keep: set[str] | None = None) -> None:
@@ -122,13 +145,47 @@ def read_index(folder: str | Path) -> dict[str, dict[str, Any]]:
         raise ShardError(f"{folder}: no shard index (*.index.json)")
     index: dict[str, dict[str, Any]] = {}
     for f in files:
-        try:
-            index.update(json.loads(f.read_text()))
-        except json.JSONDecodeError as exc:
-            raise ShardError(f"{f}: corrupt shard index ({exc})") from exc
-    for name in index:
-        _safe_member(folder / name, name)
+        index.update(_load_index_file(folder, f))
     return dict(sorted(index.items()))
+
+
+def read_entry(folder: str | Path, name: str) -> dict[str, Any]:
+    """One shard's index entry, from its own file: what a check of one partition reads, however
+    many shards the folder holds."""
+    folder = Path(folder)
+    f = folder / index_file(name)
+    if not f.is_file():
+        raise ShardError(f"{folder / name}: not committed (no {f.name}); its run did not finish")
+    entries = _load_index_file(folder, f)
+    if name not in entries:
+        raise ShardError(f"{f}: does not describe {name}")
+    return entries[name]
+
+
+def _load_index_file(folder: Path, f: Path) -> dict[str, dict[str, Any]]:
+    try:
+        entries = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ShardError(f"{f}: corrupt shard index ({exc})") from exc
+    if not isinstance(entries, dict):
+        raise ShardError(f"{f}: corrupt shard index (not a JSON object)")
+    for name, entry in entries.items():
+        _safe_member(folder / name, name)
+        _check_entry(folder / name, entry)
+    return entries
+
+
+def _check_entry(shard: Path, entry: Any) -> None:
+    """An index entry holds a hex SHA-256, a sample count and (when recorded) that many unique
+    string keys: whatever reads the index alone (fingerprints, checks, statistics) can trust it."""
+    ok = isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64
+    ok = ok and isinstance(entry.get("num_samples"), int) and entry["num_samples"] >= 0
+    keys = entry.get("keys") if isinstance(entry, dict) else None
+    if ok and keys is not None:
+        ok = (isinstance(keys, list) and len(keys) == entry["num_samples"] == len(set(keys))
+              and all(isinstance(k, str) for k in keys))  # fmt: skip
+    if not ok:
+        raise ShardError(f"{shard}: its index entry is malformed (want sha256, num_samples and as many unique keys)")
 
 
 def _safe_member(shard: Path, name: str) -> None:
@@ -180,9 +237,9 @@ def _shard_bytes(path: Path, sha256: str | None) -> bytes:
     return data
 
 
-def read_shard(path: str | Path, sha256: str | None = None) -> Iterator[Sample]:
+def read_shard(path: str | Path, sha256: str | None = None, keys: list[str] | None = None) -> Iterator[Sample]:
     """Yield the samples of one shard, validating everything; ``sha256`` (from the index) detects
-    tampering."""
+    tampering, ``keys`` (from the index) that the index describes this shard."""
     path = Path(path)
     data = _shard_bytes(path, sha256)
     groups: dict[str, dict[str, bytes]] = {}
@@ -199,6 +256,8 @@ def read_shard(path: str | Path, sha256: str | None = None) -> Iterator[Sample]:
         raise ShardError(f"{path}: not a valid tar shard ({exc}); it may be truncated") from exc
     if not groups:
         raise ShardError(f"{path}: holds no samples")
+    if keys is not None and list(groups) != list(keys):
+        raise ShardError(f"{path}: its samples are not the {len(keys)} keys its index lists")
     for key, members in groups.items():
         missing = [e for e in REQUIRED if e not in members]
         if missing:
@@ -253,4 +312,4 @@ def iter_folder(folder: str | Path, verify: bool = True) -> Iterator[Sample]:
     folder = Path(folder)
     index = read_index(folder)
     for name, entry in index.items():
-        yield from read_shard(folder / name, entry["sha256"] if verify else None)
+        yield from read_shard(folder / name, entry["sha256"] if verify else None, entry.get("keys") if verify else None)

@@ -16,7 +16,7 @@ from dreamer_core.bodies.rotations import axis_angle_to_matrix
 from dreamer_core.bodies.skeleton import SKELETON_SLICE
 from dreamer_core.config import BenchmarkSettings, FilterSettings
 from dreamer_core.datasets.real import evenly, frames_3dpw, frames_emdb, frames_to_batch
-from dreamer_core.datasets.shards import index_file, remove_shards, update_index, write_shard
+from dreamer_core.datasets.shards import index_file, publish_shard, remove_shards
 from dreamer_core.dpo.lora import load_generator_with_lora
 from dreamer_core.filters.stages import decide, score_images
 from dreamer_core.fingerprint import files_fingerprint, weights_fingerprint
@@ -124,9 +124,7 @@ def _filter(samples: list[Any], detector: Any, fs: FilterSettings) -> pd.DataFra
 
 
 def _write_single_shard(folder: Path, samples: list[Any]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = write_shard(folder / "shard-000000.tar", samples)
-    update_index(folder, {"shard-000000.tar": {"sha256": digest, "num_samples": len(samples)}})
+    publish_shard(folder, "shard-000000.tar", samples)
 
 
 def _pose_spread_mm(data: dict[str, torch.Tensor]) -> float:

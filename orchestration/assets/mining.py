@@ -12,7 +12,7 @@ import pandas as pd
 
 from dreamer_core.config import RoundGenerationsSettings
 from dreamer_core.datasets.build import write_manifest
-from dreamer_core.datasets.shards import iter_folder, read_index, update_index, write_shard
+from dreamer_core.datasets.shards import publish_shard, read_index
 from dreamer_core.dpo.lora import load_generator_with_lora
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.prompts import prompts_for
@@ -38,6 +38,7 @@ from orchestration.assets.common import (
     publish_png,
     write_parquet,
 )
+from orchestration.assets.shard_checks import shard_partition_check
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import HardnessConfig, RoundGenerationsConfig
@@ -103,8 +104,7 @@ def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, 
         # Manifest, then shard, then index: the index is the commit mark readers go by, so a run
         # killed at any point leaves nothing a reader accepts and a rerun rewrites the whole shard.
         write_manifest(out / f"manifest-{shard}.parquet", result.rows)
-        digest = write_shard(out / f"{shard}.tar", result.samples)
-        update_index(out, {f"{shard}.tar": {"sha256": digest, "num_samples": len(result.samples)}})
+        publish_shard(out, f"{shard}.tar", result.samples)
         picks = result.samples[:: max(1, len(result.samples) // 6)][:6]
         png = sample_grid_png(
             [[s.control, s.image] for s in picks], [np.asarray(s.labels["keypoints_2d"]) for s in picks]
@@ -285,29 +285,18 @@ def round2_generations(
     return _generate(context, config, 2, body_model, storage, mlflow, dvc)
 
 
-def _check_round(storage: StorageResource, instance: dg.DagsterInstance, round_index: int) -> dg.AssetCheckResult:
-    asset = round_asset_name(round_index)
-    folder = storage.asset_dir(asset)
-    shards = committed_shards(storage, asset, instance.get_dynamic_partitions(ROUND_PARTITIONS[round_index].name))
-    keys = [s.key for s in iter_folder(folder) if s.key.split("-", 1)[1].rsplit("-", 1)[0] in set(shards)]
-    manifest = round_manifest(storage, asset, shards)
-    ok = len(keys) == len(set(keys)) == len(manifest) and set(keys) == set(manifest.key)
-    leaked = read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(manifest.pose_id) if len(manifest) else []
-    return dg.AssetCheckResult(passed=bool(ok) and not leaked,
-                               metadata={"shards": len(shards), "samples": len(keys),
-                                         "non_training_poses": len(leaked)})  # fmt: skip
-
-
-@dg.asset_check(asset=round1_generations, description="Every finished shard reads back with its hash and matches "
-                "its manifest part (no key twice, none missing); every pose is a training pose.")  # fmt: skip
+@dg.asset_check(asset=round1_generations, partitions_def=ROUND1_SHARDS, description="This shard reads back "
+                "with its hash and holds exactly the keys of its index entry and manifest part; every pose is a "
+                "training pose. Reads this partition's files only.")  # fmt: skip
 def round1_shards_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
-    return _check_round(storage, context.instance, 1)
+    return shard_partition_check(storage, round_asset_name(1), context.partition_key)
 
 
-@dg.asset_check(asset=round2_generations, description="Every finished shard reads back with its hash and matches "
-                "its manifest part (no key twice, none missing); every pose is a training pose.")  # fmt: skip
+@dg.asset_check(asset=round2_generations, partitions_def=ROUND2_SHARDS, description="This shard reads back "
+                "with its hash and holds exactly the keys of its index entry and manifest part; every pose is a "
+                "training pose. Reads this partition's files only.")  # fmt: skip
 def round2_shards_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
-    return _check_round(storage, context.instance, 2)
+    return shard_partition_check(storage, round_asset_name(2), context.partition_key)
 
 
 HELDOUT_KEYS = ("heldout_mae", "baseline_mae", "heldout_r2", "baseline_r2", "heldout_spearman",

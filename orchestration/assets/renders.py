@@ -4,6 +4,7 @@ and control renders (PNCC conditions for the generator), both from the pose bank
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from dreamer_core.poses.splits import SPLITS
 from dreamer_core.threads import fixed_threads
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import dvc_meta, file_hash, input_errors, preview_md, publish_png
+from orchestration.assets.shard_checks import shard_partition_check
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import SETTINGS, ControlRendersConfig, ReferenceRendersConfig
@@ -181,11 +183,11 @@ def control_renders(
                               seconds=round(seconds, 1))  # fmt: skip
 
 
-def _validate_folder(folder: Path) -> tuple[int, float]:
-    """Read every shard with hash verification; count samples; fraction of visible COCO keypoints
-    that fall inside the body mask (labels agree with pixels)."""
+def _validate_samples(samples: Iterable[Sample]) -> tuple[int, float]:
+    """Count samples (each read with hash verification by the caller's reader) and the fraction of
+    visible COCO keypoints that fall inside the body mask (labels agree with pixels)."""
     n, inside, total = 0, 0, 0
-    for s in iter_folder(folder):
+    for s in samples:
         n += 1
         kp = coco_keypoints(s.labels)
         vis = kp[kp[:, 2] == 2]
@@ -193,6 +195,10 @@ def _validate_folder(folder: Path) -> tuple[int, float]:
         inside += int((s.mask[rows, cols] > 0).sum())
         total += len(vis)
     return n, inside / max(total, 1)
+
+
+def _validate_folder(folder: Path) -> tuple[int, float]:
+    return _validate_samples(iter_folder(folder))
 
 
 @dg.asset_check(asset=reference_renders, description="Every shard reads back with its hash; counts match; "
@@ -229,16 +235,16 @@ def _misplaced_poses(manifest: Any, bank: Any) -> int:
     return int((want != have).sum())
 
 
-@dg.asset_check(asset=control_renders, description="Every written shard reads back with its hash; "
-                "visible keypoints lie on the body mask; every pose is a training pose.")  # fmt: skip
-def control_renders_valid(storage: StorageResource) -> dg.AssetCheckResult:
-    folder = storage.asset_dir("control_renders")
-    n, on_mask = _validate_folder(folder)
-    # Controls feed DPO pairs and tuning: a shard left by an older bank walk may hold held-out poses.
-    leaked = read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(read_manifest(folder).pose_id)
-    return dg.AssetCheckResult(passed=n > 0 and on_mask >= 0.97 and not leaked,
-                               metadata={"samples": n, "keypoints_on_mask": on_mask,
-                                         "non_training_poses": len(leaked)})  # fmt: skip
+@dg.asset_check(asset=control_renders, partitions_def=CONTROL_PARTITIONS,
+                description="This partition's shard reads back with its hash and holds exactly the keys of its "
+                "index entry and manifest part; visible keypoints lie on the body mask; every pose is a training "
+                "pose. Reads this partition's files only.")  # fmt: skip
+def control_renders_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    def on_mask(samples: Iterable[Sample]) -> tuple[dict[str, Any], bool]:
+        fraction = _validate_samples(samples)[1]
+        return {"keypoints_on_mask": fraction}, fraction >= 0.97
+
+    return shard_partition_check(storage, "control_renders", context.partition_key, on_mask)
 
 
 CHECKS = [reference_renders_valid, control_renders_valid]

@@ -1,5 +1,6 @@
 """Materialize pose_bank -> reference_renders and one control_renders partition in-process with
-small configs; the checks re-read every shard and compare keypoints with masks."""
+small configs; the reference check re-reads every shard, the control check its own partition
+only, and both compare keypoints with masks."""
 
 import dagster as dg
 import pytest
@@ -56,6 +57,10 @@ def test_render_assets(tmp_path, monkeypatch):
     assert ctl.success
     meta = {k: v.value for k, v in ctl.asset_materializations_for_node("control_renders")[0].metadata.items()}
     assert meta["num_samples"] == 12
+    # The partition's check ran in the partition's run, for that partition only.
+    evals = [e.asset_check_evaluation_data for e in ctl.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert [(e.check_name, e.partition, e.passed) for e in evals] == [("control_renders_valid", "shard-000001", True)]
+    _partition_check_reads_its_own_files_only(tmp_path / "data")
 
     data = tmp_path / "data"
     # Held out means held out: each split renders its own poses; controls (DPO pairs, generator
@@ -150,3 +155,26 @@ def _generation_assets(data, instance, resources):
     assert checks["generator_reloads"].passed and checks["dpo_generator_reloads"].passed  # contracts
     for target in ("generator_follows_control", "dpo_improves_heldout_oks"):  # a few steps promise no quality
         assert checks[target].severity == dg.AssetCheckSeverity.WARN
+
+
+def _partition_check_reads_its_own_files_only(data):
+    """A neighbour with a truncated shard and a malformed index does not touch the good
+    partition's check (it never opens them); the neighbour's own check fails with the reason."""
+    import shutil
+
+    from orchestration.assets.shard_checks import shard_partition_check
+
+    folder = data / "control_renders"
+    good = (folder / "shard-000001.tar").read_bytes()
+    (folder / "shard-000000.tar").write_bytes(good[: len(good) // 2])
+    (folder / "shard-000000.tar.index.json").write_text('{"shard-000000.tar": {"sha256": "x"}}')
+    shutil.copy(folder / "manifest-shard-000001.parquet", folder / "manifest-shard-000000.parquet")
+    storage = StorageResource(root=str(data))
+    assert shard_partition_check(storage, "control_renders", "shard-000001").passed
+    bad = shard_partition_check(storage, "control_renders", "shard-000000")
+    assert not bad.passed and "index entry is malformed" in bad.metadata["error"].value
+    (folder / "shard-000000.tar.index.json").unlink()
+    uncommitted = shard_partition_check(storage, "control_renders", "shard-000000")
+    assert not uncommitted.passed and "not committed" in uncommitted.metadata["error"].value
+    for name in ("shard-000000.tar", "manifest-shard-000000.parquet"):
+        (folder / name).unlink()

@@ -11,7 +11,11 @@ from torch.utils.data import DataLoader
 from dreamer_core.datasets.shards import (
     Sample,
     ShardError,
+    index_file,
+    index_keys,
     iter_folder,
+    publish_shard,
+    read_entry,
     read_index,
     read_shard,
     update_index,
@@ -39,8 +43,7 @@ def make_sample(i: int, size: int = 16, depth: bool = True) -> Sample:
 
 
 def write(folder, samples, name="shard-000000.tar"):
-    digest = write_shard(folder / name, samples)
-    update_index(folder, {name: {"sha256": digest, "num_samples": len(samples)}})
+    publish_shard(folder, name, samples)
     return folder / name
 
 
@@ -167,3 +170,47 @@ def test_remove_shards_keeps_the_named_ones(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shard-000000.tar", "shard-000000.tar.index.json"]
     remove_shards(tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_index_lists_each_shards_keys_and_readers_hold_the_shard_to_them(tmp_path):
+    write(tmp_path, [make_sample(i) for i in range(3)], "shard-000000.tar")
+    write(tmp_path, [make_sample(i) for i in range(3, 5)], "shard-000001.tar")
+    assert index_keys(tmp_path) == {"shard-000000.tar": ["s000000", "s000001", "s000002"],
+                                    "shard-000001.tar": ["s000003", "s000004"]}  # fmt: skip
+    entry = read_entry(tmp_path, "shard-000001.tar")
+    assert entry["num_samples"] == 2 and entry == read_index(tmp_path)["shard-000001.tar"]
+    # An index that lists other keys than the shard holds (same hash: the index was edited) is refused.
+    f = tmp_path / index_file("shard-000000.tar")
+    forged = json.loads(f.read_text())
+    forged["shard-000000.tar"]["keys"] = ["s000002", "s000001", "s000000"]
+    f.write_text(json.dumps(forged))
+    with pytest.raises(ShardError, match="not the 3 keys its index lists"):
+        list(iter_folder(tmp_path))
+
+
+@pytest.mark.parametrize("edit", [
+    lambda e: e.update(keys=["s000000", "s000000"]),  # a key twice
+    lambda e: e.update(keys=["s000000"]),  # fewer keys than samples
+    lambda e: e.update(num_samples="2"),
+    lambda e: e.update(sha256="abc"),
+    lambda e: e.update(keys=[0, 1]),
+])  # fmt: skip
+def test_a_malformed_index_entry_is_refused(tmp_path, edit):
+    write(tmp_path, [make_sample(0), make_sample(1)])
+    f = tmp_path / index_file("shard-000000.tar")
+    entries = json.loads(f.read_text())
+    edit(entries["shard-000000.tar"])
+    f.write_text(json.dumps(entries))
+    for read in (read_index, lambda d: read_entry(d, "shard-000000.tar")):
+        with pytest.raises(ShardError, match="index entry is malformed"):
+            read(tmp_path)
+
+
+def test_an_uncommitted_shard_has_no_entry_and_old_indexes_fall_back_to_labels(tmp_path):
+    write_shard(tmp_path / "shard-000000.tar", [make_sample(0)])  # killed before its index was written
+    with pytest.raises(ShardError, match="not committed"):
+        read_entry(tmp_path, "shard-000000.tar")
+    # An index written before keys were recorded: the keys come from the shard's label members.
+    digest = write_shard(tmp_path / "shard-000001.tar", [make_sample(1), make_sample(2)])
+    update_index(tmp_path, {"shard-000001.tar": {"sha256": digest, "num_samples": 2}})
+    assert index_keys(tmp_path) == {"shard-000001.tar": ["s000001", "s000002"]}
