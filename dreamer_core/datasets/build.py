@@ -69,7 +69,7 @@ def _chunks(n: int, size: int) -> Iterator[range]:
         yield range(start, min(n, start + size))
 
 
-def render_samples(
+def iter_samples(
     body: BodyModel,
     renderer: BodyRenderer,
     bank: PoseBank,
@@ -81,11 +81,12 @@ def render_samples(
     with_image: bool,
     report: BuildReport,
     desc: str,
-) -> list[Sample]:
-    """One sample per pose row with a freshly sampled camera (and appearance for reference)."""
+) -> Iterator[Sample]:
+    """One sample per pose row with a freshly sampled camera (and appearance for reference), one
+    at a time: a writer publishes each shard as it fills, so a split never sits in memory (at
+    512 px a sample is ~2.9 MB decoded)."""
     files = list_background_images(settings.backgrounds_dir) if "images" in settings.backgrounds else None
     cfg = settings.camera_sampling()
-    samples: list[Sample] = []
     for chunk in tqdm(list(_chunks(len(rows), 64)), desc=desc, leave=False, disable=None):
         verts, joints = posed(body, bank, rows[list(chunk)])
         for j, i in enumerate(chunk):
@@ -107,25 +108,55 @@ def render_samples(
             labels = make_labels(body_model=body.name, params=_params(bank, row), joints_world=joints[j],
                                  camera=cam, depth=out.depth, mask=out.mask, seed=sample_seed,
                                  pose_id=str(bank.arrays["pose_id"][row]))  # fmt: skip
-            samples.append(Sample(f"{key_prefix}{i:06d}", out.image, out.control, out.mask, labels, out.depth))
-    return samples
+            yield Sample(f"{key_prefix}{i:06d}", out.image, out.control, out.mask, labels, out.depth)
+
+
+def render_samples(*args: Any, **kwargs: Any) -> list[Sample]:
+    """``iter_samples`` (same arguments) as a list: for what is small enough to hold, a control
+    shard or a test batch."""
+    return list(iter_samples(*args, **kwargs))
+
+
+class ShardWriter:
+    """Samples in, shards of ``per_shard`` out: each shard is published (shard, then its index) as
+    soon as it fills, so memory holds one shard, never a split. The shards and manifest rows are
+    those ``write_samples`` writes from the same samples in one list."""
+
+    def __init__(self, folder: Path, per_shard: int, split: str, first_shard: int = 0) -> None:
+        self.folder, self.per_shard, self.split, self.next_shard = folder, per_shard, split, first_shard
+        self.rows: list[dict[str, Any]] = []
+        self._buffer: list[tuple[Sample, dict[str, Any]]] = []
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, sample: Sample, extra: dict[str, Any] | None = None) -> None:
+        self._buffer.append((sample, extra or {}))
+        if len(self._buffer) == self.per_shard:
+            self._flush()
+
+    def close(self) -> list[dict[str, Any]]:
+        """Publish the last, partly filled shard; the manifest rows of every sample written."""
+        if self._buffer:
+            self._flush()
+        return self.rows
+
+    def _flush(self) -> None:
+        name = shard_name(self.next_shard)
+        publish_shard(self.folder, name, [s for s, _ in self._buffer])
+        for s, extra in self._buffer:
+            cam = Camera(np.asarray(s.labels["K"]), np.asarray(s.labels["R"]), np.asarray(s.labels["t"]),
+                         *s.labels["image_size"])  # fmt: skip
+            self.rows.append(_manifest_row(s, f"{self.split}/{name}" if self.split else name, self.split, cam, extra))
+        self._buffer.clear()
+        self.next_shard += 1
 
 
 def write_samples(folder: Path, samples: list[Sample], per_shard: int, split: str, first_shard: int = 0,
                   extra_rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Write samples in shards of ``per_shard``; return their manifest rows."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for k, start in enumerate(range(0, len(samples), per_shard)):
-        name = shard_name(first_shard + k)
-        part = samples[start : start + per_shard]
-        publish_shard(folder, name, part)
-        for j, s in enumerate(part):
-            cam = Camera(np.asarray(s.labels["K"]), np.asarray(s.labels["R"]), np.asarray(s.labels["t"]),
-                         *s.labels["image_size"])  # fmt: skip
-            rows.append(_manifest_row(s, f"{split}/{name}" if split else name, split, cam,
-                                      (extra_rows or [{}] * len(samples))[start + j]))  # fmt: skip
-    return rows
+    writer = ShardWriter(folder, per_shard, split, first_shard)
+    for s, extra in zip(samples, extra_rows or [{}] * len(samples), strict=True):
+        writer.add(s, extra)
+    return writer.close()
 
 
 def write_manifest(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -144,30 +175,40 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
     return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
 
 
-def render_multiview(
+def iter_multiview(
     body: BodyModel, renderer: BodyRenderer, bank: PoseBank, rows: np.ndarray, heldout: np.ndarray,
     settings: RenderSettings, views_per_ring: int, elevations: tuple[float, ...], radius: float, seed: int,
     report: BuildReport,
-) -> tuple[list[Sample], list[dict[str, Any]]]:  # fmt: skip
-    """K calibrated views of each subject (pose + appearance), for GST's multi-view supervision."""
+) -> Iterator[tuple[Sample, dict[str, Any]]]:  # fmt: skip
+    """K calibrated views of each subject (pose + appearance), for GST's multi-view supervision,
+    one view at a time with its manifest extras; subjects are posed 64 at a time, so memory holds
+    what the writer's shard holds."""
     files = list_background_images(settings.backgrounds_dir) if "images" in settings.backgrounds else None
     size = settings.image_size
-    samples, extra = [], []
-    verts, joints = posed(body, bank, rows)
-    for s_idx, row in enumerate(tqdm(rows, desc="multiview subjects", leave=False, disable=None)):
-        rng = stream(seed, "multiview", s_idx)
-        app = sample_appearance(rng, settings.backgrounds)
-        v = verts[s_idx]
-        centre = (v.max(0) + v.min(0)) / 2
-        extent = float(np.linalg.norm(v.max(0) - v.min(0)))
-        focal = size * radius / (extent * (1 + 2 * settings.crop_margin))  # the body fits every view
-        for k, cam in enumerate(multiview_rig(views_per_ring, radius, elevations, focal, size, centre)):
-            out = renderer.render(v, cam, settings.supersample, app, files)
-            labels = make_labels(body_model=body.name, params=_params(bank, int(row)), joints_world=joints[s_idx],
-                                 camera=cam, depth=out.depth, mask=out.mask, seed=int(app.background_seed),
-                                 pose_id=str(bank.arrays["pose_id"][row]),
-                                 extra={"subject": s_idx, "view": k, "heldout": bool(heldout[s_idx])})  # fmt: skip
-            samples.append(Sample(f"mv{s_idx:04d}v{k:02d}", out.image, out.control, out.mask, labels, out.depth))
-            extra.append({"subject": s_idx, "view": k, "heldout": bool(heldout[s_idx])})
-    report.written += len(samples)
-    return samples, extra
+    bar = tqdm(total=len(rows), desc="multiview subjects", leave=False, disable=None)
+    for chunk in _chunks(len(rows), 64):
+        verts, joints = posed(body, bank, rows[list(chunk)])
+        for j, s_idx in enumerate(chunk):
+            row = int(rows[s_idx])
+            rng = stream(seed, "multiview", s_idx)
+            app = sample_appearance(rng, settings.backgrounds)
+            v = verts[j]
+            centre = (v.max(0) + v.min(0)) / 2
+            extent = float(np.linalg.norm(v.max(0) - v.min(0)))
+            focal = size * radius / (extent * (1 + 2 * settings.crop_margin))  # the body fits every view
+            for k, cam in enumerate(multiview_rig(views_per_ring, radius, elevations, focal, size, centre)):
+                out = renderer.render(v, cam, settings.supersample, app, files)
+                extra = {"subject": s_idx, "view": k, "heldout": bool(heldout[s_idx])}
+                labels = make_labels(body_model=body.name, params=_params(bank, row), joints_world=joints[j],
+                                     camera=cam, depth=out.depth, mask=out.mask, seed=int(app.background_seed),
+                                     pose_id=str(bank.arrays["pose_id"][row]), extra=dict(extra))  # fmt: skip
+                report.written += 1
+                yield Sample(f"mv{s_idx:04d}v{k:02d}", out.image, out.control, out.mask, labels, out.depth), extra
+            bar.update(1)
+    bar.close()
+
+
+def render_multiview(*args: Any, **kwargs: Any) -> tuple[list[Sample], list[dict[str, Any]]]:
+    """``iter_multiview`` (same arguments) as a list of samples and one of their manifest extras."""
+    pairs = list(iter_multiview(*args, **kwargs))
+    return [s for s, _ in pairs], [e for _, e in pairs]

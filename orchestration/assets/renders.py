@@ -14,8 +14,10 @@ import numpy as np
 from dreamer_core.config import ReferenceRendersSettings, RenderSettings
 from dreamer_core.datasets.build import (
     BuildReport,
+    ShardWriter,
+    iter_multiview,
+    iter_samples,
     read_manifest,
-    render_multiview,
     render_samples,
     write_manifest,
     write_samples,
@@ -77,11 +79,14 @@ def reference_renders(
         for split in SPLITS:
             n, pool = getattr(ref, f"num_{split}"), pools[split]
             context.log.info(f"rendering {split}: {n} samples from {len(pool)} poses")
-            samples = render_samples(body, renderer, bank, pool[np.arange(n) % len(pool)], rs, config.seed,
-                                     f"reference-{split}", f"{split}", True, report, split)  # fmt: skip
-            manifest += write_samples(out / split, samples, ref.samples_per_shard, split)
-            report.written += len(samples)
-            previews[split] = _preview(samples)
+            samples = iter_samples(body, renderer, bank, pool[np.arange(n) % len(pool)], rs, config.seed,
+                                   f"reference-{split}", f"{split}", True, report, split)  # fmt: skip
+            picks, writer = _Picks(n), ShardWriter(out / split, ref.samples_per_shard, split)
+            for sample in samples:  # each shard is published as it fills: one shard in memory, never a split
+                writer.add(picks.see(sample))
+            manifest += writer.close()
+            report.written += len(writer.rows)
+            previews[split] = _preview(picks.samples)
         manifest += _multiview(context, body, renderer, bank, pools, rs, ref, config.seed, report, out, previews)
         write_manifest(out / "manifest.parquet", manifest)
         summary = _summary(manifest, ref, rs, report, time.perf_counter() - t0)
@@ -117,10 +122,30 @@ def _multiview(context: dg.AssetExecutionContext, body: Any, renderer: Any, bank
     subjects = np.concatenate([pools["train"][: n_sub - n_held], pools["test"][:n_held]])
     heldout = np.arange(len(subjects)) >= n_sub - n_held
     context.log.info(f"rendering multiview: {n_sub} subjects x {ref.views_per_ring * len(ref.elevations_deg)} views")
-    mv, extra = render_multiview(body, renderer, bank, subjects, heldout, rs, ref.views_per_ring,
-                                 ref.elevations_deg, ref.multiview_radius, seed, report)  # fmt: skip
-    previews["multiview"] = _preview(mv[: ref.views_per_ring], n=ref.views_per_ring)
-    return write_samples(out / "multiview", mv, ref.samples_per_shard, "multiview", extra_rows=extra)
+    views = iter_multiview(body, renderer, bank, subjects, heldout, rs, ref.views_per_ring, ref.elevations_deg,
+                           ref.multiview_radius, seed, report)  # fmt: skip
+    first_ring: list[Sample] = []
+    writer = ShardWriter(out / "multiview", ref.samples_per_shard, "multiview")
+    for sample, extra in views:
+        if len(first_ring) < ref.views_per_ring:
+            first_ring.append(sample)
+        writer.add(sample, extra)
+    previews["multiview"] = _preview(first_ring, n=ref.views_per_ring)
+    return writer.close()
+
+
+class _Picks:
+    """The samples a preview shows, picked as they stream past: every (n // count)-th of the n
+    planned, the picks ``_preview`` makes from the whole list when no sample was dropped."""
+
+    def __init__(self, n: int, count: int = 6) -> None:
+        self.step, self.count, self.seen, self.samples = max(1, n // count), count, 0, []
+
+    def see(self, sample: Sample) -> Sample:
+        if self.seen % self.step == 0 and len(self.samples) < self.count:
+            self.samples.append(sample)
+        self.seen += 1
+        return sample
 
 
 def _summary(manifest: list[dict[str, Any]], ref: ReferenceRendersSettings, rs: RenderSettings,
