@@ -248,17 +248,21 @@ def _check_report(instance: Any, defs: Any) -> int:
         label = f"{check_key.asset_key.to_user_string()}.{check_key.name}"
         outcomes = [(p, *_evaluation(instance, r)) for p, r in _latest_evaluations(instance, graph, check_key)]
         outcomes = outcomes or [(None, "not run", None)]  # a dynamic partition set with no partition yet
-        for worst in ("raised", "failed", "warned", "not run", "passed"):
-            hits = [(p, data) for p, status, data in outcomes if status == worst]
-            if hits:
-                break
-        where = f"[{', '.join(str(p) for p, _ in hits)}]" if hits[0][0] is not None else ""
+        worst = next(w for w in ("raised", "failed", "warned", "not run", "passed") if any(o[1] == w for o in outcomes))
         counts["failed" if worst == "raised" else worst] += 1
-        if worst == "raised":
-            lines.append(f"  ERROR {label}{where}: raised an error (see run {hits[0][1].run_id[:8]})")
-        elif worst in ("warned", "failed"):
-            tag = "WARN " if worst == "warned" else "ERROR"
-            lines.append(f"  {tag} {_warning_line(label + where, dict(hits[0][1].metadata))}")
+        for status in ("raised", "failed", "warned"):  # every partition that raised or failed is named
+            hits = [(p, data) for p, st, data in outcomes if st == status]
+            if not hits or (status == "warned" and worst != "warned"):
+                continue
+            where = f"[{', '.join(str(p) for p, _ in hits)}]" if hits[0][0] is not None else ""
+            if status == "raised":
+                lines.append(f"  ERROR {label}{where}: raised an error (see run {hits[0][1].run_id[:8]})")
+            else:
+                tag = "WARN " if status == "warned" else "ERROR"
+                lines.append(f"  {tag} {_warning_line(label + where, dict(hits[0][1].metadata))}")
+        missing = [p for p, st, _ in outcomes if st == "not run" and p is not None]
+        if missing and len(missing) < len(outcomes):  # some partitions checked, these never were
+            lines.append(f"  NOT RUN {label}[{', '.join(missing)}]")
     print("\nasset checks (latest evaluation): " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     if lines:
         print("learning targets not met (WARN) and broken data contracts (ERROR):")

@@ -5,12 +5,12 @@ Prints poses/s at batch 1, 64 and 256 (and the speed-up of batching over batch 1
 build the configured pose bank and its diversity ratio, then control and reference renders/s at
 128, 256 and 512 px with Warp ray casting side by side with the same renderer on the strongest CPU
 ray caster a user would pick (Open3D's Embree ``RaycastingScene``, when ``make bench`` installed it)
-and on trimesh's ray casting, on the same mesh, as ratios (and how far Open3D's depth is from
-Warp's, so that the ratio compares equal work); then the tiny generator: images/s
-by batch size and training / DPO step times, for the configured pixel-unshuffle network side by
-side with the same UNet at full resolution (unshuffle 1); then the filter stages' samples/s and
-the banded near-duplicate search against brute force; then HMR training samples/s side by side
-with the data path (shard decode + resize, in-memory batch gather).
+and on trimesh's ray casting, on the same mesh, as ratios (and how far Open3D's hits are from
+Warp's: mask, depth and interpolated surface points, so that the ratio compares equal work); then
+the tiny generator: images/s by batch size and training / DPO step times, for the configured
+pixel-unshuffle network side by side with the same UNet at full resolution (unshuffle 1); then
+the filter stages' samples/s and the banded near-duplicate search against brute force; then HMR
+training samples/s side by side with the data path (shard decode + resize, in-memory batch gather).
 """
 
 from __future__ import annotations
@@ -161,9 +161,10 @@ def bench_renders(body) -> None:
     else:
         print("open3d is not installed (make bench installs it): its column is '-'")
     print(f"\nrenders/s (one core-pair, supersample 1) on {len(warp_r.faces)} faces: Warp vs Open3D (Embree) "
-          "vs trimesh ray casting; depth gap = max |Warp - Open3D| depth on hit pixels (mm)")  # fmt: skip
+          "vs trimesh ray casting; Warp vs Open3D on one frame: share of pixels only one hits, largest depth "
+          "and interpolated-point gaps where both hit (mm)")  # fmt: skip
     print(f"{'size':>5} {'kind':>10} {'warp/s':>9} {'open3d/s':>9} {'ratio':>7} {'trimesh/s':>10} {'ratio':>7}"
-          f" {'depth gap':>10}")  # fmt: skip
+          f" {'mask diff':>9} {'depth mm':>9} {'point mm':>9}")  # fmt: skip
     for size in (128, 256, 512):
         cfg = CameraSampling((800.0, 1600.0), 1000, (3.0, 6.0), 10.0, 0.1, 32.0, size)
         cams = [sample_camera(v, np.random.default_rng(i), cfg) for i, v in enumerate(verts)]
@@ -179,9 +180,11 @@ def bench_renders(body) -> None:
                 base_r.raycaster = TrimeshRaycaster(base_r.faces)
                 slow = render_rate(base_r, verts[:1], cams[:1], ref, 0.0)
                 base_cols = f"{slow:>10.3f} {fast / slow:>6.0f}x"
-            gap = _depth_gap_mm(warp_r, o3d_r, verts[0], cams[0]) if have_o3d and not ref else None
-            print(f"{size:>5} {kind:>10} {fast:>9.1f} {o3d_cols}{base_cols} {'' if gap is None else f'{gap:>10.3f}'}",
-                  flush=True)  # fmt: skip
+            agree = ""
+            if have_o3d and not ref:
+                mask, depth, point = _agreement(warp_r, o3d_r, verts[0], cams[0])
+                agree = f" {mask:>9.4f} {depth:>9.3f} {point:>9.3f}"
+            print(f"{size:>5} {kind:>10} {fast:>9.1f} {o3d_cols}{base_cols}{agree}", flush=True)
     # Ray casting alone at 512 px (the scene built beforehand); trimesh on 1/16 of the rows, since
     # one of its frames would take minutes.
     cam = cams[0]
@@ -204,15 +207,23 @@ def _ray_rate(raycaster, vertices: np.ndarray, cam, repeats: int) -> float:
     return cam.width * cam.height / best
 
 
-def _depth_gap_mm(warp_r, o3d_r, vertices: np.ndarray, cam) -> float:
-    """Largest depth difference (mm) between Warp and Open3D on pixels both hit: the two cast the
-    same rays at the same mesh, so the speed ratio compares equal work."""
+def _agreement(warp_r, o3d_r, vertices: np.ndarray, cam) -> tuple[float, float, float]:
+    """How far Open3D's hits are from Warp's on one frame: the share of pixels where only one of
+    them hits, and on pixels both hit the largest depth gap and the largest gap between the surface
+    points their face ids and barycentrics interpolate (mm; a wrong face or barycentric order shows
+    there even when the depth agrees). The speed ratio then compares equal work."""
     hits = []
     for r in (warp_r, o3d_r):
         r.raycaster.set_vertices(vertices)
         hits.append(r.raycaster.cast(cam))
-    both = (hits[0].face >= 0) & (hits[1].face >= 0)
-    return float(np.abs(hits[0].depth - hits[1].depth)[both].max() * 1000.0) if both.any() else float("nan")
+    a, b = hits
+    both = a.mask & b.mask
+    if not both.any():
+        return float("nan"), float("nan"), float("nan")
+    depth = float(np.abs(a.depth - b.depth)[both].max() * 1000.0)
+    points = [warp_r.raycaster.interpolate(h, vertices.astype(np.float64))[both] for h in hits]
+    point_gap = float(np.linalg.norm(points[0] - points[1], axis=1).max() * 1000.0)
+    return float((a.mask != b.mask).mean()), depth, point_gap
 
 
 def _timed(fn, repeats: int, *args) -> float:

@@ -109,21 +109,36 @@ def publish_shard(folder: str | Path, name: str, samples: list[Sample]) -> str:
     The index is written last: it is the commit mark readers go by, so a run killed in between
     leaves a shard nobody reads."""
     folder = Path(folder)
+    entry: dict[str, Any] = {"sha256": "0" * 64, "num_samples": len(samples), "keys": [s.key for s in samples]}
+    _check_entry(folder / name, entry)  # a key twice would make an index every later read refuses
     folder.mkdir(parents=True, exist_ok=True)
-    digest = write_shard(folder / name, samples)
-    update_index(folder, {name: {"sha256": digest, "num_samples": len(samples), "keys": [s.key for s in samples]}})
-    return digest
+    entry["sha256"] = write_shard(folder / name, samples)
+    entry["bytes"] = (folder / name).stat().st_size
+    update_index(folder, {name: entry})
+    return entry["sha256"]
 
 
 def index_keys(folder: str | Path, index: dict[str, dict[str, Any]] | None = None) -> dict[str, list[str]]:
-    """Each indexed shard's sample keys in shard order, read from the index alone; an index
+    """Each indexed shard's sample keys in shard order, from the index, after checking that every
+    shard file exists with the size its index records (a deleted or truncated shard is an error;
+    one rewritten in place to the same size is caught by the SHA-256 of whoever opens it). An index
     written before keys were recorded falls back to the shard's label members (hash-checked, no
     image decoded)."""
     folder = Path(folder)
     index = read_index(folder) if index is None else index
-    return {name: list(entry["keys"]) if "keys" in entry
-            else [k for k, _ in read_labels(folder / name, entry["sha256"])]
-            for name, entry in index.items()}  # fmt: skip
+    keys = {}
+    for name, entry in index.items():
+        if "keys" not in entry:
+            keys[name] = [k for k, _ in read_labels(folder / name, entry["sha256"])]
+            continue
+        try:
+            size = (folder / name).stat().st_size
+        except OSError as exc:
+            raise ShardError(f"{folder / name}: listed in its index but unreadable ({exc.strerror})") from exc
+        if entry.get("bytes") is not None and size != entry["bytes"]:
+            raise ShardError(f"{folder / name}: {size} bytes, its index says {entry['bytes']}: truncated or replaced")
+        keys[name] = list(entry["keys"])
+    return keys
 
 
 def remove_shards(folder: str | Path, keep: set[str] | None = None) -> None:
@@ -176,10 +191,12 @@ def _load_index_file(folder: Path, f: Path) -> dict[str, dict[str, Any]]:
 
 
 def _check_entry(shard: Path, entry: Any) -> None:
-    """An index entry holds a hex SHA-256, a sample count and (when recorded) that many unique
-    string keys: whatever reads the index alone (fingerprints, checks, statistics) can trust it."""
+    """An index entry holds a hex SHA-256, a sample count and (when recorded) the file's size and
+    that many unique string keys: whatever reads the index alone (fingerprints, checks,
+    statistics) can trust it."""
     ok = isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64
     ok = ok and isinstance(entry.get("num_samples"), int) and entry["num_samples"] >= 0
+    ok = ok and (entry.get("bytes") is None or (isinstance(entry["bytes"], int) and entry["bytes"] > 0))
     keys = entry.get("keys") if isinstance(entry, dict) else None
     if ok and keys is not None:
         ok = (isinstance(keys, list) and len(keys) == entry["num_samples"] == len(set(keys))

@@ -23,6 +23,7 @@ from dreamer_core.datasets.shards import (
     remove_shards,
     shard_name,
 )
+from dreamer_core.errors import PipelineInputError
 from dreamer_core.filters.bedlam import bedlam_arrays
 from dreamer_core.filters.card import bar_png, dataset_card, histogram_png
 from dreamer_core.filters.stages import STAGES, decide, score_images, stage_counts
@@ -294,10 +295,16 @@ def _kept_meets_thresholds(m: pd.DataFrame, f: FilterSettings) -> pd.Series:
 
 
 def _shard_keys(folder: Path) -> list[str]:
-    """Every key the folder's shards hold, from their indexes (no shard is read)."""
+    """Every key the folder's shards hold, from their indexes, each shard file there with the size
+    its index records (no shard is read)."""
     if not any(folder.glob("*.index.json")):
         return []
     return [k for keys in index_keys(folder).values() for k in keys]
+
+
+def _broken(exc: PipelineInputError) -> dg.AssetCheckResult:
+    """A missing, truncated or unindexed shard fails the check with the reason (not a check error)."""
+    return dg.AssetCheckResult(passed=False, metadata={"error": str(exc)})
 
 
 def _manifest(storage: StorageResource) -> pd.DataFrame:
@@ -305,8 +312,9 @@ def _manifest(storage: StorageResource) -> pd.DataFrame:
 
 
 # Dataset-level checks read the manifest and the shard indexes (each shard's hash, count and keys),
-# never an image: at the full profile's 500 shards they take what they take at 8. Every reader of a
-# shard checks its bytes against the index's SHA-256 when it opens it.
+# never an image (each listed shard must exist with the size its index records: a stat, not a read),
+# so at the full profile's 500 shards they cost little more than at 8. A shard rewritten in place to
+# the same size is caught by the SHA-256 check of whoever opens it (training streams, exports).
 @dg.asset_check(asset=filtered_dataset, description="Every kept sample meets every stage's threshold (the "
                 "thresholds of the materialization); the kept shards' indexes list exactly "
                 "the kept keys.")  # fmt: skip
@@ -316,7 +324,10 @@ def filtered_kept_meet_thresholds(storage: StorageResource) -> dg.AssetCheckResu
     f = FilterSettings.from_mapping(json.loads((out / "thresholds.json").read_text()), "thresholds.json: ")
     kept = manifest[manifest.decision == "kept"]
     bad = kept[~_kept_meets_thresholds(kept, f)]
-    shard_keys = _shard_keys(out)
+    try:
+        shard_keys = _shard_keys(out)
+    except PipelineInputError as exc:
+        return _broken(exc)
     return dg.AssetCheckResult(
         passed=bad.empty and sorted(shard_keys) == sorted(kept.key),
         metadata={"kept": len(kept), "violations": len(bad), "samples_in_shards": len(shard_keys)},
@@ -331,8 +342,11 @@ def filtered_nothing_lost(storage: StorageResource) -> dg.AssetCheckResult:
     for r in ROUND_PARTITIONS:
         asset = storage.asset_dir(round_asset_name(r))
         shards = {f"{shard}.tar" for shard in manifest.raw_shard[manifest["round"] == r]}
-        index = {name: entry for name, entry in read_index(asset).items() if name in shards} if shards else {}
-        raw += [k for keys in index_keys(asset, index).values() for k in keys]
+        try:
+            index = {name: entry for name, entry in read_index(asset).items() if name in shards} if shards else {}
+            raw += [k for keys in index_keys(asset, index).values() for k in keys]
+        except PipelineInputError as exc:
+            return _broken(exc)
     kept, rejected = int((manifest.decision == "kept").sum()), int((manifest.decision == "rejected").sum())
     return dg.AssetCheckResult(
         passed=kept + rejected == len(raw) == len(manifest) and set(manifest.key) == set(raw),
@@ -343,7 +357,10 @@ def filtered_nothing_lost(storage: StorageResource) -> dg.AssetCheckResult:
 @dg.asset_check(asset=filtered_dataset, description="No sample key appears twice (manifest and kept shards' indexes).")
 def filtered_unique_keys(storage: StorageResource) -> dg.AssetCheckResult:
     manifest = _manifest(storage)
-    shard_keys = _shard_keys(storage.asset_dir("filtered_dataset"))
+    try:
+        shard_keys = _shard_keys(storage.asset_dir("filtered_dataset"))
+    except PipelineInputError as exc:
+        return _broken(exc)
     dup_manifest = int(manifest.key.duplicated().sum())
     dup_shards = len(shard_keys) - len(set(shard_keys))
     return dg.AssetCheckResult(

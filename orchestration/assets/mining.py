@@ -14,7 +14,6 @@ from dreamer_core.config import RoundGenerationsSettings
 from dreamer_core.datasets.build import write_manifest
 from dreamer_core.datasets.shards import publish_shard, read_index
 from dreamer_core.dpo.lora import load_generator_with_lora
-from dreamer_core.errors import PipelineInputError
 from dreamer_core.generate.prompts import prompts_for
 from dreamer_core.io import load_npz, write_json_atomic
 from dreamer_core.keypoints.detectors import load_detector
@@ -65,10 +64,9 @@ def committed_shards(storage: StorageResource, asset: str, partitions: list[str]
     """Shards of ``asset`` that finished (their index file is written last) and whose partition
     still exists; a shard killed half-way has no index and is not read."""
     folder = storage.asset_dir(asset)
-    try:
-        index = read_index(folder)
-    except PipelineInputError:
+    if not any(folder.glob("*.index.json")):  # nothing finished yet; a malformed index raises
         return []
+    index = read_index(folder)
     return [name.removesuffix(".tar") for name in index if name.removesuffix(".tar") in set(partitions)]
 
 

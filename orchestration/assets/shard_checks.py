@@ -29,32 +29,37 @@ def _count_only(samples: Iterator[Sample]) -> tuple[dict[str, Any], bool]:
 
 def shard_partition_check(storage: Any, asset: str, shard: str, measure: Measure = _count_only) -> dg.AssetCheckResult:
     """Pass when the partition's shard is committed (its index entry exists), reads back with the
-    entry's SHA-256, holds exactly the entry's keys and its manifest part's keys in the same order,
-    every pose is a training pose (shards feed tuning and DPO), and ``measure`` (which sees every
-    decoded sample) passes. A broken shard fails the check with the reason in its metadata."""
+    entry's SHA-256, holds exactly the entry's keys and its manifest part's keys in the same order
+    with the same pose ids in its labels, every pose is a training pose (shards feed tuning and
+    DPO), and ``measure`` (which sees every decoded sample) passes. A broken shard or manifest part
+    fails the check with the reason in its metadata."""
     folder = storage.asset_dir(asset)
     keys: list[str] = []
+    poses: list[str] = []
 
     def tapped(entry: dict[str, Any]) -> Iterator[Sample]:
         for s in read_shard(folder / f"{shard}.tar", entry["sha256"], entry.get("keys")):
             keys.append(s.key)
+            poses.append(str(s.labels.get("pose_id")))
             yield s
 
     try:
         entry = read_entry(folder, f"{shard}.tar")
         extra, ok = measure(tapped(entry))
-        part = pd.read_parquet(folder / f"manifest-{shard}.parquet")
-    except (PipelineInputError, OSError, ValueError) as exc:  # pyarrow's invalid file is a ValueError
-        return dg.AssetCheckResult(passed=False, metadata={"shard": shard, "error": str(exc)})
-    leaked = read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(part.pose_id) if len(part) else []
+        part = pd.read_parquet(folder / f"manifest-{shard}.parquet", columns=["key", "pose_id"])
+        leaked = read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(poses)
+    except (PipelineInputError, OSError, ValueError, KeyError) as exc:  # pyarrow: a missing column is a KeyError
+        return dg.AssetCheckResult(passed=False, metadata={"shard": shard, "error": f"{type(exc).__name__}: {exc}"})
     same_keys = keys == list(part.key) == list(entry.get("keys", keys))
+    same_poses = poses == [str(p) for p in part.pose_id]  # a stale manifest part with this shard's keys
     return dg.AssetCheckResult(
-        passed=bool(keys) and same_keys and ok and not leaked,
+        passed=bool(keys) and same_keys and same_poses and ok and not leaked,
         metadata={
             "shard": shard,
             "samples": len(keys),
             "manifest_rows": len(part),
             "keys_agree": same_keys,
+            "poses_agree": same_poses,
             "non_training_poses": len(leaked),
             **extra,
         },  # fmt: skip

@@ -15,6 +15,8 @@ def shards(context: dg.AssetExecutionContext) -> None:
 
 @dg.asset_check(asset=shards, partitions_def=PARTS)
 def shard_valid(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    if context.partition_key == "shard-000002":
+        raise RuntimeError("a check that crashes")
     return dg.AssetCheckResult(passed=context.partition_key != "shard-000000", metadata={"samples": 3})
 
 
@@ -34,8 +36,13 @@ def test_a_failed_partition_is_reported_after_later_partitions_passed(capsys):
     out = capsys.readouterr().out
     assert "0 passed, 0 warned, 1 failed, 1 not run" in out
     assert "ERROR shards.shard_valid[shard-000000]: samples=3" in out
+    assert "NOT RUN shards.shard_valid[shard-000002]" in out  # some partitions checked, this one never
     dg.materialize([shards, shard_valid], partition_key="shard-000000", selection=[shards], instance=instance)
-    dg.materialize([shards, shard_valid, learning_target], partition_key="shard-000002", instance=instance)
+    dg.materialize([shards, shard_valid, learning_target], partition_key="shard-000002", instance=instance,
+                   raise_on_error=False)  # fmt: skip
     assert _check_report(instance, defs) == 1  # shard-000000 rematerialized without its check: still the failure
     out = capsys.readouterr().out
     assert "0 passed, 1 warned, 1 failed, 0 not run" in out and "WARN  shards.learning_target: ratio=0.9" in out
+    # The partition that raised and the one that failed are both named.
+    assert "ERROR shards.shard_valid[shard-000002]: raised an error" in out
+    assert "ERROR shards.shard_valid[shard-000000]: samples=3" in out

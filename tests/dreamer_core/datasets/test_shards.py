@@ -214,3 +214,18 @@ def test_an_uncommitted_shard_has_no_entry_and_old_indexes_fall_back_to_labels(t
     digest = write_shard(tmp_path / "shard-000001.tar", [make_sample(1), make_sample(2)])
     update_index(tmp_path, {"shard-000001.tar": {"sha256": digest, "num_samples": 2}})
     assert index_keys(tmp_path) == {"shard-000001.tar": ["s000001", "s000002"]}
+
+
+def test_index_keys_refuse_a_missing_or_truncated_shard_and_writers_refuse_a_key_twice(tmp_path):
+    path = write(tmp_path, [make_sample(0), make_sample(1)])
+    assert index_keys(tmp_path) == {"shard-000000.tar": ["s000000", "s000001"]}
+    assert read_entry(tmp_path, "shard-000000.tar")["bytes"] == path.stat().st_size
+    path.write_bytes(path.read_bytes()[:-512])
+    with pytest.raises(ShardError, match="its index says"):
+        index_keys(tmp_path)
+    path.unlink()
+    with pytest.raises(ShardError, match="listed in its index but unreadable"):
+        index_keys(tmp_path)
+    with pytest.raises(ShardError, match="index entry is malformed"):
+        publish_shard(tmp_path, "shard-000001.tar", [make_sample(2), make_sample(2)])
+    assert not (tmp_path / "shard-000001.tar").exists()
