@@ -10,7 +10,7 @@ export WARP_CACHE_PATH := $(CURDIR)/.cache/warp
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: setup demo test test-fast harden bench lint format ui dvc-yaml clean
+.PHONY: setup demo test test-fast harden bench bench-scale lint format ui dvc-yaml clean
 
 setup: $(STAMP)
 
@@ -44,6 +44,10 @@ harden: setup
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev,bench]'
 	$(PY) scripts/bench.py
+
+# Every asset in its own process at N and 8N samples: peak RSS of its process tree, seconds per unit.
+bench-scale: setup
+	$(PY) scripts/bench_scale.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
