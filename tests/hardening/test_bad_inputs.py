@@ -153,10 +153,19 @@ def copy_shards(w: World, tmp: Path) -> tuple[Path, Path]:
 
 
 def reindex(shard: Path) -> None:
-    """Record the shard's current bytes in its index, as a writer that produced them would."""
+    """Record the shard's current bytes in its index (hash, size, and its keys and count where the
+    tar still lists its members), as a writer that produced them would: each case then reaches the
+    reader's own check for what it damaged."""
     index = shard.parent / f"{shard.name}.index.json"
     entries = json.loads(index.read_text())
-    entries[shard.name]["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+    entry = entries[shard.name]
+    entry.update(sha256=hashlib.sha256(shard.read_bytes()).hexdigest(), bytes=shard.stat().st_size)
+    try:
+        with tarfile.open(shard) as tar:
+            keys = list(dict.fromkeys(m.name.split(".", 1)[0] for m in tar))
+        entry.update(keys=keys, num_samples=len(keys))
+    except (tarfile.TarError, EOFError):  # a truncated tar: the reader must say so itself
+        pass
     index.write_text(json.dumps(entries))
 
 
