@@ -253,7 +253,7 @@ def bench_generator(params: PipelineSettings) -> None:
         gen.sample(controls, [""] * len(controls), list(range(len(controls))))
 
     def train(gen: TinyGenerator, images: torch.Tensor) -> None:
-        train_generator(gen, images, images, GeneratorTraining(steps=2, batch_size=32))
+        train_generator(gen, {"image": images, "control": images}, GeneratorTraining(steps=2, batch_size=32))
 
     def dpo(cfg, images: torch.Tensor) -> None:
         train_dpo(TinyGenerator(cfg), images[:16], images[16:32], images[:16], [""] * 16,

@@ -186,7 +186,7 @@ def train_models(body_cpu, split: dict[str, torch.Tensor], samples: list, views)
         torch.manual_seed(0)
         gen = TinyGenerator(TinyGeneratorConfig(image_size=size, block_out_channels=(32, 64, 64))).to(device)
         before = {k: v.detach().cpu().clone() for k, v in gen.net.state_dict().items()}
-        out = train_generator(gen, split["image"], split["control"], GeneratorTraining(steps=6, batch_size=8))
+        out = train_generator(gen, split, GeneratorTraining(steps=6, batch_size=8))
         images = gen.sample(split["control"][:8], [""] * 8, list(range(8)), steps=4)
         ok = np.isfinite(out["final_loss"]) and bool(torch.isfinite(images).all())
         return 6 * 8, ok, moved(before, gen.net.state_dict())

@@ -25,6 +25,8 @@ class PoseDetectorSettings(Section):
     judge_width: int = setting(32, "the independent judge of DPO: its own seed, width and depth", _WIDTH)
     judge_depth: int = setting(1, "judge: stages", integer(1, 8))
     judge_steps: int = setting(10_000, "judge: training steps", integer(1, 10_000_000))
+    loader_workers: int = setting(4, "DataLoader workers decoding training shards (0: in the training process; "
+                                  "the batches are the same for any number)", integer(0, 256))  # fmt: skip
 
     def constraints(self) -> list[tuple[bool, str]]:
         return [(self.backend != "vitpose" or bool(self.weights),
@@ -52,6 +54,8 @@ class GeneratorSettings(Section):
     ema_decay: float = setting(0.999, "tiny: decay of the weights' moving average", number(0.0, 0.99999))
     control_dropout: float = setting(0.1, "tiny: share of training samples without control (enables control "
                                      "guidance)", number(0.0, 0.9))  # fmt: skip
+    loader_workers: int = setting(4, "tiny: DataLoader workers decoding training shards (0: in the training process; "
+                                  "the batches are the same for any number)", integer(0, 256))  # fmt: skip
     sample_steps: int = setting(28, "DDIM / flow-Euler steps when sampling", integer(1, 1000))
     guidance_scale: float = setting(3.5, "classifier-free guidance (tiny: on the control; pretrained: the "
                                     "pipeline's)", number(0.0, 100.0))  # fmt: skip

@@ -174,3 +174,10 @@ class ShardStream:
                     rest = slice_chunk(whole, self.batch_size)
                     pending, held = [rest], chunk_size(rest)
             epoch, first = epoch + 1, 0
+
+
+def to_device(batch: Chunk, device: torch.device | str = "cpu") -> Chunk:
+    """A streamed batch on ``device``, its uint8 images as floats in [0, 1] (converted there, so only
+    the uint8 bytes cross to the device)."""
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return {k: v.float() / 255.0 if v.dtype == torch.uint8 else v for k, v in out.items()}

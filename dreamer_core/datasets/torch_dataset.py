@@ -1,5 +1,7 @@
-"""PyTorch views of a shard folder: a map-style ``Dataset`` (random access, for training on a
-few thousand samples) and an ``IterableDataset`` (streams shards, splits them across workers)."""
+"""PyTorch views of a shard folder: a map-style ``Dataset`` (random access, for small held-out
+sets), an ``IterableDataset`` (streams shards across workers), and ``SampleDecoder`` /
+``sample_stream``: the shards of a folder as a ``ShardStream`` of uint8 image batches, which is
+what the detector and generator train from (no split is held in memory)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from dreamer_core.datasets.shards import Sample, iter_folder, read_index, read_shard
+from dreamer_core.datasets.shards import Sample, iter_folder, read_index, read_labels, read_shard
+from dreamer_core.datasets.stream import Chunk, ShardRef, ShardStream, shard_refs
 from dreamer_core.images import COCO_KEYPOINTS
+
+IMAGE_FIELDS = ("image", "control", "mask")  # stored as PNG; decoded to uint8 [C, H, W]
+LABEL_FIELDS = ("keypoints", "bbox")  # COCO-17 keypoints [17, 3] and the box [4], as float
 
 
 def sample_to_tensors(s: Sample) -> dict[str, Any]:
@@ -90,3 +96,59 @@ def stack_samples(folder: str | Path, keys: tuple[str, ...], limit: int | None =
         for k in keys:
             out[k].append(t[k])
     return {k: torch.stack(v) if v and isinstance(v[0], torch.Tensor) else v for k, v in out.items()}
+
+
+def _field(s: Sample, name: str) -> torch.Tensor:
+    if name in IMAGE_FIELDS:
+        value = getattr(s, name)
+        if value is None:
+            raise ValueError(f"sample {s.key} has no {name} (a control-only shard?)")
+        array = np.asarray(value)
+        return torch.from_numpy(array[..., None] if array.ndim == 2 else array.copy()).permute(2, 0, 1)
+    if name == "keypoints":
+        return torch.tensor(s.labels["keypoints_2d"][:COCO_KEYPOINTS], dtype=torch.float32)
+    return torch.tensor(s.labels[name], dtype=torch.float32)
+
+
+class SampleDecoder:
+    """A shard -> ``fields`` of its samples stacked: images (``IMAGE_FIELDS``) as uint8 [N, C, H, W]
+    (a quarter of the float bytes between loader and loop), labels (``LABEL_FIELDS``) as float.
+    Picklable, so DataLoader workers run it."""
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        unknown = set(fields) - set(IMAGE_FIELDS) - set(LABEL_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}: choose from {IMAGE_FIELDS + LABEL_FIELDS}")
+        self.fields = tuple(fields)
+
+    def __call__(self, ref: ShardRef) -> Chunk:
+        out: dict[str, list[torch.Tensor]] = {f: [] for f in self.fields}
+        for s in read_shard(ref.path, ref.sha256):
+            for f in self.fields:
+                out[f].append(_field(s, f))
+        return {f: torch.stack(v) for f, v in out.items()}
+
+
+def sample_stream(folders: list[str | Path], fields: tuple[str, ...], batch_size: int, seed: int,
+                  workers: int = 0, rank: int = 0, world: int = 1) -> ShardStream:  # fmt: skip
+    """Endless training batches of ``fields`` from the shards of ``folders`` (see ``ShardStream``:
+    each epoch every sample once, each rank its own shards, the same batches for any ``workers``)."""
+    return ShardStream(shard_refs(folders), SampleDecoder(fields), batch_size, seed, rank, world, workers)
+
+
+def label_tensors(folder: str | Path) -> dict[str, torch.Tensor]:
+    """COCO-17 keypoints [N, 17, 3] and boxes [N, 4] of every sample of a shard folder, read from the
+    label members only (hash-checked, no image decoded): what split statistics need."""
+    kps, boxes = [], []
+    for name, entry in read_index(folder).items():
+        for _key, labels in read_labels(Path(folder) / name, entry["sha256"]):
+            kps.append(labels["keypoints_2d"][:COCO_KEYPOINTS])
+            boxes.append(labels["bbox"])
+    return {"keypoints": torch.tensor(kps, dtype=torch.float32), "bbox": torch.tensor(boxes, dtype=torch.float32)}
+
+
+def image_side(folder: str | Path) -> int:
+    """The image side of a shard folder's samples, from its first sample (one shard read)."""
+    for s in iter_folder(folder):
+        return int(np.asarray(s.image if s.image is not None else s.control).shape[0])
+    raise ValueError(f"{folder}: holds no samples")

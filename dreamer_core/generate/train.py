@@ -9,7 +9,7 @@ easy low-noise timesteps from dominating the gradient, which is where short runs
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dreamer_core.config import GeneratorSettings
+from dreamer_core.datasets.stream import ShardStream, to_device
 from dreamer_core.devices import autocast
 from dreamer_core.generate.tiny import TinyGenerator
 from dreamer_core.resume import clear_state, resume_key, save_state
@@ -48,19 +49,39 @@ def snr_weights(gen: TinyGenerator, timesteps: torch.Tensor, gamma: float) -> to
     return w / (snr + 1) if gen.objective == "v_prediction" else w / snr
 
 
-def generator_resume_key(gen: TinyGenerator, images: torch.Tensor, controls: torch.Tensor, cfg: GeneratorTraining,
+GeneratorData = ShardStream | dict[str, torch.Tensor]  # a stream of, or a set of, "image" / "control"
+
+
+def generator_resume_key(gen: TinyGenerator, data: GeneratorData, cfg: GeneratorTraining,
                          inputs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """The fingerprint a saved generator state must match (see ``resume.resume_key``): the tiny
     generator starts from seeded fresh weights (seed and config are in the key), so its content
-    is the training data: ``inputs`` or, without them, the images and controls themselves."""
-    return resume_key(asdict(cfg), repr(gen.cfg), inputs, {"images": images, "controls": controls},
-                      num_samples=len(images))  # fmt: skip
+    is the training data: ``inputs`` or, without them, the stream's shard hashes or the tensors."""
+    if isinstance(data, ShardStream):
+        content: dict[str, Any] = {"stream": data.fingerprint()}
+        count = data.num_samples
+    else:
+        content, count = {"images": data["image"], "controls": data["control"]}, len(data["image"])
+    return resume_key(asdict(cfg), repr(gen.cfg), inputs, content, num_samples=count)
+
+
+def _batches(data: GeneratorData, cfg: GeneratorTraining, rng: torch.Generator, start: int) -> Iterator[dict]:
+    """Training batches from step ``start`` on: the stream's own (shards in a seeded order, each
+    sample once per epoch), or drawn with replacement from a set in memory with ``rng``."""
+    if isinstance(data, ShardStream):
+        if data.batch_size != cfg.batch_size:
+            raise ValueError(f"the stream makes batches of {data.batch_size}, the training wants {cfg.batch_size}")
+        yield from data.batches(start)
+        return
+    n = len(data["image"])
+    while True:
+        idx = torch.randint(0, n, (cfg.batch_size,), generator=rng)
+        yield {"image": data["image"][idx], "control": data["control"][idx]}
 
 
 def train_generator(
     gen: TinyGenerator,
-    images: torch.Tensor,
-    controls: torch.Tensor,
+    data: GeneratorData,
     cfg: GeneratorTraining,
     tracker: Tracker | None = None,
     log: Callable[[str], None] | None = None,
@@ -69,9 +90,11 @@ def train_generator(
     after_step: Callable[[int], None] | None = None,
     inputs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Trains ``gen`` in place on (image, control) pairs in [0, 1]; leaves the EMA weights in it.
-    It trains on the device its weights are on (``gen.to``), under bf16 autocast on CUDA; the
-    pairs stay in host memory and each batch moves.
+    """Trains ``gen`` in place on (image, control) pairs; leaves the EMA weights in it. ``data`` is
+    a ``ShardStream`` of "image" / "control" (``torch_dataset.sample_stream``: uint8 until the batch
+    is on the device; what the asset uses, so no split is held) or a dict of such tensors in [0, 1]
+    held in memory. It trains on the device its weights are on (``gen.to``), under bf16 autocast
+    on CUDA.
 
     With ``resume_dir``, the full state is saved there every ``checkpoint_every`` steps and a
     rerun continues from it (same final weights as an uninterrupted run); it is removed at the end.
@@ -86,23 +109,23 @@ def train_generator(
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = warmup_cosine(opt, cfg.steps, min(100, cfg.steps // 10 + 1), floor=0.1)
     gen_rng = torch.Generator().manual_seed(cfg.seed)
-    n = len(images)
-    fingerprint = generator_resume_key(gen, images, controls, cfg, inputs) if resume_dir else {}
+    fingerprint = generator_resume_key(gen, data, cfg, inputs) if resume_dir else {}
     modules = {"net": net, "ema": ema}
     start = resume_step(resume_dir, modules, opt, gen_rng, fingerprint)
     fast_forward(sched, start, say, "generator", cfg.steps, resume_dir)
     report = LossReport(cfg.steps, cfg.log_every, tracker, say, {})
     net.train()
+    batches = _batches(data, cfg, gen_rng, start)
     for step in tqdm(range(start, cfg.steps), desc="generator", leave=False, disable=None):
-        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen_rng)
-        x, c = images[idx].to(device), controls[idx].to(device)
+        batch = to_device(next(batches), device)
+        x, c = batch["image"], batch["control"]
         if cfg.control_dropout > 0:
-            keep = torch.rand(len(idx), generator=gen_rng) >= cfg.control_dropout
+            keep = torch.rand(len(x), generator=gen_rng) >= cfg.control_dropout
             c = c * keep.to(device).view(-1, 1, 1, 1)
-        t = gen.draw_timesteps(len(idx), gen_rng).to(device)
+        t = gen.draw_timesteps(len(x), gen_rng).to(device)
         noise = gen.draw_noise(x, gen_rng)
         with autocast(device):
-            per_sample = gen.loss(x, c, [""] * len(idx), t, noise).float()
+            per_sample = gen.loss(x, c, [""] * len(x), t, noise).float()
         loss = (per_sample * snr_weights(gen, t, cfg.min_snr_gamma)).mean()
         optimiser_step(loss, net.parameters(), opt, sched)
         _update_ema(ema, net, min(cfg.ema_decay, (1 + step) / (10 + step)))

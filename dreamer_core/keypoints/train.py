@@ -8,7 +8,7 @@ heatmaps peaked, so confidences mean something), and BCE on the person mask.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from dreamer_core.datasets.stream import ShardStream, to_device
 from dreamer_core.images import COCO_KEYPOINTS
 from dreamer_core.keypoints.heatmap import HeatmapNet, HeatmapNetConfig
 from dreamer_core.keypoints.metrics import mask_area, oks, pck
@@ -105,16 +106,30 @@ def mean_pose_baseline(train: dict[str, torch.Tensor], test: dict[str, torch.Ten
     return score(b[:, None, :2] + mean[None] * size[:, None], test)
 
 
+DETECTOR_FIELDS = ("image", "mask", "keypoints")
+
+
+def _memory_batches(train: dict[str, torch.Tensor], batch_size: int, gen: torch.Generator) -> Iterator[dict]:
+    """Batches drawn with replacement from a set held in memory (small sets, tests)."""
+    n = len(train["image"])
+    while True:
+        idx = torch.randint(0, n, (batch_size,), generator=gen)
+        yield {k: train[k][idx] for k in DETECTOR_FIELDS}
+
+
 def train_detector(
-    train: dict[str, torch.Tensor],
+    train: dict[str, torch.Tensor] | ShardStream,
     test: dict[str, torch.Tensor],
     cfg: DetectorTraining,
     tracker: Tracker | None = None,
     log: Callable[[str], None] | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[HeatmapNet, dict[str, float]]:
-    """A fresh detector trained on ``device`` (the sets stay in host memory; each batch moves);
-    returned on the CPU with its held-out PCK / OKS."""
+    """A fresh detector trained on ``device``; returned on the CPU with its held-out PCK / OKS.
+
+    ``train`` is a ``ShardStream`` of ``DETECTOR_FIELDS`` (``torch_dataset.sample_stream``: shards
+    decoded as they are needed, images uint8 until the batch is on the device; what the asset
+    uses) or a set in memory (batches drawn with replacement)."""
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
@@ -122,12 +137,17 @@ def train_detector(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = warmup_cosine(opt, cfg.steps, 50, floor=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
-    n = len(train["image"])
+    if isinstance(train, ShardStream):
+        if train.batch_size != cfg.batch_size:
+            raise ValueError(f"the stream makes batches of {train.batch_size}, the training wants {cfg.batch_size}")
+        batches = train.batches()
+    else:
+        batches = _memory_batches(train, cfg.batch_size, gen)
     t0 = time.perf_counter()
     model.train()
     for step in tqdm(range(cfg.steps), desc="pose detector", leave=False, disable=None):
-        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
-        images, masks, kps = (train[k][idx].to(device) for k in ("image", "mask", "keypoints"))
+        batch = to_device(next(batches), device)
+        images, masks, kps = (batch[k] for k in DETECTOR_FIELDS)
         if torch.rand((), generator=gen) < 0.5:  # horizontal flip, swapping left and right labels
             images, masks, kps = flip(images, masks, kps)
         loss = detector_loss(model, images, masks, kps)

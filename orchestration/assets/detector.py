@@ -11,11 +11,18 @@ import numpy as np
 import torch
 
 from dreamer_core.config import PoseDetectorSettings
-from dreamer_core.datasets.torch_dataset import ShardDataset
+from dreamer_core.datasets.torch_dataset import ShardDataset, label_tensors, sample_stream
 from dreamer_core.images import COCO_KEYPOINTS
 from dreamer_core.io import write_json_atomic
 from dreamer_core.keypoints.detectors import load_detector
-from dreamer_core.keypoints.train import DetectorTraining, evaluate, mean_pose_baseline, stack_split, train_detector
+from dreamer_core.keypoints.train import (
+    DETECTOR_FIELDS,
+    DetectorTraining,
+    evaluate,
+    mean_pose_baseline,
+    stack_split,
+    train_detector,
+)
 from dreamer_core.keypoints.vitpose import VitPoseDetector
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import dvc_meta, file_hash, input_errors, publish_png
@@ -46,22 +53,22 @@ def pose_detector(
     out = storage.asset_dir("pose_detector")
     for stale in ("model.safetensors", "config.json"):  # a backend switch must not leave the other's files
         (out / stale).unlink(missing_ok=True)
-    context.log.info("loading reference renders (train / test)")
-    train = stack_split(ShardDataset(renders / "train"))
+    context.log.info("training from streamed reference-render shards (train); held-out renders (test) in memory")
+    train = label_tensors(renders / "train")  # labels only: the mean-pose baseline and the count
     test = stack_split(ShardDataset(renders / "test"))
-    params = {"pose_detector": settings, "seed": config.seed, "num_train": len(train["image"])}
+    params = {"pose_detector": settings, "seed": config.seed, "num_train": len(train["bbox"])}
     inputs = {"reference_renders": file_hash(storage, "reference_renders", "summary.json")}
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         baseline = mean_pose_baseline(train, test)
         context.log.info(f"mean-pose baseline: held-out PCK {baseline['pck']:.3f}, OKS {baseline['oks']:.3f}")
         t0 = time.perf_counter()
-        model, metrics = _train_or_load(context, settings, config, train, test, out, tracked.run)
+        model, metrics = _train_or_load(context, settings, config, renders / "train", test, out, tracked.run)
         seconds = time.perf_counter() - t0
         # DPO uses this detector as its reward; an independently trained judge (own seed, width
         # and depth) tells whether DPO improved the pose or only learned this detector's quirks.
-        judge_metrics = _train_judge(context, settings, config, train, test, out / "judge")
+        judge_metrics = _train_judge(context, settings, config, renders / "train", test, out / "judge")
         result = {"heldout_pck": metrics["pck"], "heldout_oks": metrics["oks"], "baseline_pck": baseline["pck"],
-                  "baseline_oks": baseline["oks"], "num_train": len(train["image"]), "num_test": len(test["image"]),
+                  "baseline_oks": baseline["oks"], "num_train": len(train["bbox"]), "num_test": len(test["image"]),
                   "judge_heldout_pck": judge_metrics["pck"], "judge_heldout_oks": judge_metrics["oks"]}  # fmt: skip
         write_json_atomic(out / "metrics.json", result)
         png = _preview(model, test["image"][:6])
@@ -78,19 +85,26 @@ def pose_detector(
         )  # fmt: skip
 
 
+def _stream(settings: PoseDetectorSettings, train: Path, seed: int) -> Any:
+    """The training shards as batches (``settings.loader_workers`` decode them; uint8 until the device)."""
+    return sample_stream([train], DETECTOR_FIELDS, settings.batch_size, seed, settings.loader_workers)
+
+
 def _train_judge(context: dg.AssetExecutionContext, settings: PoseDetectorSettings, config: Any,
-                 train: dict[str, Any], test: dict[str, Any], out: Path) -> dict[str, float]:  # fmt: skip
+                 train: Path, test: dict[str, Any], out: Path) -> dict[str, float]:  # fmt: skip
     """The independent judge (own seed, width and depth), saved to ``out``; its held-out metrics."""
     context.log.info("training the independent judge detector")
+    seed = config.seed + 7919
     cfg = DetectorTraining(steps=settings.judge_steps, batch_size=settings.batch_size, lr=settings.lr,
-                           width=settings.judge_width, depth=settings.judge_depth, seed=config.seed + 7919)  # fmt: skip
-    judge, metrics = train_detector(train, test, cfg, log=context.log.info, device=config.torch_device())
+                           width=settings.judge_width, depth=settings.judge_depth, seed=seed)  # fmt: skip
+    stream = _stream(settings, train, seed)
+    judge, metrics = train_detector(stream, test, cfg, log=context.log.info, device=config.torch_device())
     judge.save(out)
     return metrics
 
 
 def _train_or_load(context: dg.AssetExecutionContext, settings: PoseDetectorSettings, config: Any,
-                   train: dict[str, Any], test: dict[str, Any], out: Path,
+                   train: Path, test: dict[str, Any], out: Path,
                    run: Any) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """The heatmap detector trained on the reference renders, or pretrained ViTPose; saved to ``out``."""
     if settings.backend == "vitpose":
@@ -100,7 +114,8 @@ def _train_or_load(context: dg.AssetExecutionContext, settings: PoseDetectorSett
         return model, evaluate(model, test)
     cfg = DetectorTraining(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
                            width=settings.width, seed=config.seed)  # fmt: skip
-    model, metrics = train_detector(train, test, cfg, tracker=run, log=context.log.info, device=config.torch_device())
+    stream = _stream(settings, train, config.seed)
+    model, metrics = train_detector(stream, test, cfg, tracker=run, log=context.log.info, device=config.torch_device())
     model.save(out)
     return model, metrics
 

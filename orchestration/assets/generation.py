@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from dreamer_core.config import DPOSettings, GeneratorSettings
-from dreamer_core.datasets.torch_dataset import stack_samples
+from dreamer_core.datasets.torch_dataset import image_side, sample_stream, stack_samples
 from dreamer_core.dpo.lora import (
     LoraSettings,
     adapters_disabled,
@@ -106,18 +106,18 @@ def _train_or_load(context: dg.AssetExecutionContext, settings: GeneratorSetting
         (out / "model.safetensors").unlink(missing_ok=True)  # a tiny model saved earlier is not this one
         gen.save(out)
         return gen, sum(p.numel() for p in gen.denoiser.parameters())
-    train = stack_samples(renders / "train", ("image", "control"))
+    train = sample_stream([renders / "train"], ("image", "control"), settings.batch_size, seed, settings.loader_workers)
     torch.manual_seed(seed)  # initial weights from the seed, not from whatever ran before in-process
-    gen = TinyGenerator(tiny_config(settings, image_size=train["image"].shape[-1])).to(config.torch_device())
+    gen = TinyGenerator(tiny_config(settings, image_size=image_side(renders / "train"))).to(config.torch_device())
     n_params = sum(p.numel() for p in gen.net.parameters())
     context.log.info(f"training the tiny generator ({n_params / 1e6:.2f} M parameters) on "
-                     f"{len(train['image'])} reference renders for {settings.steps} steps")  # fmt: skip
+                     f"{train.num_samples} streamed reference renders for {settings.steps} steps")  # fmt: skip
     cfg = GeneratorTraining(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
                             ema_decay=settings.ema_decay, control_dropout=settings.control_dropout,
                             seed=seed)  # fmt: skip
     # A killed run continues from data/generator/resume (saved every 100 steps) when rematerialized,
     # provided the training shards are byte for byte the same (their index SHA-256s key the state).
-    train_generator(gen, train["image"], train["control"], cfg, tracker=run, log=context.log.info,
+    train_generator(gen, train, cfg, tracker=run, log=context.log.info,
                     resume_dir=out / "resume", inputs={"data": data_fingerprint(renders / "train")})  # fmt: skip
     gen.to("cpu").save(out)
     return gen.to(config.torch_device()), n_params

@@ -49,6 +49,22 @@ def render_train_test(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Train and test splits on disjoint poses (held-out poses), each pose under several cameras
     and appearances."""
+    train, test = render_train_test_samples(anny_body, num_poses, heldout, train_repeat, test_repeat)
+    return to_split(train), to_split(test)
+
+
+def render_train_shards(anny_body, folder, per_shard: int = 64, **kwargs) -> dict[str, torch.Tensor]:
+    """``render_train_test``'s train split written as shards to ``folder`` (what the assets train
+    from); its test split in memory."""
+    from dreamer_core.datasets.build import write_samples
+
+    train, test = render_train_test_samples(anny_body, **kwargs)
+    write_samples(folder, train, per_shard, "train")
+    return to_split(test)
+
+
+def render_train_test_samples(anny_body, num_poses: int = 120, heldout: int = 20, train_repeat: int = 3,
+                              test_repeat: int = 2) -> tuple[list, list]:  # fmt: skip
     bank = small_bank(anny_body, num_poses, seed=3)
     renderer = BodyRenderer(anny_body)
     rows = np.arange(num_poses)
@@ -58,7 +74,7 @@ def render_train_test(
                            report, "t")  # fmt: skip
     test = render_samples(anny_body, renderer, bank, rows[split:].repeat(test_repeat), SETTINGS, 2, "h", "te", True,
                           report, "h")  # fmt: skip
-    return to_split(train), to_split(test)
+    return train, test
 
 
 def render_multiview_folder(anny_body, folder, subjects: int = 10, heldout: int = 3, views: int = 4, seed: int = 6):

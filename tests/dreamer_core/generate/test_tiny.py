@@ -73,7 +73,7 @@ def test_training_learns_to_follow_the_control(anny_body):
     torch.manual_seed(0)
     gen = TinyGenerator(TinyGeneratorConfig(image_size=48, unshuffle=4, block_out_channels=(32, 64)))
     untrained = control_localisation(gen, test, test["control"])
-    train_generator(gen, train["image"], train["control"], GeneratorTraining(steps=400, batch_size=16, seed=0))
+    train_generator(gen, train, GeneratorTraining(steps=400, batch_size=16, seed=0))
     matched = control_localisation(gen, test, test["control"])
     shuffled = control_localisation(gen, test, test["control"].roll(1, 0))  # another held-out pose's control
     # Measured: untrained ~1.7, shuffled ~1.85, matched ~2.3 after 300 steps (two seeds).
@@ -90,11 +90,11 @@ def test_control_guidance_batches_cond_and_null_consistently():
 
 
 def test_killed_training_resumes_to_the_same_weights(tmp_path):
-    images, controls = torch.rand(16, 3, 32, 32), torch.rand(16, 3, 32, 32)
+    data = {"image": torch.rand(16, 3, 32, 32), "control": torch.rand(16, 3, 32, 32)}
     cfg = GeneratorTraining(steps=6, batch_size=4, seed=3)
     straight = TinyGenerator(TinyGeneratorConfig(**SMALL))
     fresh_state = {k: v.clone() for k, v in straight.net.state_dict().items()}
-    train_generator(straight, images, controls, cfg)
+    train_generator(straight, data, cfg)
 
     def kill(step):
         if step == 5:
@@ -103,12 +103,12 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     killed = TinyGenerator(TinyGeneratorConfig(**SMALL))
     killed.net.load_state_dict(fresh_state)
     with pytest.raises(KeyboardInterrupt):
-        train_generator(killed, images, controls, cfg, resume_dir=tmp_path / "resume", checkpoint_every=2,
+        train_generator(killed, data, cfg, resume_dir=tmp_path / "resume", checkpoint_every=2,
                         after_step=kill)  # fmt: skip
     assert (tmp_path / "resume" / "state.json").is_file()
     steps = []
     again = TinyGenerator(TinyGeneratorConfig(**SMALL))  # a new process: fresh weights, state from disk
-    train_generator(again, images, controls, cfg, resume_dir=tmp_path / "resume", checkpoint_every=2,
+    train_generator(again, data, cfg, resume_dir=tmp_path / "resume", checkpoint_every=2,
                     after_step=steps.append)  # fmt: skip
     assert steps == [5, 6]  # redid only what was missing
     assert not (tmp_path / "resume").exists()
@@ -118,20 +118,20 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
 def test_resume_key_is_the_data_content_not_its_count():
     gen = TinyGenerator(TinyGeneratorConfig(**SMALL))
-    images, controls = torch.rand(8, 3, 32, 32), torch.rand(8, 3, 32, 32)
+    data = {"image": torch.rand(8, 3, 32, 32), "control": torch.rand(8, 3, 32, 32)}
     cfg = GeneratorTraining(steps=6, batch_size=4)
-    key = generator_resume_key(gen, images, controls, cfg)
-    assert key == generator_resume_key(gen, images.clone(), controls.clone(), cfg)  # a rerun resumes
-    other = images.clone()
-    other[3, 0, 0, 0] = 1 - other[3, 0, 0, 0]  # same count, same settings, one pixel differs
-    assert generator_resume_key(gen, other, controls, cfg) != key
+    key = generator_resume_key(gen, data, cfg)
+    assert key == generator_resume_key(gen, {k: v.clone() for k, v in data.items()}, cfg)  # a rerun resumes
+    other = {**data, "image": data["image"].clone()}
+    other["image"][3, 0, 0, 0] = 1 - other["image"][3, 0, 0, 0]  # same count, same settings, one pixel differs
+    assert generator_resume_key(gen, other, cfg) != key
     a, b = ({"data": d} for d in ("shards-a", "shards-b"))  # what the asset passes: the shard index's digest
-    assert generator_resume_key(gen, images, controls, cfg, a) == generator_resume_key(gen, other, controls, cfg, a)
-    assert generator_resume_key(gen, images, controls, cfg, a) != generator_resume_key(gen, images, controls, cfg, b)
+    assert generator_resume_key(gen, data, cfg, a) == generator_resume_key(gen, other, cfg, a)
+    assert generator_resume_key(gen, data, cfg, a) != generator_resume_key(gen, data, cfg, b)
 
 
 def test_killed_training_starts_over_when_its_data_changed(tmp_path):
-    images, controls = torch.rand(16, 3, 32, 32), torch.rand(16, 3, 32, 32)
+    data = {"image": torch.rand(16, 3, 32, 32), "control": torch.rand(16, 3, 32, 32)}
     cfg = GeneratorTraining(steps=6, batch_size=4, seed=3)
 
     def kill(step):
@@ -139,10 +139,42 @@ def test_killed_training_starts_over_when_its_data_changed(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_generator(TinyGenerator(TinyGeneratorConfig(**SMALL)), images, controls, cfg,
+        train_generator(TinyGenerator(TinyGeneratorConfig(**SMALL)), data, cfg,
                         resume_dir=tmp_path / "resume", checkpoint_every=2, after_step=kill,
                         inputs={"data": "before"})  # fmt: skip
     steps = []
-    train_generator(TinyGenerator(TinyGeneratorConfig(**SMALL)), images, controls, cfg, resume_dir=tmp_path / "resume",
+    train_generator(TinyGenerator(TinyGeneratorConfig(**SMALL)), data, cfg, resume_dir=tmp_path / "resume",
                     checkpoint_every=2, after_step=steps.append, inputs={"data": "after"})  # fmt: skip
     assert steps == [1, 2, 3, 4, 5, 6]  # the saved state of other data was not resumed
+
+
+def test_training_from_shards_resumes_to_the_same_weights(tmp_path):
+    """The asset's path: batches streamed from shards (uint8 until the device). A killed run
+    restarts the stream at its step, so the weights equal an uninterrupted run's."""
+    from dreamer_core.datasets.torch_dataset import sample_stream
+    from tests.dreamer_core.datasets.test_shards import make_sample, write
+
+    for shard in range(3):
+        write(tmp_path, [make_sample(5 * shard + i, size=32) for i in range(5)], f"shard-{shard:06d}.tar")
+    stream = sample_stream([tmp_path], ("image", "control"), batch_size=4, seed=3)
+    cfg = GeneratorTraining(steps=6, batch_size=4, seed=3)
+    torch.manual_seed(0)
+    straight = TinyGenerator(TinyGeneratorConfig(**SMALL))
+    fresh = {k: v.clone() for k, v in straight.net.state_dict().items()}
+    train_generator(straight, stream, cfg)
+    assert not torch.equal(straight.net.state_dict()["unet.conv_in.weight"], fresh["unet.conv_in.weight"])
+
+    def kill(step):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    killed = TinyGenerator(TinyGeneratorConfig(**SMALL))
+    killed.net.load_state_dict(fresh)
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(killed, stream, cfg, resume_dir=tmp_path / "resume", checkpoint_every=2, after_step=kill)
+    steps = []
+    again = TinyGenerator(TinyGeneratorConfig(**SMALL))
+    train_generator(again, stream, cfg, resume_dir=tmp_path / "resume", checkpoint_every=2, after_step=steps.append)
+    assert steps == [5, 6]
+    for k, v in straight.net.state_dict().items():
+        assert torch.equal(again.net.state_dict()[k], v), k

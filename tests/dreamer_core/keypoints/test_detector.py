@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from dreamer_core.datasets.torch_dataset import label_tensors, sample_stream
 from dreamer_core.keypoints.heatmap import HeatmapNet
 from dreamer_core.keypoints.train import (
+    DETECTOR_FIELDS,
     DetectorTraining,
     evaluate,
     flip,
@@ -15,18 +17,15 @@ from dreamer_core.keypoints.train import (
     train_detector,
 )
 from tests.helpers.oks_cases import MASK_AREAS, hand_oks, labels, masks_uint8
-from tests.helpers.renders import render_train_test
-
-
-@pytest.fixture(scope="module")
-def data(anny_body):
-    return render_train_test(anny_body)
+from tests.helpers.renders import render_train_shards
 
 
 @pytest.mark.slow
-def test_detector_beats_mean_pose_on_heldout_renders(data, tmp_path):
-    train, test = data
-    baseline = mean_pose_baseline(train, test)
+def test_detector_beats_mean_pose_on_heldout_renders(anny_body, tmp_path):
+    """Trained as the asset trains it: from a stream of the training shards."""
+    test = render_train_shards(anny_body, tmp_path / "train")
+    baseline = mean_pose_baseline(label_tensors(tmp_path / "train"), test)
+    train = sample_stream([tmp_path / "train"], DETECTOR_FIELDS, batch_size=16, seed=0)
     model, metrics = train_detector(train, test, DetectorTraining(steps=120, batch_size=16, lr=2e-3, width=16, seed=0))
     assert metrics["oks"] > baseline["oks"] + 0.03, (metrics, baseline)
     assert metrics["pck"] > baseline["pck"]
