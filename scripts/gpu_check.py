@@ -163,15 +163,19 @@ def train_models(body_cpu, split: dict[str, torch.Tensor], samples: list, views)
     from avatar_core.gst.assemble import Assembler
     from avatar_core.gst.model import GST, GSTConfig
     from avatar_core.gst.train import GSTTraining, train_gst
+    from dreamer_core.datasets.build import write_samples
+    from dreamer_core.datasets.torch_dataset import sample_stream
     from dreamer_core.dpo.train import DPOTraining, train_dpo
     from dreamer_core.generate.tiny import TinyGenerator, TinyGeneratorConfig
     from dreamer_core.generate.train import GeneratorTraining, train_generator
     from dreamer_core.hmr.data import samples_to_batch
     from dreamer_core.hmr.model import HMR, HMRConfig
     from dreamer_core.hmr.train import HMRTraining, train_hmr
-    from dreamer_core.keypoints.train import DetectorTraining, train_detector
+    from dreamer_core.keypoints.train import DETECTOR_FIELDS, DetectorTraining, train_detector
 
     size = split["image"].shape[-1]
+    shards = Path(tempfile.mkdtemp(prefix="gpu-check-train-"))  # the detector and generator stream shards
+    write_samples(shards, samples, 8, "train")
     hmr_batch = samples_to_batch(samples)
     bodies = {"cpu": body_cpu}
     if CUDA:
@@ -179,14 +183,16 @@ def train_models(body_cpu, split: dict[str, torch.Tensor], samples: list, views)
 
     def detector(device: str):  # noqa: ANN202
         cfg = DetectorTraining(steps=6, batch_size=16, lr=1e-3, width=16, seed=0)
-        model, metrics = train_detector(split, split, cfg, device=device)
+        stream = sample_stream([shards], DETECTOR_FIELDS, 16, 0)
+        model, metrics = train_detector(stream, split, cfg, device=device)
         return 6 * 16, np.isfinite(metrics["oks"]), True
 
     def generator(device: str):  # noqa: ANN202
         torch.manual_seed(0)
         gen = TinyGenerator(TinyGeneratorConfig(image_size=size, block_out_channels=(32, 64, 64))).to(device)
         before = {k: v.detach().cpu().clone() for k, v in gen.net.state_dict().items()}
-        out = train_generator(gen, split, GeneratorTraining(steps=6, batch_size=8))
+        stream = sample_stream([shards], ("image", "control"), 8, 0)
+        out = train_generator(gen, stream, GeneratorTraining(steps=6, batch_size=8))
         images = gen.sample(split["control"][:8], [""] * 8, list(range(8)), steps=4)
         ok = np.isfinite(out["final_loss"]) and bool(torch.isfinite(images).all())
         return 6 * 8, ok, moved(before, gen.net.state_dict())

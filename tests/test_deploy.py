@@ -60,7 +60,8 @@ def test_gpu_steps_are_the_gpu_pool(monkeypatch):
     from orchestration.definitions import ASSETS, CHECKS, RESOURCES, schedules
 
     pool = {a.op.name for a in ASSETS if isinstance(a, dg.AssetsDefinition) and a.op.pool == "gpu"}
-    assert {"pose_detector", "generator", "hmr_checkpoints", "gst_checkpoint", "round1_generations"} <= pool
+    assert {"pose_detector", "generator", "hmr_checkpoints", "gst_checkpoint", "round1_generations",
+            "control_renders", "reference_renders", "filtered_dataset", "benchmark_scores"} <= pool  # fmt: skip
 
     def gpu_steps(name: str) -> set[str]:
         config = yaml.safe_load((DEPLOY / name).read_text())["execution"]["config"]
@@ -69,7 +70,7 @@ def test_gpu_steps_are_the_gpu_pool(monkeypatch):
                 if v["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 1}  # fmt: skip
 
     assert gpu_steps("run-config.yaml") == pool
-    assert gpu_steps("backfill-run-config.yaml") == {"round1_generations", "round2_generations"}
+    assert gpu_steps("backfill-run-config.yaml") == {"control_renders", "round1_generations", "round2_generations"}
     defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS, jobs=schedules.JOBS, resources=RESOURCES,
                           executor=executor_from_env())  # fmt: skip
     job = defs.resolve_implicit_global_asset_job_def()

@@ -197,6 +197,7 @@ def scores_markdown(scores: pd.DataFrame) -> str:
         "gst_checkpoint",
     ],
     kinds={"pytorch", "parquet"},
+    pool="gpu",  # renders, samples and scores on the run's device
     metadata=dvc_meta(params=["seed", "body_model", "benchmark_scores"]),  # fmt: skip
     description="MPJPE, PA-MPJPE and PVE (mm) of every HMR checkpoint and of one common mean-pose baseline (the "
     "mean parameters of reference_renders/train) on held-out reference renders and held-out generated samples, "
@@ -235,7 +236,7 @@ def benchmark_scores(
         context.log.info(f"scored gst_checkpoint on held-out subjects\n{avatar_md}")
         scores = pd.DataFrame(rows + avatar_rows)
         write_parquet(out / "scores.parquet", scores)
-        stats = _dataset_stats(storage, size, tests, gen_decisions)
+        stats = _dataset_stats(storage, tests, gen_decisions)
         write_parquet(out / "dataset_stats.parquet", stats)
         distances, dist_md = _image_distances(storage, settings, size, out)
         markdown = scores_markdown(pd.DataFrame(rows))
@@ -330,7 +331,7 @@ def _real_tests(settings: BenchmarkSettings, body: Any, size: int) -> dict[str, 
             for name, (path, read) in wanted.items()}  # fmt: skip
 
 
-def _dataset_stats(storage: StorageResource, size: int, tests: dict[str, dict[str, torch.Tensor]],
+def _dataset_stats(storage: StorageResource, tests: dict[str, dict[str, torch.Tensor]],
                    gen_decisions: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
     """Per training and test set: size, pose spread, and (generated sets) the OKS distribution."""
     sources = training_sources(storage)

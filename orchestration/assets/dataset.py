@@ -77,6 +77,7 @@ def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min
     group_name="dataset",
     deps=["round1_generations", "round2_generations", "hardness_model", "pose_detector"],
     kinds={"pytorch", "parquet"},
+    pool="gpu",  # the detector scores every candidate on the run's device
     metadata=dvc_meta(params=["seed", "filtered_dataset"]),  # fmt: skip
     description="The dataset: every finished round-1 and round-2 shard through four filter stages (crowding / "
     "empty, pose OKS, image quality, near-duplicates); kept samples as shards, manifest.parquet with every "

@@ -50,6 +50,7 @@ def _preview(samples: list[Sample], n: int = 6) -> bytes:
     group_name="renders",
     deps=["pose_bank"],
     kinds={"python", "warp"},
+    pool="gpu",  # Warp ray casting runs on the run's device
     metadata=dvc_meta(params=["seed", "body_model", "render", "reference_renders"]),
     description="Textured, lit renders of posed bodies over procedural backgrounds with exact labels: "
     "train / val / test (the pose bank's split of pose ids) / multiview (calibrated rings; held-out subjects are "
@@ -164,6 +165,7 @@ def _summary(manifest: list[dict[str, Any]], ref: ReferenceRendersSettings, rs: 
     deps=["pose_bank"],
     partitions_def=CONTROL_PARTITIONS,
     kinds={"python", "warp"},
+    pool="gpu",  # Warp ray casting runs on the run's device
     metadata=dvc_meta(params=["seed", "body_model", "render", "control_renders"]),
     description="Per shard: one PNCC control image (+ mask, depth, labels) per pose-bank row and camera draw.",
 )
