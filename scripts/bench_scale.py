@@ -48,7 +48,7 @@ def scaled(s: int) -> dict[str, dict]:
                               "multiview_subjects": 3 * s, "multiview_heldout": s, "views_per_ring": 4,
                               "samples_per_shard": 16},
         "control_renders": {"num_shards": s, "samples_per_shard": 16},
-        "pose_detector": {"steps": 20, "batch_size": 8, "width": 16, "judge_steps": 10},
+        "pose_detector": {"steps": 200, "batch_size": 8, "width": 16, "judge_steps": 10},  # finds people
         "generator": {"steps": 4, "batch_size": 4, "channels": [16, 32], "eval_samples": 6, "sample_steps": 2},
         "dpo": {"num_controls": 8 * s, "num_candidates": 2, "min_gap": 0.0, "min_winner_oks": 0.0, "steps": 2,
                 "batch_pairs": 2, "heldout_controls": 4 * s, "heldout_seeds": 2, "lora_rank": 2},

@@ -12,7 +12,16 @@ import pandas as pd
 import torch
 
 from dreamer_core.config import DPOSettings, GeneratorSettings
+from dreamer_core.datasets.shards import remove_shards
 from dreamer_core.datasets.torch_dataset import image_side, sample_stream, stack_samples
+from dreamer_core.dpo.candidates import (
+    candidate_images,
+    candidate_key,
+    control_chunks,
+    first_controls,
+    read_candidates,
+    write_candidates,
+)
 from dreamer_core.dpo.lora import (
     LoraSettings,
     adapters_disabled,
@@ -20,7 +29,7 @@ from dreamer_core.dpo.lora import (
     lora_parameter_count,
     save_lora,
 )
-from dreamer_core.dpo.pairs import PairRule, score_candidates, select_pairs
+from dreamer_core.dpo.pairs import PairRule, select_pairs
 from dreamer_core.dpo.train import DPOTraining, compare_before_after, heldout_seeds, train_dpo
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.fingerprint import data_fingerprint
@@ -31,7 +40,7 @@ from dreamer_core.generate.prompts import prompts_for
 from dreamer_core.generate.tiny import TinyGenerator
 from dreamer_core.generate.train import GeneratorTraining, train_generator
 from dreamer_core.images import to_uint8
-from dreamer_core.io import load_npz, write_json_atomic, write_npz_atomic
+from dreamer_core.io import write_json_atomic
 from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.seeds import derive_seed
@@ -185,64 +194,67 @@ def dpo_pairs(
     dvc: DVCResource,
 ) -> dg.MaterializeResult:
     settings = config.settings()["dpo"]
-    out = storage.asset_dir("dpo_pairs")
-    controls = _training_controls(storage, settings.num_controls)
-    n_ctl, n_cand = len(controls["key"]), settings.num_candidates
-    keys = list(controls["key"])
+    out, controls = storage.asset_dir("dpo_pairs"), storage.asset_dir("control_renders")
+    keys, pose_ids = _training_controls(storage, settings.num_controls)
     prompts = prompts_for(config.seed, keys)
-    seeds = np.array([[derive_seed(config.seed, "dpo-candidate", k, j) for j in range(n_cand)] for k in keys])
+    seeds = np.array([[derive_seed(config.seed, "dpo-candidate", k, j) for j in range(settings.num_candidates)]
+                      for k in keys])  # fmt: skip
     inputs = {"generator": file_hash(storage, "generator", "config.json")}
     with AssetRun(context, mlflow, dvc, {"dpo": settings, "seed": config.seed}, inputs) as tracked:
         gen = load_generator(storage.asset_dir("generator"), config.torch_device())
-        t0 = time.perf_counter()
-        flat = generate_batched(gen, controls["control"].repeat_interleave(n_cand, 0),
-                                [p for p in prompts for _ in range(n_cand)], seeds.reshape(-1).tolist(), 32,
-                                log_progress(context, "candidates"))  # fmt: skip
-        seconds = time.perf_counter() - t0
-        images = flat.reshape(n_ctl, n_cand, *flat.shape[1:])
         detector = load_detector(storage.asset_dir("pose_detector"), gen.device)
-        oks = score_candidates(detector, images, controls["keypoints"], controls["mask"])
+        remove_shards(out / "candidates")
+        (out / "candidates.npz").unlink(missing_ok=True)  # the single-file layout of older runs
+        t0 = time.perf_counter()
+        oks = write_candidates(gen, detector, control_chunks(controls, len(keys)), keys, prompts, seeds,
+                               out / "candidates", progress=log_progress(context, "candidates"))  # fmt: skip
+        seconds = time.perf_counter() - t0
         pairs = select_pairs(oks, PairRule(settings.min_gap, settings.min_winner_oks, settings.pairing))
-        arrays = {"images": to_uint8(images), "controls": to_uint8(controls["control"]),
-                  "oks": oks.astype(np.float32), "seeds": seeds.astype(np.int64)}  # fmt: skip
-        write_npz_atomic(out / "candidates.npz", arrays)
-        gaps = _write_pair_tables(out, keys, controls["pose_id"], prompts, seeds, oks, pairs)
+        gaps = _write_pair_tables(out, keys, pose_ids, prompts, seeds, oks, pairs)
         summary = {
-            "num_controls": n_ctl, "num_candidates": n_ctl * n_cand, "candidates_per_control": n_cand,
+            "num_controls": len(keys), "num_candidates": oks.size, "candidates_per_control": oks.shape[1],
             "num_pairs": len(pairs), "mean_candidate_oks": float(np.nanmean(oks)),
             "mean_pair_gap": float(np.mean(gaps)) if gaps else 0.0,
-            "images_per_second": n_ctl * n_cand / max(seconds, 1e-9),
+            "images_per_second": oks.size / max(seconds, 1e-9),
         }  # fmt: skip
         write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k != "images_per_second"})
-        shown = pairs[:6] or [(c, 0, 1) for c in range(min(6, n_ctl))]
-        png = sample_grid_png([[to_uint8(controls["control"][c]), to_uint8(images[c, w]), to_uint8(images[c, lo])]
-                               for c, w, lo in shown])  # fmt: skip
+        png = _pairs_png(out / "candidates", keys, pairs or [(c, 0, 1) for c in range(min(6, len(keys)))])
         publish_png(out, "preview.png", png, tracked.run)
         tracked.run.log_metrics(summary)
-        context.log.info(f"dpo pairs: {len(pairs)} of {n_ctl} controls ({n_cand} candidates each, mean OKS "
-                         f"{summary['mean_candidate_oks']:.3f}, mean gap {summary['mean_pair_gap']:.3f})")  # fmt: skip
+        context.log.info(
+            f"dpo pairs: {len(pairs)} of {len(keys)} controls ({oks.shape[1]} candidates each, "
+            f"mean OKS {summary['mean_candidate_oks']:.3f}, mean gap {summary['mean_pair_gap']:.3f})"
+        )
         return tracked.result(out, (png, "control | winner | loser"), **summary)
 
 
-def _training_controls(storage: StorageResource, n: int) -> dict[str, Any]:
-    """The first ``n`` control renders (training poses only: a leaked val / test pose fails)."""
-    controls = stack_samples(
-        storage.asset_dir("control_renders"), ("control", "keypoints", "mask", "key", "pose_id"), n
-    )
-    if leaked := read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(controls["pose_id"]):
+def _training_controls(storage: StorageResource, n: int) -> tuple[list[str], list[str]]:
+    """Keys and pose ids of the first ``n`` control renders (labels only; training poses only: a
+    leaked val / test pose fails)."""
+    keys, pose_ids = first_controls(storage.asset_dir("control_renders"), n)
+    if leaked := read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(pose_ids):
         raise dg.Failure(f"{len(leaked)} control poses (e.g. {leaked[0]}) are validation or test poses (shards of an "
                          "older split): re-materialize control_renders")  # fmt: skip
-    if len(controls["key"]) < 2:
+    if len(keys) < 2:
         raise dg.Failure("control_renders holds fewer than 2 samples; materialize its partitions first")
-    return controls
+    return keys, pose_ids
+
+
+def _pairs_png(folder: Path, keys: list[str], shown: list[tuple[int, int, int]]) -> bytes:
+    """control | winner | loser of the first six pairs, read back from the candidate shards."""
+    shown = shown[:6]
+    names = [(candidate_key(keys[c], w), candidate_key(keys[c], lo)) for c, w, lo in shown]
+    found = read_candidates(folder, {k for pair in names for k in pair})
+    return sample_grid_png([[found[w].control, found[w].image, found[lo].image] for w, lo in names])
 
 
 def _write_pair_tables(out: Path, keys: list[str], pose_ids: Any, prompts: list[str], seeds: np.ndarray,
                        oks: np.ndarray, pairs: list[tuple[int, int, int]]) -> list[float]:  # fmt: skip
-    """candidates.parquet (one row per candidate) and pairs.parquet; returns the pairs' OKS gaps."""
+    """candidates.parquet (one row per candidate, with its shard key) and pairs.parquet; returns the
+    pairs' OKS gaps."""
     n_cand = seeds.shape[1]
-    cand_rows = [{"control_key": k, "pose_id": pose_ids[c], "candidate": j, "seed": int(seeds[c, j]),
-                  "oks": float(oks[c, j]), "prompt": prompts[c]}
+    cand_rows = [{"control_key": k, "pose_id": pose_ids[c], "candidate": j, "key": candidate_key(k, j),
+                  "seed": int(seeds[c, j]), "oks": float(oks[c, j]), "prompt": prompts[c]}
                  for c, k in enumerate(keys) for j in range(n_cand)]  # fmt: skip
     pair_rows = [{"control": c, "control_key": keys[c], "pose_id": pose_ids[c], "winner": w, "loser": lo,
                   "winner_seed": int(seeds[c, w]), "loser_seed": int(seeds[c, lo]),
@@ -315,11 +327,13 @@ def dpo_generator(
 
 
 def _pair_images(storage: StorageResource, pairs: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Winner, loser and control images of every pair, as floats in [0, 1]."""
-    cand = load_npz(storage.asset_dir("dpo_pairs") / "candidates.npz")
-    to_t = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
-    c_idx, w_idx, l_idx = (pairs[k].to_numpy() for k in ("control", "winner", "loser"))
-    return to_t(cand["images"][c_idx, w_idx]), to_t(cand["images"][c_idx, l_idx]), to_t(cand["controls"][c_idx])
+    """Winner, loser and control images of every pair, as floats in [0, 1], read from the candidate
+    shards (only the pairs' candidates are kept)."""
+    winners = [candidate_key(k, int(j)) for k, j in zip(pairs["control_key"], pairs["winner"], strict=True)]
+    losers = [candidate_key(k, int(j)) for k, j in zip(pairs["control_key"], pairs["loser"], strict=True)]
+    found = read_candidates(storage.asset_dir("dpo_pairs") / "candidates", set(winners) | set(losers))
+    return (candidate_images(found, winners), candidate_images(found, losers),
+            candidate_images(found, winners, "control"))  # fmt: skip
 
 
 def _heldout_controls(storage: StorageResource, settings: DPOSettings) -> dict[str, Any]:

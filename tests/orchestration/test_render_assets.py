@@ -145,7 +145,7 @@ def _generation_assets(data, instance, resources):
     for key in ("heldout_oks_before", "heldout_oks_after", "heldout_oks_delta_std", "judge_oks_before",
                 "judge_oks_after"):  # fmt: skip
         assert key in meta["dpo_generator"]
-    for f in ("generator/model.safetensors", "dpo_pairs/pairs.parquet", "dpo_pairs/candidates.npz",
+    for f in ("generator/model.safetensors", "dpo_pairs/pairs.parquet", "dpo_pairs/candidates/shard-000000.tar",
               "dpo_generator/lora.safetensors"):  # fmt: skip
         assert (data / f).is_file(), f
     checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data for e in gen.all_events
