@@ -5,6 +5,7 @@ what the detector and generator train from (no split is held in memory)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,25 @@ def sample_stream(folders: list[str | Path], fields: tuple[str, ...], batch_size
     """Endless training batches of ``fields`` from the shards of ``folders`` (see ``ShardStream``:
     each epoch every sample once, each rank its own shards, the same batches for any ``workers``)."""
     return ShardStream(shard_refs(folders), SampleDecoder(fields), batch_size, seed, rank, world, workers)
+
+
+class ShardSplit:
+    """A held-out split read a shard at a time (``fields`` decoded as ``SampleDecoder`` decodes them):
+    what evaluation loops over instead of holding the split; only what they keep per sample
+    (predictions, labels) grows with it."""
+
+    def __init__(self, folder: str | Path, fields: tuple[str, ...] = ("image", "mask", "keypoints", "bbox")) -> None:
+        self.folder = Path(folder)
+        self.refs = shard_refs([self.folder])
+        self.decode = SampleDecoder(fields)
+
+    def __len__(self) -> int:
+        return sum(r.num_samples for r in self.refs)
+
+    def chunks(self) -> Iterator[Chunk]:
+        """One decoded shard at a time, in index order (images uint8)."""
+        for ref in self.refs:
+            yield self.decode(ref)
 
 
 def label_tensors(folder: str | Path) -> dict[str, torch.Tensor]:

@@ -17,6 +17,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from dreamer_core.datasets.stream import ShardStream, to_device
+from dreamer_core.datasets.torch_dataset import ShardSplit
 from dreamer_core.images import COCO_KEYPOINTS
 from dreamer_core.keypoints.heatmap import HeatmapNet, HeatmapNetConfig
 from dreamer_core.keypoints.metrics import mask_area, oks, pck
@@ -71,29 +72,54 @@ def detector_loss(model: HeatmapNet, images: torch.Tensor, masks: torch.Tensor, 
     return coord_loss * 10 + 0.1 * ce_loss + mask_loss
 
 
+HeldOut = dict[str, torch.Tensor] | ShardSplit  # a split in memory (``stack_split``) or read a shard at a time
+
+
+def _chunks(data: HeldOut) -> Iterator[dict[str, torch.Tensor]]:
+    if isinstance(data, ShardSplit):
+        yield from (to_device(c) for c in data.chunks())
+    else:
+        yield data
+
+
+def _labels(chunk: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"keypoints": chunk["keypoints"], "bbox": chunk["bbox"], "area": torch.from_numpy(mask_area(chunk["mask"]))}
+
+
+def heldout_labels(data: HeldOut) -> dict[str, torch.Tensor]:
+    """What scoring needs of a held-out split (keypoints, boxes, person-mask areas): small."""
+    parts = [_labels(c) for c in _chunks(data)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
 @torch.no_grad()
-def evaluate(model: HeatmapNet, data: dict[str, torch.Tensor], batch: int = 128) -> dict[str, float]:
-    preds = []
-    for start in range(0, len(data["image"]), batch):
-        preds.append(model.predict(data["image"][start : start + batch])["keypoints"])
-    pred = torch.cat(preds).numpy()
-    return score(pred, data)
+def evaluate(model: HeatmapNet, data: HeldOut, batch: int = 128) -> dict[str, float]:
+    """Held-out PCK / OKS of ``model``; a ``ShardSplit`` is predicted a shard at a time."""
+    preds, parts = [], []
+    for chunk in _chunks(data):
+        for start in range(0, len(chunk["image"]), batch):
+            preds.append(model.predict(chunk["image"][start : start + batch])["keypoints"])
+        parts.append(_labels(chunk))
+    labels = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return score(torch.cat(preds).numpy(), labels)
 
 
 def score(pred: np.ndarray, data: dict[str, torch.Tensor]) -> dict[str, float]:
-    """PCK@0.1 (of the box's longer side) and COCO OKS (area: the label's person-mask pixel count)
-    of keypoints [N, 17, 2] against a ``stack_split`` dict."""
+    """PCK@0.1 (of the box's longer side) and COCO OKS (area: the label's person-mask pixel count,
+    ``data["area"]`` or counted on ``data["mask"]``) of keypoints [N, 17, 2]."""
     kp = data["keypoints"].numpy()
     bbox = data["bbox"].numpy()
     vis = kp[..., 2]
+    area = data["area"].numpy() if "area" in data else mask_area(data["mask"])
     return {
         "pck": pck(pred, kp[..., :2], vis, bbox, 0.1),
-        "oks": float(np.nanmean(oks(pred, kp[..., :2], vis, mask_area(data["mask"])))),
+        "oks": float(np.nanmean(oks(pred, kp[..., :2], vis, area))),
     }
 
 
 def mean_pose_baseline(train: dict[str, torch.Tensor], test: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Predict the training set's mean keypoints (relative to the box) in every test box."""
+    """Predict the training set's mean keypoints (relative to the box) in every test box (``test``:
+    a ``stack_split`` dict or ``heldout_labels``)."""
 
     def rel(data):
         kp, b = data["keypoints"][..., :2].numpy(), data["bbox"].numpy()
@@ -119,7 +145,7 @@ def _memory_batches(train: dict[str, torch.Tensor], batch_size: int, gen: torch.
 
 def train_detector(
     train: dict[str, torch.Tensor] | ShardStream,
-    test: dict[str, torch.Tensor],
+    test: HeldOut,
     cfg: DetectorTraining,
     tracker: Tracker | None = None,
     log: Callable[[str], None] | None = None,

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from dreamer_core.config import PoseDetectorSettings
-from dreamer_core.datasets.torch_dataset import ShardDataset, label_tensors, sample_stream
+from dreamer_core.datasets.stream import to_device
+from dreamer_core.datasets.torch_dataset import ShardSplit, label_tensors, sample_stream
 from dreamer_core.images import COCO_KEYPOINTS
 from dreamer_core.io import write_json_atomic
 from dreamer_core.keypoints.detectors import load_detector
@@ -19,8 +20,8 @@ from dreamer_core.keypoints.train import (
     DETECTOR_FIELDS,
     DetectorTraining,
     evaluate,
+    heldout_labels,
     mean_pose_baseline,
-    stack_split,
     train_detector,
 )
 from dreamer_core.keypoints.vitpose import VitPoseDetector
@@ -53,13 +54,13 @@ def pose_detector(
     out = storage.asset_dir("pose_detector")
     for stale in ("model.safetensors", "config.json"):  # a backend switch must not leave the other's files
         (out / stale).unlink(missing_ok=True)
-    context.log.info("training from streamed reference-render shards (train); held-out renders (test) in memory")
+    context.log.info("training from streamed reference-render shards (train), scoring held-out shards (test)")
     train = label_tensors(renders / "train")  # labels only: the mean-pose baseline and the count
-    test = stack_split(ShardDataset(renders / "test"))
+    test = ShardSplit(renders / "test")
     params = {"pose_detector": settings, "seed": config.seed, "num_train": len(train["bbox"])}
     inputs = {"reference_renders": file_hash(storage, "reference_renders", "summary.json")}
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
-        baseline = mean_pose_baseline(train, test)
+        baseline = mean_pose_baseline(train, heldout_labels(test))
         context.log.info(f"mean-pose baseline: held-out PCK {baseline['pck']:.3f}, OKS {baseline['oks']:.3f}")
         t0 = time.perf_counter()
         model, metrics = _train_or_load(context, settings, config, renders / "train", test, out, tracked.run)
@@ -68,10 +69,10 @@ def pose_detector(
         # and depth) tells whether DPO improved the pose or only learned this detector's quirks.
         judge_metrics = _train_judge(context, settings, config, renders / "train", test, out / "judge")
         result = {"heldout_pck": metrics["pck"], "heldout_oks": metrics["oks"], "baseline_pck": baseline["pck"],
-                  "baseline_oks": baseline["oks"], "num_train": len(train["bbox"]), "num_test": len(test["image"]),
+                  "baseline_oks": baseline["oks"], "num_train": len(train["bbox"]), "num_test": len(test),
                   "judge_heldout_pck": judge_metrics["pck"], "judge_heldout_oks": judge_metrics["oks"]}  # fmt: skip
         write_json_atomic(out / "metrics.json", result)
-        png = _preview(model, test["image"][:6])
+        png = _preview(model, to_device(next(test.chunks()))["image"][:6])
         publish_png(out, "preview.png", png, tracked.run)
         tracked.run.log_metrics({**result, "train_seconds": seconds})
         for f in sorted(out.glob("*.safetensors")) + [out / "config.json"]:
@@ -134,8 +135,7 @@ def _preview(model: Any, images: torch.Tensor) -> bytes:
 def pose_detector_reloads(storage: StorageResource) -> dg.AssetCheckResult:
     out = storage.asset_dir("pose_detector")
     saved = json.loads((out / "metrics.json").read_text())
-    test = stack_split(ShardDataset(storage.asset_dir("reference_renders") / "test"))
-    again = evaluate(load_detector(out), test)
+    again = evaluate(load_detector(out), ShardSplit(storage.asset_dir("reference_renders") / "test"))
     return dg.AssetCheckResult(
         passed=abs(again["oks"] - saved["heldout_oks"]) < 1e-4,
         metadata={"heldout_oks_reloaded": again["oks"], "heldout_oks_saved": saved["heldout_oks"]},

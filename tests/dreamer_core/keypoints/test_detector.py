@@ -59,3 +59,24 @@ def test_heldout_oks_uses_the_label_mask_area():
     pred = kp[..., :2] + np.array([4.0, 0.0], np.float32)
     want = (hand_oks(4.0, MASK_AREAS[0]) + hand_oks(4.0, MASK_AREAS[1])) / 2
     assert score(pred, data)["oks"] == pytest.approx(want, rel=1e-9)
+
+
+def test_evaluation_a_shard_at_a_time_equals_the_split_in_memory(tmp_path):
+    """The asset scores held-out shards one at a time (``ShardSplit``); the numbers are those of the
+    whole split stacked in memory, and so is the mean-pose baseline from ``heldout_labels``."""
+    from dreamer_core.datasets.torch_dataset import ShardDataset, ShardSplit
+    from dreamer_core.keypoints.heatmap import HeatmapNetConfig
+    from dreamer_core.keypoints.train import heldout_labels, stack_split
+    from tests.dreamer_core.datasets.test_shards import make_sample, write
+
+    write(tmp_path, [make_sample(i, size=32) for i in range(5)], "shard-000000.tar")
+    write(tmp_path, [make_sample(i, size=32) for i in range(5, 9)], "shard-000001.tar")
+    torch.manual_seed(0)
+    model = HeatmapNet(HeatmapNetConfig(width=8, depth=1)).eval()
+    split, memory = ShardSplit(tmp_path), stack_split(ShardDataset(tmp_path))
+    assert len(split) == 9
+    streamed, held = evaluate(model, split, batch=4), evaluate(model, memory, batch=4)
+    assert streamed == pytest.approx(held, abs=1e-9) and np.isfinite(streamed["oks"])
+    labels = heldout_labels(split)
+    assert torch.equal(labels["keypoints"], memory["keypoints"]) and torch.equal(labels["bbox"], memory["bbox"])
+    assert mean_pose_baseline(memory, labels) == pytest.approx(mean_pose_baseline(memory, memory), abs=1e-12)
