@@ -19,6 +19,8 @@ laptops can run). The exit code is 1 when any part FAILs.
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -133,6 +135,13 @@ def check_warp(body, size: int) -> None:
                seconds(lambda: gpu_renderer.cast(vertices, camera, rs.supersample), "cuda"))  # fmt: skip
 
 
+def scratch(prefix: str) -> Path:
+    """A temporary folder removed when the check exits."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def real_renders(body, n: int, size: int) -> tuple[dict[str, torch.Tensor], list]:
     """``n`` real samples (anny + Warp through the pipeline's renderer) as training tensors."""
     from dreamer_core.datasets.build import BuildReport, render_samples
@@ -174,7 +183,7 @@ def train_models(body_cpu, split: dict[str, torch.Tensor], samples: list, views)
     from dreamer_core.keypoints.train import DETECTOR_FIELDS, DetectorTraining, train_detector
 
     size = split["image"].shape[-1]
-    shards = Path(tempfile.mkdtemp(prefix="gpu-check-train-"))  # the detector and generator stream shards
+    shards = scratch("gpu-check-train-")  # the detector and generator stream shards
     write_samples(shards, samples, 8, "train")
     hmr_batch = samples_to_batch(samples)
     bodies = {"cpu": body_cpu}
@@ -253,7 +262,7 @@ def multiview(body, size: int):  # noqa: ANN001, ANN201
     rs = tiny.render.replace(image_size=size)
     samples, extra = render_multiview(body, BodyRenderer(body), bank, np.arange(4), held, rs, 4, (10.0,), 3.0, 1,
                                       BuildReport())  # fmt: skip
-    folder = Path(tempfile.mkdtemp(prefix="gpu-check-mv-"))
+    folder = scratch("gpu-check-mv-")
     write_samples(folder, samples, 16, "multiview", extra_rows=extra)
     return subjects(load_multiview(folder), False)
 

@@ -105,7 +105,7 @@ def _field(s: Sample, name: str) -> torch.Tensor:
         if value is None:
             raise ValueError(f"sample {s.key} has no {name} (a control-only shard?)")
         array = np.asarray(value)
-        return torch.from_numpy(array[..., None] if array.ndim == 2 else array.copy()).permute(2, 0, 1)
+        return torch.from_numpy(np.array(array[..., None] if array.ndim == 2 else array)).permute(2, 0, 1)
     if name == "keypoints":
         return torch.tensor(s.labels["keypoints_2d"][:COCO_KEYPOINTS], dtype=torch.float32)
     return torch.tensor(s.labels[name], dtype=torch.float32)

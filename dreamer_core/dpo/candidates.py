@@ -41,10 +41,10 @@ def first_controls(folder: str | Path, n: int) -> tuple[list[str], list[str]]:
     keys, pose_ids = [], []
     for name, entry in read_index(folder).items():
         for key, labels in read_labels(Path(folder) / name, entry["sha256"]):
-            if len(keys) == n:
-                return keys, pose_ids
             keys.append(key)
             pose_ids.append(str(labels["pose_id"]))
+            if len(keys) == n:
+                return keys, pose_ids
     return keys, pose_ids
 
 
@@ -100,7 +100,7 @@ def read_candidates(folder: str | Path, keys: set[str]) -> dict[str, Sample]:
     for name, entry in read_index(folder).items():
         if "keys" in entry and not keys.intersection(entry["keys"]):
             continue  # the index lists this shard's keys: none wanted, so it is not read
-        for s in read_shard(Path(folder) / name, entry["sha256"]):
+        for s in read_shard(Path(folder) / name, entry["sha256"], entry.get("keys")):
             if s.key in keys:
                 found[s.key] = s
     if missing := sorted(keys - set(found)):

@@ -57,12 +57,13 @@ def generator_resume_key(gen: TinyGenerator, data: GeneratorData, cfg: Generator
     """The fingerprint a saved generator state must match (see ``resume.resume_key``): the tiny
     generator starts from seeded fresh weights (seed and config are in the key), so its content
     is the training data: ``inputs`` or, without them, the stream's shard hashes or the tensors."""
-    if isinstance(data, ShardStream):
+    if isinstance(data, ShardStream):  # its batch sequence: the shards and how they are dealt
+        order = {"stream_seed": data.seed, "mix": data.mix, "rank": data.rank, "world": data.world,
+                 "stream_batch": data.batch_size}  # fmt: skip
         content: dict[str, Any] = {"stream": data.fingerprint()}
-        count = data.num_samples
-    else:
-        content, count = {"images": data["image"], "controls": data["control"]}, len(data["image"])
-    return resume_key(asdict(cfg), repr(gen.cfg), inputs, content, num_samples=count)
+        return resume_key(asdict(cfg), repr(gen.cfg), inputs, content, num_samples=data.num_samples, **order)
+    content = {"images": data["image"], "controls": data["control"]}
+    return resume_key(asdict(cfg), repr(gen.cfg), inputs, content, num_samples=len(data["image"]))
 
 
 def _batches(data: GeneratorData, cfg: GeneratorTraining, rng: torch.Generator, start: int) -> Iterator[dict]:

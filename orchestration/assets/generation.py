@@ -203,8 +203,9 @@ def dpo_pairs(
     with AssetRun(context, mlflow, dvc, {"dpo": settings, "seed": config.seed}, inputs) as tracked:
         gen = load_generator(storage.asset_dir("generator"), config.torch_device())
         detector = load_detector(storage.asset_dir("pose_detector"), gen.device)
+        for stale in ("candidates.npz", "candidates.parquet", "pairs.parquet", "summary.json"):
+            (out / stale).unlink(missing_ok=True)  # no old table may sit next to new candidates
         remove_shards(out / "candidates")
-        (out / "candidates.npz").unlink(missing_ok=True)  # the single-file layout of older runs
         t0 = time.perf_counter()
         oks = write_candidates(gen, detector, control_chunks(controls, len(keys)), keys, prompts, seeds,
                                out / "candidates", progress=log_progress(context, "candidates"))  # fmt: skip

@@ -178,3 +178,6 @@ def test_training_from_shards_resumes_to_the_same_weights(tmp_path):
     assert steps == [5, 6]
     for k, v in straight.net.state_dict().items():
         assert torch.equal(again.net.state_dict()[k], v), k
+    other = sample_stream([tmp_path], ("image", "control"), batch_size=4, seed=4)  # same shards, other order
+    for inputs in (None, {"data": "the shard index"}):
+        assert generator_resume_key(again, stream, cfg, inputs) != generator_resume_key(again, other, cfg, inputs)
