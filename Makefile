@@ -10,7 +10,7 @@ export WARP_CACHE_PATH := $(CURDIR)/.cache/warp
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: setup demo test test-fast harden bench bench-scale lint format ui dvc-yaml clean
+.PHONY: setup demo test test-fast harden bench bench-scale bench-checks lint format ui dvc-yaml clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ bench: setup
 # Every asset in its own process at N and 8N samples: peak RSS of its process tree, seconds per unit.
 bench-scale: setup
 	$(PY) scripts/bench_scale.py
+
+bench-checks: setup
+	$(PY) scripts/bench_checks.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
