@@ -115,7 +115,11 @@ def tree_rss(proc: psutil.Process) -> int:
     (PSS) where the system reports it. Plain RSS counts a forked child's pages twice (a child that
     ``fork`` made shares its parent's pages until it ``exec``s), which showed as +500 MB spikes."""
     total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:  # the process itself just exited
+        return 0
+    for p in tree:
         try:
             info = p.memory_full_info()
             total += getattr(info, "pss", info.rss)
