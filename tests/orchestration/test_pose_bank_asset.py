@@ -4,9 +4,9 @@ and check everything a user sees: metadata, checks, the MLflow run and the DVC h
 from __future__ import annotations
 
 import dagster as dg
+import mlflow
 import pytest
 
-import mlflow
 from orchestration.definitions import ASSETS, CHECKS, defs
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PoseBankConfig

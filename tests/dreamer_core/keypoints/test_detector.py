@@ -76,7 +76,9 @@ def test_evaluation_a_shard_at_a_time_equals_the_split_in_memory(tmp_path):
     split, memory = ShardSplit(tmp_path), stack_split(ShardDataset(tmp_path))
     assert len(split) == 9
     streamed, held = evaluate(model, split, batch=4), evaluate(model, memory, batch=4)
-    assert streamed == pytest.approx(held, abs=1e-9) and np.isfinite(streamed["oks"])
+    # Batches split at shard boundaries (5 + 4, not 4 + 4 + 1): float32 convolutions of other batch
+    # shapes round differently, so the scores agree to float32 precision, not to the bit.
+    assert streamed == pytest.approx(held, abs=1e-6) and np.isfinite(streamed["oks"])
     labels = heldout_labels(split)
     assert torch.equal(labels["keypoints"], memory["keypoints"]) and torch.equal(labels["bbox"], memory["bbox"])
     assert mean_pose_baseline(memory, labels) == pytest.approx(mean_pose_baseline(memory, memory), abs=1e-12)
