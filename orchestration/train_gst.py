@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from avatar_core.gst.assemble import Assembler
-from avatar_core.gst.data import load_multiview, subjects
+from avatar_core.gst.data import load_multiview, subject_stream
 from avatar_core.gst.evaluate import novel_view_protocol, targets_of
 from avatar_core.gst.model import GST, GSTConfig, load_gst, save_gst
 from avatar_core.gst.train import GSTTraining, describe, render_targets, train_gst
@@ -106,14 +106,14 @@ def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: AN
     gst, body_settings = spec_settings(spec)
     device = resolve_device(spec.get("device", "auto"))
     body = load_body_model(body_settings, device=str(device))
-    views = load_multiview(spec["multiview"])
-    train, heldout = subjects(views, False), subjects(views, True)
+    cfg = GSTTraining(**gst.training_fields(spec["seed"]))
+    train = subject_stream(spec["multiview"], cfg.subjects_per_step, cfg.seed, gst.loader_workers)
+    heldout = load_multiview(spec["multiview"], heldout=True)
     model, assembler = build(spec, body)
     model.to(device)
-    cfg = GSTTraining(**gst.training_fields(spec["seed"]))
     info = describe(model)
     log(f"GST: {info['gaussians']} Gaussians, {info['trainable_parameters']:,} trainable parameters; "
-        f"{len(train['images'])} training subjects x {train['images'].shape[1]} views, on {device}")  # fmt: skip
+        f"{train.num_samples} training subjects streamed from {len(train.refs)} shard(s), on {device}")  # fmt: skip
     tracker = tracker_for(spec, 0, "gst_training", "gst")
     result = train_gst(model, assembler, train, cfg, tracker=tracker, log=log, resume_dir=out / "resume",
                        checkpoint_every=gst.checkpoint_every, inputs=fingerprint)  # fmt: skip
@@ -125,7 +125,7 @@ def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: AN
     load_gst(out)  # what was written reads back
     publish_checkpoint(tracker, out, {k: result[k] for k in ("subjects_per_second", "final_loss")},
                        ("novel_views.png", novel_view_png(model, assembler, heldout)))  # fmt: skip
-    summary = {"num_subjects": len(train["images"]), "gaussians": info["gaussians"], "steps": cfg.steps,
+    summary = {"num_subjects": train.num_samples, "gaussians": info["gaussians"], "steps": cfg.steps,
                "final_loss": round(float(result["final_loss"]), 6), "fingerprint": fingerprint,
                "lpips": "unavailable: no LPIPS weights in this profile"}  # fmt: skip
     write_json_atomic(out / "summary.json", summary)  # last: a summary means a complete checkpoint

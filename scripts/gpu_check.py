@@ -251,7 +251,7 @@ def train_models(body_cpu, split: dict[str, torch.Tensor], samples: list, views)
 
 
 def multiview(body, size: int):  # noqa: ANN001, ANN201
-    from avatar_core.gst.data import load_multiview, subjects
+    from avatar_core.gst.data import subject_stream
     from dreamer_core.datasets.build import BuildReport, render_multiview, write_samples
     from dreamer_core.poses.bank import build_pose_bank
     from dreamer_core.render.renderer import BodyRenderer
@@ -264,7 +264,7 @@ def multiview(body, size: int):  # noqa: ANN001, ANN201
                                       BuildReport())  # fmt: skip
     folder = scratch("gpu-check-mv-")
     write_samples(folder, samples, 16, "multiview", extra_rows=extra)
-    return subjects(load_multiview(folder), False)
+    return subject_stream(folder, 2, seed=0)  # as gst_checkpoint trains: training subjects streamed
 
 
 def main(argv: list[str] | None = None) -> int:

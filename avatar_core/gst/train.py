@@ -24,6 +24,7 @@ from avatar_core.gst.data import Views, on_background
 from avatar_core.gst.model import GST
 from avatar_core.raster import rasterization
 from dreamer_core.config import GSTSettings
+from dreamer_core.datasets.stream import ShardStream, to_device
 from dreamer_core.resume import clear_state, resume_key, save_state
 from dreamer_core.tracking import NullTracker, Tracker
 from dreamer_core.training import LossReport, fast_forward, optimiser_step, resume_step, warmup_cosine
@@ -100,18 +101,43 @@ def step_views(views: Views, subject: torch.Tensor, device: torch.device) -> tup
     return picked, torch.arange(len(subject), device=device)
 
 
-def gst_resume_key(model: GST, views: Views, cfg: GSTTraining, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+def _step_subjects(data: Views | ShardStream, cfg: GSTTraining, rng: torch.Generator, device: torch.device,
+                   start: int) -> Callable[[], tuple[Views, torch.Tensor]]:  # fmt: skip
+    """What each step trains on: its subjects' views on ``device`` and their indices there."""
+    if isinstance(data, ShardStream):
+        batches = data.batches(start)
+
+        def streamed() -> tuple[Views, torch.Tensor]:
+            picked = to_device(next(batches), device)
+            return picked, torch.arange(len(picked["images"]), device=device)
+
+        return streamed
+    num_subjects = data["images"].shape[0]
+
+    def drawn() -> tuple[Views, torch.Tensor]:
+        return step_views(data, torch.randint(0, num_subjects, (cfg.subjects_per_step,), generator=rng), device)
+
+    return drawn
+
+
+def gst_resume_key(model: GST, data: Views | ShardStream, cfg: GSTTraining,
+                   inputs: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """The fingerprint a saved GST state must match (see ``resume.resume_key``). GST starts from an
     HMR checkpoint, so ``inputs`` should name those weights' file fingerprint as well as the
     multi-view data's (``orchestration.train_gst`` passes both); without ``inputs`` only the views
     are hashed, since the weights handed in are replaced by the saved state on resume."""
-    return resume_key(asdict(cfg), model.config_dict(), inputs, views, num_subjects=int(views["images"].shape[0]))
+    if isinstance(data, ShardStream):  # the stream's order too: a resumed run must see the same batches
+        stream = {"data": data.fingerprint(), "seed": data.seed, "mix": data.mix, "rank": data.rank,
+                  "world": data.world, "batch": data.batch_size}  # fmt: skip
+        key = resume_key(asdict(cfg), model.config_dict(), inputs or {"data": data.fingerprint()}, {})
+        return {**key, "stream": stream}
+    return resume_key(asdict(cfg), model.config_dict(), inputs, data, num_subjects=int(data["images"].shape[0]))
 
 
 def train_gst(
     model: GST,
     assembler: Assembler,
-    views: Views,
+    data: Views | ShardStream,
     cfg: GSTTraining,
     tracker: Tracker | None = None,
     log: Callable[[str], None] | None = None,
@@ -120,10 +146,13 @@ def train_gst(
     after_step: Callable[[int], None] | None = None,
     inputs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Trains ``model`` in place, on the device its weights are on (``views`` stay where they are;
-    each step moves its subjects, see ``step_views``). With ``resume_dir`` the full state is saved every
-    ``checkpoint_every`` steps and a rerun with the same key (``gst_resume_key``: settings, the
-    HMR weights it starts from and the data, by content) continues from it."""
+    """Trains ``model`` in place, on the device its weights are on. ``data`` is the training subjects'
+    views in host memory (each step draws subjects with replacement and moves them, see
+    ``step_views``) or, as the pipeline trains, a stream of subjects from the shards
+    (``data.subject_stream``: every subject once per epoch, uint8 until on the device). With
+    ``resume_dir`` the full state is saved every ``checkpoint_every`` steps and a rerun with the same
+    key (``gst_resume_key``: settings, the HMR weights it starts from and the data, by content)
+    continues from it (a stream resumes at its step's batch)."""
     tracker, say = tracker or NullTracker(), log or (lambda m: None)
     torch.manual_seed(cfg.seed)
     hmr_params = [p for p in model.hmr.parameters() if p.requires_grad]
@@ -132,19 +161,19 @@ def train_gst(
                             weight_decay=0.0)  # fmt: skip
     sched = warmup_cosine(opt, cfg.steps, min(50, cfg.steps // 10 + 1))
     rng = torch.Generator().manual_seed(cfg.seed)
-    num_subjects, num_views = views["images"].shape[:2]
-    fingerprint = gst_resume_key(model, views, cfg, inputs) if resume_dir else {}
+    fingerprint = gst_resume_key(model, data, cfg, inputs) if resume_dir else {}
     start = resume_step(resume_dir, {"model": model}, opt, rng, fingerprint)
+    device = next(model.parameters()).device
+    next_subjects = _step_subjects(data, cfg, rng, device, start)
     fast_forward(sched, start, say, "GST", cfg.steps, resume_dir)
     report = LossReport(cfg.steps, cfg.log_every, tracker, say, {"photometric": "photometric", "mask": "mask"})
-    device = next(model.parameters()).device
     model.train()
     for step in tqdm(range(start, cfg.steps), desc="gst", leave=False, disable=None):
-        subject = torch.randint(0, num_subjects, (cfg.subjects_per_step,), generator=rng)
-        view = torch.randint(0, num_views, (cfg.subjects_per_step,), generator=rng)
+        picked, local = next_subjects()
+        num_views = picked["images"].shape[1]
+        view = torch.randint(0, num_views, (len(local),), generator=rng)
         targets = torch.stack([torch.randperm(num_views, generator=rng)[: cfg.target_views]
-                               for _ in range(cfg.subjects_per_step)])  # fmt: skip
-        picked, local = step_views(views, subject, device)
+                               for _ in range(len(local))])  # fmt: skip
         losses = gst_losses(model, assembler, picked, local, view.to(device), targets.to(device), cfg)
         optimiser_step(losses["total"], model.parameters(), opt, sched)
         report.update(step + 1, losses, sched.get_last_lr()[0])

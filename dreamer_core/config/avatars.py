@@ -106,6 +106,9 @@ class GSTSettings(Section):
     mask_weight: float = setting(1.0, "weight of the silhouette loss", number(0.0, 1e6))
     tightness_weight: float = setting(10.0, "offsets stay near their vertices", number(0.0, 1e6))
     checkpoint_every: int = setting(1000, "resume state every n steps", integer(1, 10_000_000))
+    loader_workers: int = setting(4, "DataLoader workers decoding multi-view shards into subjects (0: in the "
+                                  "training process; the batches are the same for any number)",
+                                  integer(0, 256))  # fmt: skip
     turntable_views: int = setting(8, "views of the exported turntable preview", integer(1, 360))
 
     def model_fields(self) -> dict[str, Any]:

@@ -94,6 +94,8 @@ class DPOSettings(Section):
     lora_targets: tuple[str, ...] = setting(["to_q", "to_k", "to_v", "to_out.0"], "module names that get LoRA "
                                             "adapters", items(lambda t: isinstance(t, str) and bool(t),
                                                               "a non-empty list of module names"))  # fmt: skip
+    loader_workers: int = setting(4, "DataLoader workers decoding candidate shards into pairs (0: in the training "
+                                  "process; the batches are the same for any number)", integer(0, 256))  # fmt: skip
     heldout_controls: int = setting(1024, "reference_renders controls of held-out poses (never used for pairs)",
                                     integer(2, 1_000_000))  # fmt: skip
     heldout_seeds: int = setting(4, "fixed sampling seeds per held-out control; the gain is judged against its "

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dreamer_core.config import DPOSettings
+from dreamer_core.datasets.stream import ShardStream, to_device
 from dreamer_core.dpo.lora import LoraSettings, adapters_disabled, add_lora
 from dreamer_core.dpo.objective import dpo_loss
 from dreamer_core.generate.base import ControlGenerator, generate_batched
@@ -35,6 +36,9 @@ class DPOTraining:
     log_every: int = 10
 
 
+Draw = Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]]
+
+
 def train_dpo(
     gen: ControlGenerator,
     winners: torch.Tensor,
@@ -45,11 +49,43 @@ def train_dpo(
     tracker: Tracker | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Adds LoRA adapters to ``gen.denoiser`` and trains them; the reference is the same network
-    with adapters disabled. Trains on the generator's device (the pairs stay in host memory, each
-    batch moves). Returns the last step's statistics."""
+    """Trains on pairs held in host memory (floats in [0, 1]), drawn with replacement: for sets
+    that fit, such as a sweep's or a test's. The pipeline streams them (``train_dpo_stream``)."""
     if len(winners) == 0:
         raise ValueError("no preference pairs to train on: loosen dpo.min_gap / dpo.min_winner_oks or add candidates")
+    n = min(cfg.batch_pairs, len(winners))
+
+    def draw(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+        idx = torch.randint(0, len(winners), (n,), generator=rng)
+        return winners[idx], losers[idx], controls[idx], [prompts[i] for i in idx.tolist()]
+
+    return _train(gen, draw, cfg, tracker, log)
+
+
+def train_dpo_stream(
+    gen: ControlGenerator,
+    stream: ShardStream,
+    prompts: list[str],
+    cfg: DPOTraining,
+    tracker: Tracker | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """Trains on pairs streamed from the candidate shards (``pair_stream.pair_stream``): every pair
+    once per epoch, uint8 until on the device; ``prompts`` are the pair table's, by row."""
+    batches = stream.batches()
+
+    def draw(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+        b = next(batches)
+        return b["winner"], b["loser"], b["control"], [prompts[i] for i in b["pair"].tolist()]
+
+    return _train(gen, draw, cfg, tracker, log)
+
+
+def _train(gen: ControlGenerator, draw: Draw, cfg: DPOTraining, tracker: Tracker | None,
+           log: Callable[[str], None] | None) -> dict[str, float]:  # fmt: skip
+    """Adds LoRA adapters to ``gen.denoiser`` and trains them on the batches ``draw`` gives; the
+    reference is the same network with adapters disabled. Trains on the generator's device (each
+    batch moves there; uint8 images become floats there). Returns the last step's statistics."""
     tracker = tracker or NullTracker()
     say = log or (lambda m: None)
     torch.manual_seed(cfg.seed)
@@ -61,10 +97,10 @@ def train_dpo(
     stats: dict[str, float] = {}
     net.train()
     for step in tqdm(range(cfg.steps), desc="dpo", leave=False, disable=None):
-        idx = torch.randint(0, len(winners), (min(cfg.batch_pairs, len(winners)),), generator=rng)
-        w, lo, c = winners[idx].to(device), losers[idx].to(device), controls[idx].to(device)
-        p = [prompts[i] for i in idx.tolist()]
-        t = gen.draw_timesteps(len(idx), rng).to(device)
+        batch_w, batch_l, batch_c, p = draw(rng)
+        moved = to_device({"w": batch_w, "l": batch_l, "c": batch_c}, device)
+        w, lo, c = moved["w"], moved["l"], moved["c"]
+        t = gen.draw_timesteps(len(w), rng).to(device)
         noise = gen.draw_noise(w, rng)
         x, cc, tt, nn_ = torch.cat([w, lo]), torch.cat([c, c]), torch.cat([t, t]), torch.cat([noise, noise])
         model_err = gen.loss(x, cc, p + p, tt, nn_)

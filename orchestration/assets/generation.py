@@ -13,9 +13,9 @@ import torch
 
 from dreamer_core.config import DPOSettings, GeneratorSettings
 from dreamer_core.datasets.shards import remove_shards
+from dreamer_core.datasets.stream import ShardStream
 from dreamer_core.datasets.torch_dataset import image_side, sample_stream, stack_samples
 from dreamer_core.dpo.candidates import (
-    candidate_images,
     candidate_key,
     control_chunks,
     first_controls,
@@ -29,8 +29,9 @@ from dreamer_core.dpo.lora import (
     lora_parameter_count,
     save_lora,
 )
+from dreamer_core.dpo.pair_stream import pair_stream
 from dreamer_core.dpo.pairs import PairRule, select_pairs
-from dreamer_core.dpo.train import DPOTraining, compare_before_after, heldout_seeds, train_dpo
+from dreamer_core.dpo.train import DPOTraining, compare_before_after, heldout_seeds, train_dpo_stream
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.fingerprint import data_fingerprint
 from dreamer_core.generate.backends import load_generator, tiny_config
@@ -290,7 +291,7 @@ def dpo_generator(
     settings = config.settings()["dpo"]
     out = storage.asset_dir("dpo_generator")
     pairs = pd.read_parquet(storage.asset_dir("dpo_pairs") / "pairs.parquet")
-    winners, losers, controls = _pair_images(storage, pairs)
+    stream = _pair_stream(storage, pairs, settings, config.seed)
     held = _heldout_controls(storage, settings)
     seeds = heldout_seeds(config.seed, settings.heldout_seeds, len(held["control"]))
     det_dir = storage.asset_dir("pose_detector")
@@ -306,8 +307,7 @@ def dpo_generator(
         gen = load_generator(storage.asset_dir("generator"), device)
         context.log.info(f"DPO on {len(pairs)} pairs: {cfg.steps} steps of {cfg.batch_pairs} pairs, beta {cfg.beta}, "
                          f"objective {gen.objective}")  # fmt: skip
-        stats = train_dpo(gen, winners, losers, controls, list(pairs["prompt"]), cfg, tracker=tracked.run,
-                          log=context.log.info)  # fmt: skip
+        stats = train_dpo_stream(gen, stream, list(pairs["prompt"]), cfg, tracker=tracked.run, log=context.log.info)
         save_lora(out, gen.denoiser, lora, extra={"base": "generator", "objective": gen.objective})
         context.log.info(f"held-out evaluation: {len(held['control'])} controls x {len(seeds)} seeds, before/after")
         result = compare_before_after(gen, detectors, held["control"], held["keypoints"], held["mask"], seeds)
@@ -327,14 +327,13 @@ def dpo_generator(
                               **{k: float(v) for k, v in result.items()})  # fmt: skip
 
 
-def _pair_images(storage: StorageResource, pairs: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Winner, loser and control images of every pair, as floats in [0, 1], read from the candidate
-    shards (only the pairs' candidates are kept)."""
+def _pair_stream(storage: StorageResource, pairs: pd.DataFrame, settings: DPOSettings, seed: int) -> ShardStream:
+    """The pairs as a stream of batches read from the candidate shards (every pair once per epoch;
+    only indexes are read here)."""
     winners = [candidate_key(k, int(j)) for k, j in zip(pairs["control_key"], pairs["winner"], strict=True)]
     losers = [candidate_key(k, int(j)) for k, j in zip(pairs["control_key"], pairs["loser"], strict=True)]
-    found = read_candidates(storage.asset_dir("dpo_pairs") / "candidates", set(winners) | set(losers))
-    return (candidate_images(found, winners), candidate_images(found, losers),
-            candidate_images(found, winners, "control"))  # fmt: skip
+    return pair_stream(storage.asset_dir("dpo_pairs") / "candidates", winners, losers, settings.batch_pairs, seed,
+                       settings.loader_workers)  # fmt: skip
 
 
 def _heldout_controls(storage: StorageResource, settings: DPOSettings) -> dict[str, Any]:

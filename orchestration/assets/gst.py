@@ -87,8 +87,8 @@ def gst_rows(storage: StorageResource, body: Any, seed: int) -> tuple[list[dict[
     held-out subjects; MPJPE of GST's body and of the HMR checkpoint it started from. Also the
     markdown table. Definitions: ``avatar_core.gst.evaluate``."""
     from avatar_core.gst.assemble import Assembler
-    from avatar_core.gst.data import load_multiview, subjects
-    from avatar_core.gst.evaluate import body_mpjpe, mean_person_colour, score_flat_mesh, score_gst
+    from avatar_core.gst.data import load_multiview, mean_person_colour_of
+    from avatar_core.gst.evaluate import body_mpjpe, score_flat_mesh, score_gst
     from avatar_core.gst.model import GST, load_gst
     from dreamer_core.hmr.model import load_hmr
     from dreamer_core.render.renderer import BodyRenderer
@@ -99,10 +99,11 @@ def gst_rows(storage: StorageResource, body: Any, seed: int) -> tuple[list[dict[
     torch.manual_seed(seed)
     untrained = GST(load_hmr(storage.asset_dir("hmr_checkpoints") / hmr_name)[0], model.cfg).eval()
     assembler = Assembler(body, vertex_ids)
-    views = load_multiview(storage.asset_dir("reference_renders") / "multiview")
-    train, test = subjects(views, False), subjects(views, True)
+    folder = storage.asset_dir("reference_renders") / "multiview"
+    test = load_multiview(folder, heldout=True)  # training subjects are never held at once: the flat
+    colour = mean_person_colour_of(folder)  # mesh's colour is accumulated a shard at a time
     scores = {"gst": score_gst(model, assembler, test), "gst_untrained": score_gst(untrained, assembler, test),
-              "flat_mesh": score_flat_mesh(hmr, body, BodyRenderer(body), test, mean_person_colour(train))}  # fmt: skip
+              "flat_mesh": score_flat_mesh(hmr, body, BodyRenderer(body), test, colour)}  # fmt: skip
     rows = [{"model": m, "train_set": "multiview", "test_set": GST_TEST, "metric": k, "value": scores[m][k]}
             for m in GST_MODELS for k in IMAGE_METRICS]  # fmt: skip
     mpjpe = {"gst": body_mpjpe(model, body, test), "hmr": body_mpjpe(hmr, body, test)}
@@ -112,7 +113,7 @@ def gst_rows(storage: StorageResource, body: Any, seed: int) -> tuple[list[dict[
     ]
     lines = ["| model | " + " | ".join(IMAGE_METRICS) + " |", "|" + "---|" * (len(IMAGE_METRICS) + 1)]
     lines += [f"| {m} | " + " | ".join(f"{scores[m][k]:.3f}" for k in IMAGE_METRICS) + " |" for m in GST_MODELS]
-    n_views = (views["images"].shape[1] - 1) * len(test["images"])
+    n_views = (test["images"].shape[1] - 1) * len(test["images"])
     md = ("\n".join(lines) + f"\n\nNovel views: {n_views} ({len(test['images'])} held-out subjects, input = view 0). "
           "psnr_mask / ssim_mask (the headline): PSNR over the pixels inside the target's person mask, SSIM map "
           "averaged over them; psnr / ssim: the full image. Images clamped to [0, 1]; SSIM with an 11 px Gaussian "

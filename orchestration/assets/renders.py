@@ -126,7 +126,8 @@ def _multiview(context: dg.AssetExecutionContext, body: Any, renderer: Any, bank
     views = iter_multiview(body, renderer, bank, subjects, heldout, rs, ref.views_per_ring, ref.elevations_deg,
                            ref.multiview_radius, seed, report)  # fmt: skip
     first_ring: list[Sample] = []
-    writer = ShardWriter(out / "multiview", ref.samples_per_shard, "multiview")
+    per_subject = ref.views_per_ring * len(ref.elevations_deg)  # a shard holds whole subjects (GST streams them)
+    writer = ShardWriter(out / "multiview", max(1, ref.samples_per_shard // per_subject) * per_subject, "multiview")
     for sample, extra in views:
         if len(first_ring) < ref.views_per_ring:
             first_ring.append(sample)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from avatar_core.gst.assemble import Assembler, farthest_points, joint_frames
-from avatar_core.gst.data import load_multiview, subjects
+from avatar_core.gst.data import load_multiview, subject_stream, subjects
 from avatar_core.gst.evaluate import body_mpjpe, score_gst
 from avatar_core.gst.model import GST, GSTConfig, load_gst, save_gst
 from avatar_core.gst.train import GSTTraining, gst_resume_key, input_batch, train_gst
@@ -18,8 +18,13 @@ from tests.helpers.renders import render_multiview_folder
 
 
 @pytest.fixture(scope="module")
-def views(anny_body, tmp_path_factory):
-    return load_multiview(render_multiview_folder(anny_body, tmp_path_factory.mktemp("mv")))
+def multiview(anny_body, tmp_path_factory):
+    return render_multiview_folder(anny_body, tmp_path_factory.mktemp("mv"))
+
+
+@pytest.fixture(scope="module")
+def views(multiview):
+    return load_multiview(multiview)
 
 
 def make(body, vertices: int = 256, seed: int = 0) -> tuple[GST, Assembler]:
@@ -72,12 +77,15 @@ def test_gaussians_ride_on_the_posed_body(anny_body):
 
 
 @pytest.mark.slow
-def test_training_beats_the_untrained_model_on_heldout_subjects(anny_body, views):
-    train, test = subjects(views, False), subjects(views, True)
+def test_training_beats_the_untrained_model_on_heldout_subjects(anny_body, multiview):
+    """Trained as gst_checkpoint trains (training subjects streamed from the shards), scored on the
+    held-out subjects only."""
+    test = load_multiview(multiview, heldout=True)
     model, assembler = make(anny_body)
     model.eval()
     before = score_gst(model, assembler, test)
-    result = train_gst(model, assembler, train, GSTTraining(steps=80, subjects_per_step=3, target_views=3, lr=3e-3))
+    cfg = GSTTraining(steps=80, subjects_per_step=3, target_views=3, lr=3e-3)
+    result = train_gst(model, assembler, subject_stream(multiview, cfg.subjects_per_step, cfg.seed), cfg)
     after = score_gst(model, assembler, test)
     assert result["steps_run"] == 80
     assert after["psnr"] > before["psnr"] + 1.0, (before, after)
@@ -85,9 +93,11 @@ def test_training_beats_the_untrained_model_on_heldout_subjects(anny_body, views
     assert math.isfinite(body_mpjpe(model, anny_body, test))
 
 
-def test_killed_training_resumes_to_the_same_weights_and_checkpoint_round_trips(anny_body, views, tmp_path):
-    train = subjects(views, False)
+@pytest.mark.parametrize("source", ["stream", "memory"])
+def test_killed_training_resumes_to_the_same_weights_and_checkpoint_round_trips(anny_body, multiview, views,
+                                                                                tmp_path, source):  # fmt: skip
     cfg = GSTTraining(steps=5, subjects_per_step=2, target_views=2, seed=2)
+    train = subject_stream(multiview, 2, cfg.seed) if source == "stream" else subjects(views, False)
     straight, assembler = make(anny_body, 64)
     fresh = {k: v.clone() for k, v in straight.state_dict().items()}
     train_gst(straight, assembler, train, cfg)
