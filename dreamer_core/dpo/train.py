@@ -4,7 +4,7 @@ before/after evaluation on held-out controls with fixed seeds."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,20 +147,37 @@ def heldout_oks(
     return {k: np.stack(v) for k, v in out.items()}
 
 
+HeldoutChunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # controls [n, 3, H, W], keypoints, masks
+
+
 def compare_before_after(
-    gen: ControlGenerator, detectors: dict[str, object], controls, keypoints, masks, seeds: list[list[int]]
+    gen: ControlGenerator, detectors: dict[str, object], held: Iterable[HeldoutChunk], seeds: list[list[int]]
 ) -> dict[str, float]:
     """Same controls, same seeds, adapters off vs on: mean OKS before/after, and the spread over
-    seeds of the per-seed mean change. ``masks`` are the controls' person masks (the OKS area)."""
-    with adapters_disabled(gen.denoiser):
-        before = heldout_oks(gen, detectors, controls, keypoints, masks, seeds)
-    after = heldout_oks(gen, detectors, controls, keypoints, masks, seeds)
+    seeds of the per-seed mean change. ``held`` gives the held-out controls a chunk at a time
+    (controls as floats in [0, 1], keypoints [n, 17, 3], person masks [n, 1, H, W]: the OKS area),
+    in the order of ``seeds``' columns; each sample's seed is its own, so the chunking changes no
+    sample, and memory holds one chunk of controls, not the split."""
+    parts: dict[str, dict[str, list[np.ndarray]]] = {"before": {}, "after": {}}
+    done = 0
+    for controls, keypoints, masks in held:
+        rows = [row[done : done + len(controls)] for row in seeds]
+        with adapters_disabled(gen.denoiser):
+            before = heldout_oks(gen, detectors, controls, keypoints, masks, rows)
+        after = heldout_oks(gen, detectors, controls, keypoints, masks, rows)
+        for when, scores in (("before", before), ("after", after)):
+            for name, v in scores.items():
+                parts[when].setdefault(name, []).append(v)
+        done += len(controls)
+    if done != len(seeds[0]):
+        raise ValueError(f"{done} held-out controls given, {len(seeds[0])} seeded")
     result: dict[str, float] = {}
     for name in detectors:
-        delta = np.nanmean(after[name], axis=1) - np.nanmean(before[name], axis=1)
+        b, a = np.concatenate(parts["before"][name], axis=1), np.concatenate(parts["after"][name], axis=1)
+        delta = np.nanmean(a, axis=1) - np.nanmean(b, axis=1)
         prefix = "heldout_oks" if name == "reward" else f"{name}_oks"
-        result[f"{prefix}_before"] = float(np.nanmean(before[name]))
-        result[f"{prefix}_after"] = float(np.nanmean(after[name]))
+        result[f"{prefix}_before"] = float(np.nanmean(b))
+        result[f"{prefix}_after"] = float(np.nanmean(a))
         result[f"{prefix}_delta"] = float(delta.mean())
         result[f"{prefix}_delta_std"] = float(delta.std(ddof=1)) if len(delta) > 1 else 0.0
     return result

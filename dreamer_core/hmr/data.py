@@ -3,8 +3,9 @@ the intrinsics and 2D keypoints rescaled to match, so every label still reproduc
 
 Training streams (``training_stream``: shards decoded by loader workers, uint8 images, see
 ``dreamer_core.datasets.stream``) and its mean parameters come from the labels alone
-(``training_mean``), so a training set of any size costs a few shards of memory. Test sets for
-scoring are loaded whole (``load_folder``).
+(``training_mean``), so a training set of any size costs a few shards of memory. Rendered test
+splits are scored a shard at a time (``FolderSplit``); small sets (generated, real) load whole
+(``load_folder``).
 """
 
 from __future__ import annotations
@@ -99,8 +100,44 @@ def subset(batch: Batch, index: np.ndarray | torch.Tensor) -> Batch:
     return {k: v[idx] for k, v in batch.items()}
 
 
-def set_size(batch: Batch) -> int:
-    return int(batch["image"].shape[0])
+class FolderSplit:
+    """A test split read a shard at a time (each shard hash-verified, resized to ``size``): what
+    scoring loops over instead of the whole split in memory (a ``full`` test split of 5k renders is
+    ~4 GB as floats at 256 px). Its labels come from the label members alone (``labels``)."""
+
+    def __init__(self, folder: str | Path, size: int) -> None:
+        self.folder, self.size = Path(folder), size
+        self.refs = shard_refs([self.folder])
+        if not sum(r.num_samples for r in self.refs):
+            raise PipelineInputError(f"{self.folder}: no samples; materialize the asset that writes it")
+
+    def __len__(self) -> int:
+        return sum(r.num_samples for r in self.refs)
+
+    def chunks(self) -> Iterable[Batch]:
+        """One shard's samples at a time, in index order, as ``load_folder`` gives them."""
+        for ref in self.refs:
+            yield load_samples(read_shard(ref.path, ref.sha256), self.size, ref.path)
+
+    def labels(self, fields: tuple[str, ...] = ("joints_3d", "global_orient_cam")) -> Batch:
+        return folder_labels(self.folder, fields)
+
+
+EvalSet = Batch | FolderSplit
+
+
+def set_chunks(data: EvalSet) -> Iterable[Batch]:
+    """A test set's samples as batches: a loaded set whole, a ``FolderSplit`` a shard at a time."""
+    return data.chunks() if isinstance(data, FolderSplit) else [data]
+
+
+def set_size(data: EvalSet) -> int:
+    return len(data) if isinstance(data, FolderSplit) else int(data["image"].shape[0])
+
+
+def set_labels(data: EvalSet) -> Batch:
+    """The label fields set statistics need (joints_3d, global_orient_cam), without images."""
+    return data.labels() if isinstance(data, FolderSplit) else data
 
 
 def quantise(images: torch.Tensor) -> torch.Tensor:

@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from dreamer_core.bodies.rotations import matrix_to_axis_angle
 from dreamer_core.config import HMRSettings
-from dreamer_core.datasets.stream import ShardStream
+from dreamer_core.datasets.stream import ShardStream, slice_chunk
 from dreamer_core.hmr.augment import flip_batch
 from dreamer_core.hmr.camera import translation_to_weak_perspective
-from dreamer_core.hmr.data import ParameterMean, as_float, memory_stream, training_mean_of
+from dreamer_core.hmr.data import EvalSet, ParameterMean, as_float, memory_stream, set_chunks, training_mean_of
 from dreamer_core.hmr.losses import LossWeights, hmr_losses
 from dreamer_core.hmr.model import HMR
 from dreamer_core.hmr.rotations import rot6d_to_matrix
@@ -155,19 +155,21 @@ def mean_predictor(model: HMR) -> Predictor:
 
 
 @torch.no_grad()
-def evaluate_hmr(predict: Predictor, body: Any, data: dict[str, torch.Tensor], batch: int = 64) -> dict[str, float]:
-    """MPJPE and PA-MPJPE on the 22 skeleton joints (pelvis-rooted) and PVE on the mesh, in mm.
-    The camera does not enter these root-aligned metrics."""
+def evaluate_hmr(predict: Predictor, body: Any, data: EvalSet, batch: int = 64) -> dict[str, float]:
+    """MPJPE and PA-MPJPE on the 22 skeleton joints (pelvis-rooted) and PVE on the mesh, in mm, on
+    a loaded set or a ``FolderSplit`` (a shard at a time). The camera does not enter these
+    root-aligned metrics."""
     errs: dict[str, list[np.ndarray]] = {"mpjpe": [], "pa_mpjpe": [], "pve": []}
-    for start in range(0, len(data["image"]), batch):
-        b = {k: v[start : start + batch] for k, v in data.items()}
-        pred = predict(b["image"])
-        gt_v, gt_j = _mesh(body, {"global_orient": b["global_orient_cam"], "body_pose": b["body_pose"],
-                                  "shape": b["shape"]})  # fmt: skip
-        pv, pj = _mesh(body, {k: pred[k] for k in ("global_orient", "body_pose", "shape")})
-        errs["mpjpe"].append(mpjpe(pj, gt_j))
-        errs["pa_mpjpe"].append(pa_mpjpe(pj, gt_j))
-        errs["pve"].append(pve(pv, gt_v, pj[:, 0], gt_j[:, 0]))
+    for chunk in set_chunks(data):
+        for start in range(0, len(chunk["image"]), batch):
+            b = slice_chunk(chunk, start, start + batch)
+            pred = predict(b["image"])
+            gt_v, gt_j = _mesh(body, {"global_orient": b["global_orient_cam"], "body_pose": b["body_pose"],
+                                      "shape": b["shape"]})  # fmt: skip
+            pv, pj = _mesh(body, {k: pred[k] for k in ("global_orient", "body_pose", "shape")})
+            errs["mpjpe"].append(mpjpe(pj, gt_j))
+            errs["pa_mpjpe"].append(pa_mpjpe(pj, gt_j))
+            errs["pve"].append(pve(pv, gt_v, pj[:, 0], gt_j[:, 0]))
     return {k: float(np.concatenate(v).mean() * 1000.0) for k, v in errs.items()}
 
 

@@ -21,7 +21,16 @@ from dreamer_core.dpo.lora import load_generator_with_lora
 from dreamer_core.filters.stages import decide, score_images
 from dreamer_core.fingerprint import files_fingerprint, weights_fingerprint
 from dreamer_core.generate.prompts import prompts_for
-from dreamer_core.hmr.data import folder_labels, load_folder, set_size, training_mean, training_stream
+from dreamer_core.hmr.data import (
+    EvalSet,
+    FolderSplit,
+    folder_labels,
+    load_folder,
+    set_labels,
+    set_size,
+    training_mean,
+    training_stream,
+)
 from dreamer_core.hmr.model import load_hmr
 from dreamer_core.hmr.train import evaluate_hmr, mean_predictor
 from dreamer_core.images import stack_coco_keypoints, to_uint8
@@ -227,7 +236,7 @@ def benchmark_scores(
                                                     config.seed, config.torch_device())  # fmt: skip
         body = body_model.load()
         size = load_hmr(ckpt_dir / next(iter(trained)))[0].cfg.image_size
-        tests = {"rendered": load_folder(storage.asset_dir("reference_renders") / "test", size),
+        tests = {"rendered": FolderSplit(storage.asset_dir("reference_renders") / "test", size),  # a shard at a time
                  "generated": load_folder(gen_folder, size),
                  "generated_unfiltered": load_folder(gen_folder.parent / GENERATED_UNFILTERED, size),
                  **_real_tests(settings, body, size)}  # fmt: skip
@@ -256,7 +265,7 @@ def benchmark_scores(
 
 
 def _hmr_rows(context: dg.AssetExecutionContext, storage: StorageResource, body: Any, trained: list[str],
-              tests: dict[str, dict[str, torch.Tensor]], size: int) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+              tests: dict[str, EvalSet], size: int) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     """Long-format rows of every HMR checkpoint and the one mean-pose baseline on every test set,
     and the size of the baseline's pool."""
     ckpt_dir = storage.asset_dir("hmr_checkpoints")
@@ -292,7 +301,7 @@ def _image_distances(storage: StorageResource, settings: BenchmarkSettings, size
     return distances, ", ".join(f"{k} {v:.3f}" for k, v in distances.items()) if distances else why
 
 
-def _report(markdown: str, avatar_md: str, dist_md: str, tests: dict[str, dict[str, torch.Tensor]],
+def _report(markdown: str, avatar_md: str, dist_md: str, tests: dict[str, EvalSet],
             pool_size: int) -> str:  # fmt: skip
     synthetic = ("rendered", "generated", "generated_unfiltered")
     real = "".join(f"; {n} = {set_size(d)} frames" for n, d in tests.items() if n not in synthetic)
@@ -331,7 +340,7 @@ def _real_tests(settings: BenchmarkSettings, body: Any, size: int) -> dict[str, 
             for name, (path, read) in wanted.items()}  # fmt: skip
 
 
-def _dataset_stats(storage: StorageResource, tests: dict[str, dict[str, torch.Tensor]],
+def _dataset_stats(storage: StorageResource, tests: dict[str, EvalSet],
                    gen_decisions: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
     """Per training and test set: size, pose spread, and (generated sets) the OKS distribution."""
     sources = training_sources(storage)
@@ -347,7 +356,7 @@ def _dataset_stats(storage: StorageResource, tests: dict[str, dict[str, torch.Te
         add(f"train/{name}", {"num_samples": len(data["joints_3d"]), "pose_spread_mm": _pose_spread_mm(data)})
     add("train/generated", _oks_stats(kept.oks.to_numpy()))
     for name, data in tests.items():
-        add(f"test/{name}", {"num_samples": set_size(data), "pose_spread_mm": _pose_spread_mm(data)})
+        add(f"test/{name}", {"num_samples": set_size(data), "pose_spread_mm": _pose_spread_mm(set_labels(data))})
     add("test/generated", _oks_stats(gen_decisions.oks[gen_decisions.decision == "kept"].to_numpy()))
     add("test/generated_before_filter", {"num_samples": len(gen_decisions), **_oks_stats(gen_decisions.oks.to_numpy())})
     return pd.DataFrame(rows)

@@ -3,6 +3,7 @@ DPO-aligned generator (LoRA), each with OKS measured by the pose detector."""
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ import torch
 
 from dreamer_core.config import DPOSettings, GeneratorSettings
 from dreamer_core.datasets.shards import remove_shards
-from dreamer_core.datasets.stream import ShardStream
-from dreamer_core.datasets.torch_dataset import image_side, sample_stream, stack_samples
+from dreamer_core.datasets.stream import ShardStream, to_device
+from dreamer_core.datasets.torch_dataset import ShardSplit, image_side, sample_stream, stack_samples
 from dreamer_core.dpo.candidates import (
     candidate_key,
     control_chunks,
@@ -293,7 +294,7 @@ def dpo_generator(
     pairs = pd.read_parquet(storage.asset_dir("dpo_pairs") / "pairs.parquet")
     stream = _pair_stream(storage, pairs, settings, config.seed)
     held = _heldout_controls(storage, settings)
-    seeds = heldout_seeds(config.seed, settings.heldout_seeds, len(held["control"]))
+    seeds = heldout_seeds(config.seed, settings.heldout_seeds, settings.heldout_controls)
     det_dir = storage.asset_dir("pose_detector")
     device = config.torch_device()
     detectors = {"reward": load_detector(det_dir, device), "judge": load_detector(det_dir / "judge", device)}
@@ -309,12 +310,12 @@ def dpo_generator(
                          f"objective {gen.objective}")  # fmt: skip
         stats = train_dpo_stream(gen, stream, list(pairs["prompt"]), cfg, tracker=tracked.run, log=context.log.info)
         save_lora(out, gen.denoiser, lora, extra={"base": "generator", "objective": gen.objective})
-        context.log.info(f"held-out evaluation: {len(held['control'])} controls x {len(seeds)} seeds, before/after")
-        result = compare_before_after(gen, detectors, held["control"], held["keypoints"], held["mask"], seeds)
+        context.log.info(f"held-out evaluation: {len(seeds[0])} controls x {len(seeds)} seeds, before/after")
+        result = compare_before_after(gen, detectors, _heldout_chunks(held, settings.heldout_controls), seeds)
         result.update(num_pairs=len(pairs), lora_parameters=lora_parameter_count(gen.denoiser),
                       train_seconds=stats["seconds"], final_implicit_accuracy=stats["implicit_accuracy"])  # fmt: skip
         write_json_atomic(out / "metrics.json", {k: v for k, v in result.items() if k != "train_seconds"})
-        png = _before_after_png(gen, held["control"], seeds[0])
+        png = _before_after_png(gen, next(_heldout_chunks(held, 6))[0], seeds[0])
         publish_png(out, "preview.png", png, tracked.run)
         tracked.run.log_metrics(result)
         tracked.run.log_artifact(out / "lora.safetensors", "lora")
@@ -336,15 +337,25 @@ def _pair_stream(storage: StorageResource, pairs: pd.DataFrame, settings: DPOSet
                        settings.loader_workers)  # fmt: skip
 
 
-def _heldout_controls(storage: StorageResource, settings: DPOSettings) -> dict[str, Any]:
-    """Exactly ``heldout_controls`` renders of held-out poses (never used for pairs)."""
-    held = stack_samples(storage.asset_dir("reference_renders") / settings.heldout_split,
-                         ("control", "keypoints", "mask"), settings.heldout_controls)  # fmt: skip
-    if len(held["control"]) < settings.heldout_controls:
+def _heldout_controls(storage: StorageResource, settings: DPOSettings) -> ShardSplit:
+    """The held-out split whose first ``heldout_controls`` renders (held-out poses, never used for
+    pairs) score the gain, read a shard at a time; checked for size from its index alone."""
+    held = ShardSplit(storage.asset_dir("reference_renders") / settings.heldout_split, ("control", "keypoints", "mask"))
+    if len(held) < settings.heldout_controls:
         raise PipelineInputError(f"dpo.heldout_controls is {settings.heldout_controls} but reference_renders/"
-                                 f"{settings.heldout_split} holds {len(held['control'])} renders: lower it or "
+                                 f"{settings.heldout_split} holds {len(held)} renders: lower it or "
                                  "render more (reference_renders.num_" + settings.heldout_split + ")")  # fmt: skip
     return held
+
+
+def _heldout_chunks(held: ShardSplit, n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The first ``n`` held-out controls, keypoints and masks, a shard at a time, as floats."""
+    for chunk in held.chunks():
+        if n <= 0:
+            return
+        part = to_device({k: v[:n] for k, v in chunk.items()})
+        n -= len(part["control"])
+        yield part["control"], part["keypoints"], part["mask"]
 
 
 def _before_after_png(gen: Any, controls: torch.Tensor, seeds: list[int]) -> bytes:

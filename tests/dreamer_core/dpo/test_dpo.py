@@ -121,3 +121,31 @@ def test_dpo_learns_a_preference_that_holds_on_heldout_poses(anny_body):
     accuracy, loss = _held_margin(gen, test, pairs_of)
     # Untrained adapters give exactly log 2 (model == reference); measured: accuracy 0.70, loss 0.59.
     assert accuracy > 0.6 and loss < math.log(2) - 0.05, (accuracy, loss)
+
+
+def test_before_after_scores_do_not_depend_on_the_held_out_chunks():
+    """dpo_generator scores its held-out controls a shard at a time: chunked, each sample keeps its
+    seed and its label, so the scores equal those of the controls in one chunk."""
+    from dreamer_core.dpo.train import compare_before_after
+    from dreamer_core.keypoints.heatmap import HeatmapNet, HeatmapNetConfig
+
+    torch.manual_seed(0)
+    gen = TinyGenerator(TinyGeneratorConfig(**SMALL))
+    add_lora(gen.denoiser, LoraSettings(rank=2, alpha=2.0, targets=("to_q", "conv1")))
+    for name, p in gen.denoiser.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)  # adapters on differ from off
+    detectors = {"reward": HeatmapNet(HeatmapNetConfig(width=8, depth=1)).eval(),
+                 "judge": HeatmapNet(HeatmapNetConfig(width=8, depth=2)).eval()}  # fmt: skip
+    n = 5
+    controls, masks = torch.rand(n, 3, 32, 32), (torch.rand(n, 1, 32, 32) > 0.3).float()
+    kp = torch.cat([torch.rand(n, 17, 2) * 32, torch.full((n, 17, 1), 2.0)], -1)
+    seeds = [[10 + i for i in range(n)], [20 + i for i in range(n)]]
+    whole = compare_before_after(gen, detectors, [(controls, kp, masks)], seeds)
+    chunked = compare_before_after(gen, detectors, [(controls[:3], kp[:3], masks[:3]),
+                                                    (controls[3:], kp[3:], masks[3:])], seeds)  # fmt: skip
+    assert whole.keys() == chunked.keys() and "judge_oks_delta_std" in whole
+    assert all(abs(whole[k] - chunked[k]) < 1e-5 for k in whole), (whole, chunked)
+    assert whole["heldout_oks_before"] != whole["heldout_oks_after"]
+    with pytest.raises(ValueError, match="3 held-out controls given, 5 seeded"):
+        compare_before_after(gen, detectors, [(controls[:3], kp[:3], masks[:3])], seeds)

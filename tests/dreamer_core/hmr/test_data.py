@@ -49,6 +49,31 @@ def test_key_subset_and_clear_errors(samples, tmp_path):
         load_samples([], 32, "empty set")
 
 
+def test_a_split_scored_a_shard_at_a_time_is_the_loaded_split(samples, tmp_path, anny_body):
+    """``FolderSplit`` (what the benchmark scores its rendered test split from) holds the samples
+    ``load_folder`` loads, in order, and evaluate_hmr gives the same errors on both (batches split
+    at shard boundaries round differently in float32)."""
+    from dreamer_core.hmr.data import FolderSplit, folder_labels, set_chunks, set_labels
+    from dreamer_core.hmr.model import HMR, HMRConfig
+    from dreamer_core.hmr.train import evaluate_hmr
+
+    write_samples(tmp_path, samples, 4, "test")  # shards of 4 and 2
+    split, whole = FolderSplit(tmp_path, 32), load_folder(tmp_path, 32)
+    chunks = list(set_chunks(split))
+    assert [len(c["image"]) for c in chunks] == [4, 2] and set_size(split) == 6
+    assert all(torch.equal(torch.cat([c[k] for c in chunks]), whole[k]) for k in whole)
+    labels, direct = set_labels(split), folder_labels(tmp_path)
+    assert all(torch.equal(labels[k], direct[k]) for k in ("joints_3d", "global_orient_cam"))
+    torch.manual_seed(0)
+    model = HMR(HMRConfig(image_size=32, width=8, dim=32, heads=2, decoder_layers=1,
+                          num_shape=anny_body.num_shape_params)).eval()  # fmt: skip
+    a, b = evaluate_hmr(model, anny_body, split, batch=3), evaluate_hmr(model, anny_body, whole, batch=3)
+    assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-3 for k in a), (a, b)  # mm
+    (tmp_path / "unwritten").mkdir()
+    with pytest.raises(PipelineInputError, match="no shard index"):
+        FolderSplit(tmp_path / "unwritten", 32)
+
+
 def test_streamed_training_set_matches_the_set_in_memory(samples, tmp_path, anny_body):
     """What training streams (uint8 images, mean parameters from the labels alone) is the set
     ``load_folder`` loads, sample for sample, and gives the model the same mean start."""
