@@ -108,7 +108,6 @@ def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: AN
     body = load_body_model(body_settings, device=str(device))
     cfg = GSTTraining(**gst.training_fields(spec["seed"]))
     train = subject_stream(spec["multiview"], cfg.subjects_per_step, cfg.seed, gst.loader_workers)
-    heldout = load_multiview(spec["multiview"], heldout=True)
     model, assembler = build(spec, body)
     model.to(device)
     info = describe(model)
@@ -123,6 +122,7 @@ def run_training(spec: dict[str, Any], log=print) -> dict[str, Any]:  # noqa: AN
         model, assembler = model.cpu(), Assembler(body, assembler.vertex_ids)
     save_gst(out, model, assembler.vertex_ids, extra)
     load_gst(out)  # what was written reads back
+    heldout = load_multiview(spec["multiview"], heldout=True, limit=4)  # the preview's subjects, after training
     publish_checkpoint(tracker, out, {k: result[k] for k in ("subjects_per_second", "final_loss")},
                        ("novel_views.png", novel_view_png(model, assembler, heldout)))  # fmt: skip
     summary = {"num_subjects": train.num_samples, "gaussians": info["gaussians"], "steps": cfg.steps,

@@ -2,8 +2,8 @@
 (image, person mask, K, world -> camera matrix, camera-frame joints) stacked per subject.
 
 A shard holds whole subjects, so a shard is a unit of the training stream whose samples are its
-subjects (``subject_stream``; at the ``full`` profile's 25k subjects x 6 views at 512 px the
-views are ~300 GB as floats). Evaluations load only the held-out subjects."""
+subjects (``subject_stream``; at the ``full`` profile's 2,000 subjects x 36 views at 512 px the
+views and masks are ~300 GB as floats). Evaluations load only the held-out subjects."""
 
 from __future__ import annotations
 
@@ -76,17 +76,20 @@ def _stack_subjects(where: str, subjects: list[list]) -> dict[str, torch.Tensor]
 
 def subject_refs(folder: str | Path, heldout: bool | None = None) -> tuple[list[ShardRef], SubjectDecoder]:
     """The shards of ``folder`` holding subjects (all, or only held-out / only training ones), each a
-    ref whose sample count is its number of such subjects, and the decoder that reads them. Only
-    indexes and label members are read (no image); a subject whose views span shards is an error,
-    since a unit of the stream must hold whole subjects."""
+    ref whose sample count is its number of such subjects, and the decoder that reads them. No
+    image is decoded (each shard is read once for its label members and hash); a subject whose
+    views span shards is an error, since a unit of the stream must hold whole subjects, and so are
+    subjects with different numbers of views."""
     folder = Path(folder)
     index = read_index(folder)
     keys = index_keys(folder, index)
     shard_of: dict[int, str] = {}
     kept: dict[str, list[int]] = {}
+    views: dict[int, int] = defaultdict(int)
     for name, entry in index.items():
         for _, labels in read_labels(folder / name, entry["sha256"]):
             subject = int(labels["subject"])
+            views[subject] += 1
             if shard_of.setdefault(subject, name) != name:
                 raise PipelineInputError(f"{folder}: subject {subject} has views in {shard_of[subject]} and "
                                          f"{name}; a shard must hold whole subjects: re-materialize "
@@ -95,6 +98,8 @@ def subject_refs(folder: str | Path, heldout: bool | None = None) -> tuple[list[
                 kept[name].append(subject)
     if not shard_of:
         raise PipelineInputError(f"{folder}: no multi-view samples; materialize reference_renders")
+    if len(set(views.values())) != 1:
+        raise PipelineInputError(f"{folder}: subjects have different numbers of views {sorted(set(views.values()))}")
     names = [n for n in index if kept.get(n)]
     if not names:
         which = "held-out" if heldout else "training"
@@ -117,17 +122,20 @@ def as_float(chunk: dict[str, torch.Tensor]) -> Views:
     return {k: v.float() / 255.0 if v.dtype == torch.uint8 else v for k, v in chunk.items()}
 
 
-def load_multiview(folder: str | Path, heldout: bool | None = None) -> Views:
-    """Every subject of ``folder`` (or only the held-out / training ones), by subject id: images
+def load_multiview(folder: str | Path, heldout: bool | None = None, limit: int | None = None) -> Views:
+    """Every subject of ``folder`` (or only the held-out / training ones; with ``limit``, those of
+    the first shards until ``limit`` subjects, then the first ``limit`` by id), by subject id: images
     [S, V, 3, H, W] and masks [S, V, 1, H, W] in [0, 1], K [S, V, 3, 3], viewmats [S, V, 4, 4],
     joints_3d [S, V, J, 3], heldout [S] (drawn from held-out poses), subject [S]. For the held-out
     subjects an evaluation scores; training streams (``subject_stream``)."""
     refs, decoder = subject_refs(folder, heldout)
-    chunks = [decoder(r) for r in refs]
-    views = {len(c["images"][0]) for c in chunks}
-    if len(views) != 1:
-        raise PipelineInputError(f"{folder}: subjects have different numbers of views {sorted(views)}")
-    order = torch.argsort(torch.cat([c["subject"] for c in chunks]))
+    chunks, held = [], 0
+    for ref in refs:
+        if limit is not None and held >= limit:
+            break
+        chunks.append(decoder(ref))
+        held += ref.num_samples
+    order = torch.argsort(torch.cat([c["subject"] for c in chunks]))[:limit]
     return as_float({k: torch.cat([c[k] for c in chunks])[order] for k in chunks[0]})
 
 

@@ -105,6 +105,9 @@ def _step_subjects(data: Views | ShardStream, cfg: GSTTraining, rng: torch.Gener
                    start: int) -> Callable[[], tuple[Views, torch.Tensor]]:  # fmt: skip
     """What each step trains on: its subjects' views on ``device`` and their indices there."""
     if isinstance(data, ShardStream):
+        if data.batch_size != cfg.subjects_per_step:
+            raise ValueError(f"the stream gives {data.batch_size} subjects a step, the training asks for "
+                             f"{cfg.subjects_per_step}")  # fmt: skip
         batches = data.batches(start)
 
         def streamed() -> tuple[Views, torch.Tensor]:

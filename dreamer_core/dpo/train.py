@@ -72,6 +72,9 @@ def train_dpo_stream(
 ) -> dict[str, float]:
     """Trains on pairs streamed from the candidate shards (``pair_stream.pair_stream``): every pair
     once per epoch, uint8 until on the device; ``prompts`` are the pair table's, by row."""
+    if stream.batch_size != min(cfg.batch_pairs, stream.num_samples):
+        raise ValueError(f"the stream gives {stream.batch_size} pairs a step, the training asks for "
+                         f"{min(cfg.batch_pairs, stream.num_samples)}")  # fmt: skip
     batches = stream.batches()
 
     def draw(rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:

@@ -315,7 +315,7 @@ def dpo_generator(
         result.update(num_pairs=len(pairs), lora_parameters=lora_parameter_count(gen.denoiser),
                       train_seconds=stats["seconds"], final_implicit_accuracy=stats["implicit_accuracy"])  # fmt: skip
         write_json_atomic(out / "metrics.json", {k: v for k, v in result.items() if k != "train_seconds"})
-        png = _before_after_png(gen, next(_heldout_chunks(held, 6))[0], seeds[0])
+        png = _before_after_png(gen, held, seeds[0])
         publish_png(out, "preview.png", png, tracked.run)
         tracked.run.log_metrics(result)
         tracked.run.log_artifact(out / "lora.safetensors", "lora")
@@ -351,15 +351,17 @@ def _heldout_controls(storage: StorageResource, settings: DPOSettings) -> ShardS
 def _heldout_chunks(held: ShardSplit, n: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The first ``n`` held-out controls, keypoints and masks, a shard at a time, as floats."""
     for chunk in held.chunks():
-        if n <= 0:
-            return
         part = to_device({k: v[:n] for k, v in chunk.items()})
         n -= len(part["control"])
         yield part["control"], part["keypoints"], part["mask"]
+        if n <= 0:
+            return  # before the next shard is decoded
 
 
-def _before_after_png(gen: Any, controls: torch.Tensor, seeds: list[int]) -> bytes:
-    k = min(6, len(controls))
+def _before_after_png(gen: Any, held: ShardSplit, seeds: list[int]) -> bytes:
+    """held-out control | before DPO | after DPO (same seed) of the first six held-out controls."""
+    k = min(6, len(seeds))
+    controls = torch.cat([c for c, _, _ in _heldout_chunks(held, k)])
     with adapters_disabled(gen.denoiser):
         before = gen.sample(controls[:k], [""] * k, seeds[:k])
     after = gen.sample(controls[:k], [""] * k, seeds[:k])

@@ -94,3 +94,16 @@ def test_only_the_asked_for_subjects_are_decoded_from_a_shard(tmp_path):
     chunk = decoder(refs[0])
     assert chunk["subject"].tolist() == [0] and chunk["images"].shape == (1, VIEWS, 3, 16, 16)
     assert np.array_equal(chunk["K"][0, 0].numpy(), np.eye(3, dtype=np.float32))
+
+
+def test_a_limit_loads_the_first_subjects_and_unequal_rings_are_refused(tmp_path):
+    _subjects(tmp_path, subjects=6, per_shard=2 * VIEWS, heldout={1, 3, 4})
+    assert load_multiview(tmp_path, heldout=True, limit=2)["subject"].tolist() == [1, 3]
+    assert load_multiview(tmp_path, limit=3)["subject"].tolist() == [0, 1, 2]
+    (tmp_path / "short").mkdir()
+    samples = _subjects(tmp_path / "short", subjects=2, per_shard=2 * VIEWS, heldout=set())
+    for f in (tmp_path / "short").iterdir():
+        f.unlink()
+    write(tmp_path / "short", samples[:-1], "shard-000000.tar")  # subject 1 lost a view
+    with pytest.raises(PipelineInputError, match=r"different numbers of views \[2, 3\]"):
+        subject_refs(tmp_path / "short")

@@ -137,3 +137,18 @@ def test_resume_key_names_the_starting_weights_and_the_data():
     start = {"hmr": "weights-a", "data": "index"}  # what train_gst's entry point passes
     assert gst_resume_key(model, views, cfg, start) == gst_resume_key(model, views, cfg, dict(start))
     assert gst_resume_key(model, views, cfg, start) != gst_resume_key(model, views, cfg, {**start, "hmr": "weights-b"})
+
+
+def test_a_streamed_run_resumes_only_onto_the_same_stream(multiview):
+    """The key of a streamed run holds the stream's order (seed, batch) and its shards' content,
+    and the stream must give the step's subjects."""
+    torch.manual_seed(0)
+    hmr = HMR(HMRConfig(image_size=16, width=4, depth=2, dim=16, heads=2, decoder_layers=1, num_shape=4))
+    model = GST(hmr, GSTConfig(num_vertices=16, chunk=8))
+    cfg = GSTTraining(steps=4, subjects_per_step=2)
+    key = gst_resume_key(model, subject_stream(multiview, 2, seed=0), cfg)
+    assert key == gst_resume_key(model, subject_stream(multiview, 2, seed=0), cfg)
+    assert key != gst_resume_key(model, subject_stream(multiview, 2, seed=1), cfg)
+    assert key != gst_resume_key(model, subject_stream(multiview, 3, seed=0), cfg)
+    with pytest.raises(ValueError, match="the stream gives 3 subjects a step, the training asks for 2"):
+        train_gst(model, None, subject_stream(multiview, 3, seed=0), cfg)
