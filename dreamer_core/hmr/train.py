@@ -159,18 +159,28 @@ def evaluate_hmr(predict: Predictor, body: Any, data: EvalSet, batch: int = 64) 
     """MPJPE and PA-MPJPE on the 22 skeleton joints (pelvis-rooted) and PVE on the mesh, in mm, on
     a loaded set or a ``FolderSplit`` (a shard at a time). The camera does not enter these
     root-aligned metrics."""
-    errs: dict[str, list[np.ndarray]] = {"mpjpe": [], "pa_mpjpe": [], "pve": []}
+    return evaluate_models({"model": predict}, body, data, batch)["model"]
+
+
+@torch.no_grad()
+def evaluate_models(predictors: dict[str, Predictor], body: Any, data: EvalSet,
+                    batch: int = 64) -> dict[str, dict[str, float]]:  # fmt: skip
+    """``evaluate_hmr`` of several models on one set, which is read once (each batch is scored by
+    every model before the next is decoded): a benchmark scores many checkpoints on a test split
+    that streams from its shards."""
+    errs = {name: {"mpjpe": [], "pa_mpjpe": [], "pve": []} for name in predictors}
     for chunk in set_chunks(data):
         for start in range(0, len(chunk["image"]), batch):
             b = slice_chunk(chunk, start, start + batch)
-            pred = predict(b["image"])
             gt_v, gt_j = _mesh(body, {"global_orient": b["global_orient_cam"], "body_pose": b["body_pose"],
                                       "shape": b["shape"]})  # fmt: skip
-            pv, pj = _mesh(body, {k: pred[k] for k in ("global_orient", "body_pose", "shape")})
-            errs["mpjpe"].append(mpjpe(pj, gt_j))
-            errs["pa_mpjpe"].append(pa_mpjpe(pj, gt_j))
-            errs["pve"].append(pve(pv, gt_v, pj[:, 0], gt_j[:, 0]))
-    return {k: float(np.concatenate(v).mean() * 1000.0) for k, v in errs.items()}
+            for name, predict in predictors.items():
+                pred = predict(b["image"])
+                pv, pj = _mesh(body, {k: pred[k] for k in ("global_orient", "body_pose", "shape")})
+                errs[name]["mpjpe"].append(mpjpe(pj, gt_j))
+                errs[name]["pa_mpjpe"].append(pa_mpjpe(pj, gt_j))
+                errs[name]["pve"].append(pve(pv, gt_v, pj[:, 0], gt_j[:, 0]))
+    return {name: {k: float(np.concatenate(v).mean() * 1000.0) for k, v in e.items()} for name, e in errs.items()}
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ from dreamer_core.hmr.data import (
     training_stream,
 )
 from dreamer_core.hmr.model import load_hmr
-from dreamer_core.hmr.train import evaluate_hmr, mean_predictor
+from dreamer_core.hmr.train import evaluate_models, mean_predictor
 from dreamer_core.images import stack_coco_keypoints, to_uint8
 from dreamer_core.io import write_json_atomic, write_text_atomic
 from dreamer_core.keypoints.detectors import load_detector
@@ -276,14 +276,14 @@ def _hmr_rows(context: dg.AssetExecutionContext, storage: StorageResource, body:
     pool = training_stream([str(storage.asset_dir("reference_renders") / "train")], {}, size, 1, 0)
     training_mean(pool, {}).apply(pooled)  # from the labels: no image is read
     pool_size = pool.num_samples
-    rows = []
-    for who, name, predict in [(BASELINE_MODEL, BASELINE_POOL, mean_predictor(pooled)),
-                               *(("hmr", name, model) for name, model in models.items())]:  # fmt: skip
-        for test_name, data in tests.items():
-            values = evaluate_hmr(predict, body, data)
-            rows += [{"model": who, "train_set": name, "test_set": test_name, "metric": m, "value": values[m]}
-                     for m in METRICS]  # fmt: skip
-        context.log.info(f"scored {who} ({name}) on {', '.join(tests)}")
+    scored = [(BASELINE_MODEL, BASELINE_POOL, mean_predictor(pooled)),
+              *(("hmr", name, model) for name, model in models.items())]  # fmt: skip
+    values = {}
+    for test_name, data in tests.items():  # each set read once, every model scored on each batch
+        values[test_name] = evaluate_models({f"{w}/{n}": predict for w, n, predict in scored}, body, data)
+        context.log.info(f"scored {len(scored)} models on {test_name} ({set_size(data)} samples)")
+    rows = [{"model": w, "train_set": n, "test_set": t, "metric": m, "value": values[t][f"{w}/{n}"][m]}
+            for w, n, _ in scored for t in tests for m in METRICS]  # fmt: skip
     return rows, pool_size
 
 

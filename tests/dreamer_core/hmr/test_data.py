@@ -55,7 +55,7 @@ def test_a_split_scored_a_shard_at_a_time_is_the_loaded_split(samples, tmp_path,
     at shard boundaries round differently in float32)."""
     from dreamer_core.hmr.data import FolderSplit, folder_labels, set_chunks, set_labels
     from dreamer_core.hmr.model import HMR, HMRConfig
-    from dreamer_core.hmr.train import evaluate_hmr
+    from dreamer_core.hmr.train import evaluate_hmr, evaluate_models
 
     write_samples(tmp_path, samples, 4, "test")  # shards of 4 and 2
     split, whole = FolderSplit(tmp_path, 32), load_folder(tmp_path, 32)
@@ -69,6 +69,14 @@ def test_a_split_scored_a_shard_at_a_time_is_the_loaded_split(samples, tmp_path,
                           num_shape=anny_body.num_shape_params)).eval()  # fmt: skip
     a, b = evaluate_hmr(model, anny_body, split, batch=3), evaluate_hmr(model, anny_body, whole, batch=3)
     assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-3 for k in a), (a, b)  # mm
+    # the benchmark scores every model on each batch of a split read once: the same numbers
+    other = HMR(model.cfg).eval()  # untrained heads predict the mean: perturb every weight
+    with torch.no_grad():
+        for w, p in zip(model.parameters(), other.parameters(), strict=True):
+            p.copy_(w + 0.05 * torch.randn_like(w))
+    both = evaluate_models({"hmr": model, "other": other}, anny_body, split, batch=3)
+    assert both["hmr"] == a and both["other"] == evaluate_hmr(other, anny_body, split, batch=3)
+    assert both["hmr"] != both["other"]
     (tmp_path / "unwritten").mkdir()
     with pytest.raises(PipelineInputError, match="no shard index"):
         FolderSplit(tmp_path / "unwritten", 32)
