@@ -23,7 +23,8 @@ def _subjects(folder, subjects: int, per_shard: int, heldout: set[int]):
     for s in range(subjects):
         for v in reversed(range(VIEWS)):
             base = make_sample(100 * s + v, size=16)
-            labels = {**base.labels, "subject": s, "view": v, "heldout": s in heldout}
+            camera = [float(s), float(v), 3.0]  # each view its own camera: a misordering shows
+            labels = {**base.labels, "subject": s, "view": v, "heldout": s in heldout, "t": camera}
             samples.append(dataclasses.replace(base, key=f"mv{s:03d}-{v}", labels=labels))
     for i in range(0, len(samples), per_shard):
         write(folder, samples[i : i + per_shard], f"shard-{i // per_shard:06d}.tar")
