@@ -93,6 +93,8 @@ PoseBankConfig = config_class(
 ReferenceRendersConfig = config_class(
     "ReferenceRendersConfig", (RenderSettings, ReferenceRendersSettings),
     "Textured renders of posed bodies: train / test / multi-view (params.yaml: render, reference_renders).",
+    fixed=("num_train", "num_val", "num_test", "multiview_subjects", "views_per_ring", "elevations_deg",
+           "samples_per_shard"),  # the partitions (reference_plan); change them in params.yaml
 )  # fmt: skip
 ControlRendersConfig = config_class(
     "ControlRendersConfig", (RenderSettings, ControlRendersSettings),

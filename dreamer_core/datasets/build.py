@@ -81,16 +81,19 @@ def iter_samples(
     with_image: bool,
     report: BuildReport,
     desc: str,
+    first: int = 0,
 ) -> Iterator[Sample]:
     """One sample per pose row with a freshly sampled camera (and appearance for reference), one
     at a time: a writer publishes each shard as it fills, so a split never sits in memory (at
-    512 px a sample is ~2.9 MB decoded)."""
+    512 px a sample is ~2.9 MB decoded). ``rows`` are the planned samples ``first``, ``first`` + 1,
+    ...: a sample's key and random stream come from its place in the whole plan, so a partition
+    that renders part of it gives the samples one run of the whole plan gives."""
     files = list_background_images(settings.backgrounds_dir) if "images" in settings.backgrounds else None
     cfg = settings.camera_sampling()
     for chunk in tqdm(list(_chunks(len(rows), 64)), desc=desc, leave=False, disable=None):
         verts, joints = posed(body, bank, rows[list(chunk)])
         for j, i in enumerate(chunk):
-            rng = stream(seed, purpose, i)
+            rng = stream(seed, purpose, first + i)
             cam = None
             for _ in range(MAX_CAMERA_TRIES):
                 try:
@@ -108,7 +111,7 @@ def iter_samples(
             labels = make_labels(body_model=body.name, params=_params(bank, row), joints_world=joints[j],
                                  camera=cam, depth=out.depth, mask=out.mask, seed=sample_seed,
                                  pose_id=str(bank.arrays["pose_id"][row]))  # fmt: skip
-            yield Sample(f"{key_prefix}{i:06d}", out.image, out.control, out.mask, labels, out.depth)
+            yield Sample(f"{key_prefix}{first + i:06d}", out.image, out.control, out.mask, labels, out.depth)
 
 
 def render_samples(*args: Any, **kwargs: Any) -> list[Sample]:
@@ -178,18 +181,19 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
 def iter_multiview(
     body: BodyModel, renderer: BodyRenderer, bank: PoseBank, rows: np.ndarray, heldout: np.ndarray,
     settings: RenderSettings, views_per_ring: int, elevations: tuple[float, ...], radius: float, seed: int,
-    report: BuildReport,
+    report: BuildReport, first: int = 0,
 ) -> Iterator[tuple[Sample, dict[str, Any]]]:  # fmt: skip
     """K calibrated views of each subject (pose + appearance), for GST's multi-view supervision,
     one view at a time with its manifest extras; subjects are posed 64 at a time, so memory holds
-    what the writer's shard holds."""
+    what the writer's shard holds. ``rows`` are the subjects ``first``, ``first`` + 1, ... (their
+    ids, keys and random streams), as in ``iter_samples``."""
     files = list_background_images(settings.backgrounds_dir) if "images" in settings.backgrounds else None
     size = settings.image_size
     bar = tqdm(total=len(rows), desc="multiview subjects", leave=False, disable=None)
     for chunk in _chunks(len(rows), 64):
         verts, joints = posed(body, bank, rows[list(chunk)])
-        for j, s_idx in enumerate(chunk):
-            row = int(rows[s_idx])
+        for j, local in enumerate(chunk):
+            row, s_idx = int(rows[local]), first + local
             rng = stream(seed, "multiview", s_idx)
             app = sample_appearance(rng, settings.backgrounds)
             v = verts[j]
@@ -198,7 +202,7 @@ def iter_multiview(
             focal = size * radius / (extent * (1 + 2 * settings.crop_margin))  # the body fits every view
             for k, cam in enumerate(multiview_rig(views_per_ring, radius, elevations, focal, size, centre)):
                 out = renderer.render(v, cam, settings.supersample, app, files)
-                extra = {"subject": s_idx, "view": k, "heldout": bool(heldout[s_idx])}
+                extra = {"subject": s_idx, "view": k, "heldout": bool(heldout[local])}
                 labels = make_labels(body_model=body.name, params=_params(bank, row), joints_world=joints[j],
                                      camera=cam, depth=out.depth, mask=out.mask, seed=int(app.background_seed),
                                      pose_id=str(bank.arrays["pose_id"][row]), extra=dict(extra))  # fmt: skip

@@ -43,8 +43,8 @@ from dreamer_core.poses.bank import ARRAYS_FILE, POSES_FILE, read_pose_bank
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import (
     dvc_meta,
-    file_hash,
     input_errors,
+    input_version,
     log_progress,
     publish_png,
     settings_hash,
@@ -229,7 +229,7 @@ def benchmark_scores(
     ckpt_dir = storage.asset_dir("hmr_checkpoints")
     trained = json.loads((ckpt_dir / "summary.json").read_text())
     params = {"benchmark_scores": settings, "seed": config.seed, "train_sets": sorted(trained)}
-    inputs = {"hmr_checkpoints": file_hash(storage, "hmr_checkpoints", "summary.json")}
+    inputs = {a: input_version(storage, a) for a in ("hmr_checkpoints", "reference_renders")}
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         t0 = time.perf_counter()
         gen_folder, gen_decisions = _generated_test(context, storage, body_model, settings.generated_test_samples,

@@ -16,6 +16,7 @@ import dagster as dg
 import pandas as pd
 
 from dreamer_core.config import Section
+from dreamer_core.datasets.reference_plan import reference_version
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.io import atomic_path
 
@@ -62,6 +63,15 @@ def file_hash(storage: Any, asset: str, name: str) -> str:
     version of their inputs."""
     path = storage.asset_dir(asset) / name
     return settings_hash(json.loads(path.read_text())) if path.exists() else "missing"
+
+
+def input_version(storage: Any, asset: str) -> str:
+    """The version of an upstream asset a run is tagged with: the hash of its summary, or for the
+    partitioned ``reference_renders`` the hash of its partitions' commit records, which fails
+    (naming them) while a partition is missing, so no run reads part of the renders."""
+    if asset == "reference_renders":
+        return reference_version(storage.asset_dir(asset))
+    return file_hash(storage, asset, "summary.json")
 
 
 def log_progress(context: dg.AssetExecutionContext, what: str) -> Callable[[int, int], None]:

@@ -26,7 +26,7 @@ from dreamer_core.keypoints.train import (
 )
 from dreamer_core.keypoints.vitpose import VitPoseDetector
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import dvc_meta, file_hash, input_errors, publish_png
+from orchestration.assets.common import dvc_meta, input_errors, input_version, publish_png
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PoseDetectorConfig
@@ -58,7 +58,7 @@ def pose_detector(
     train = label_tensors(renders / "train")  # labels only: the mean-pose baseline and the count
     test = ShardSplit(renders / "test")
     params = {"pose_detector": settings, "seed": config.seed, "num_train": len(train["bbox"])}
-    inputs = {"reference_renders": file_hash(storage, "reference_renders", "summary.json")}
+    inputs = {"reference_renders": input_version(storage, "reference_renders")}
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         baseline = mean_pose_baseline(train, heldout_labels(test))
         context.log.info(f"mean-pose baseline: held-out PCK {baseline['pck']:.3f}, OKS {baseline['oks']:.3f}")

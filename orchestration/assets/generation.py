@@ -51,6 +51,7 @@ from orchestration.assets.common import (
     dvc_meta,
     file_hash,
     input_errors,
+    input_version,
     log_progress,
     publish_png,
     write_parquet,
@@ -83,7 +84,7 @@ def generator(
     out = storage.asset_dir("generator")
     test = stack_samples(renders / "test", ("image", "control", "mask", "keypoints", "key"),
                          settings.eval_samples)  # fmt: skip
-    inputs = {"reference_renders": file_hash(storage, "reference_renders", "summary.json")}
+    inputs = {"reference_renders": input_version(storage, "reference_renders")}
     with AssetRun(context, mlflow, dvc, {"generator": settings, "seed": config.seed}, inputs) as tracked:
         t0 = time.perf_counter()
         gen, n_params = _train_or_load(context, settings, config, renders, out, tracked.run)

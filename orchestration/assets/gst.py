@@ -9,7 +9,7 @@ import dagster as dg
 import torch
 
 from dreamer_core.config import BodyModelSettings, GSTSettings
-from orchestration.assets.common import dvc_meta, file_hash, input_errors
+from orchestration.assets.common import dvc_meta, input_errors, input_version
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import GSTConfig
@@ -58,7 +58,7 @@ def gst_checkpoint(
         raise dg.Failure(f"gst.hmr_checkpoint is {name!r}, but hmr_checkpoints has no such training set; name one "
                          "of hmr.train_sets (e.g. mixed) or add it there and materialize hmr_checkpoints")  # fmt: skip
     spec = {**gst_spec(settings, storage, body_model.settings(), config.seed), "device": config.device}
-    inputs = {a: file_hash(storage, a, "summary.json") for a in ("reference_renders", "hmr_checkpoints")}
+    inputs = {a: input_version(storage, a) for a in ("reference_renders", "hmr_checkpoints")}
     with AssetRun(context, mlflow, dvc, {"gst": settings, "seed": config.seed}, inputs) as tracked:
         spec["mlflow"] = {"tracking_uri": mlflow.uri(), "run_id": tracked.run.run_id}
         messages = (

@@ -15,8 +15,8 @@ from dreamer_core.config import HMRSettings
 from dreamer_core.io import write_json_atomic
 from orchestration.assets.common import (
     dvc_meta,
-    file_hash,
     input_errors,
+    input_version,
     preview_md,
 )
 from orchestration.assets.tracked import AssetRun, versioned
@@ -59,7 +59,7 @@ def hmr_checkpoints(
     # between them) finish sooner than one after another.
     pipes = dg.PipesSubprocessClient(env={"PD_TORCH_THREADS": str(max(1, (os.cpu_count() or 1) // parallel))})
     mlflow.experiment_id(mlflow.client(), "hmr_checkpoints")  # once, before the runs open side by side
-    inputs = {a: file_hash(storage, a, "summary.json") for a in ("reference_renders", "filtered_dataset")}
+    inputs = {a: input_version(storage, a) for a in ("reference_renders", "filtered_dataset")}
     runs: list[Any] = []
 
     def train(name: str) -> dict[str, Any]:

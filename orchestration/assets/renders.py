@@ -3,7 +3,6 @@ and control renders (PNCC conditions for the generator), both from the pose bank
 
 import json
 import time
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,24 +16,36 @@ from dreamer_core.datasets.build import (
     ShardWriter,
     iter_multiview,
     iter_samples,
-    read_manifest,
     render_samples,
     write_manifest,
     write_samples,
 )
-from dreamer_core.datasets.shards import Sample, iter_folder, remove_shards, shard_name
+from dreamer_core.datasets.reference_plan import (
+    KINDS,
+    Part,
+    commit_record,
+    part_of,
+    plan,
+    record_file,
+    views_per_subject,
+    write_plan,
+)
+from dreamer_core.datasets.shards import Sample, read_entry, remove_shards, shard_name
+from dreamer_core.errors import PipelineInputError
 from dreamer_core.images import coco_keypoints
 from dreamer_core.io import write_json_atomic
 from dreamer_core.poses.bank import PoseBank, read_pose_bank
 from dreamer_core.poses.splits import SPLITS
 from dreamer_core.threads import fixed_threads
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import dvc_meta, file_hash, input_errors, preview_md, publish_png
+from orchestration.assets.common import dvc_meta, file_hash, input_errors, publish_png, settings_hash
 from orchestration.assets.shard_checks import shard_partition_check
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import SETTINGS, ControlRendersConfig, ReferenceRendersConfig
 
+# One partition per shard of each split (reference_plan): a backfill renders them in parallel.
+REFERENCE_PARTITIONS = dg.StaticPartitionsDefinition([p.key for p in plan(SETTINGS.reference_renders)])
 CONTROL_PARTITIONS = dg.StaticPartitionsDefinition(
     [shard_name(i).removesuffix(".tar") for i in range(SETTINGS.control_renders.num_shards)]
 )
@@ -49,14 +60,16 @@ def _preview(samples: list[Sample], n: int = 6) -> bytes:
 @dg.asset(
     group_name="renders",
     deps=["pose_bank"],
+    partitions_def=REFERENCE_PARTITIONS,
     kinds={"python", "warp"},
     pool="gpu",  # Warp ray casting runs on the run's device
     metadata=dvc_meta(params=["seed", "body_model", "render", "reference_renders"]),
-    description="Textured, lit renders of posed bodies over procedural backgrounds with exact labels: "
-    "train / val / test (the pose bank's split of pose ids) / multiview (calibrated rings; held-out subjects are "
-    "test poses).",
+    description="Per shard: textured, lit renders of posed bodies over procedural backgrounds with exact labels: "
+    "train / val / test (the pose bank's split of pose ids) / multiview (calibrated rings of whole subjects; "
+    "held-out subjects are test poses). Readers wait for every partition (reference_plan.reference_version).",
 )
 @input_errors
+@fixed_threads()  # a shard's bytes must not depend on the process's torch thread count (body model included)
 def reference_renders(
     context: dg.AssetExecutionContext,
     config: ReferenceRendersConfig,
@@ -67,42 +80,54 @@ def reference_renders(
 ) -> dg.MaterializeResult:
     settings = config.settings()
     rs, ref = settings["render"], settings["reference_renders"]
-    body, renderer = body_model.load_with_renderer(config.torch_device())
+    part = part_of(ref, context.partition_key)
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     out = storage.asset_dir("reference_renders")
     pools = _split_pools(bank, ref)
-    for split in (*SPLITS, "multiview"):  # a smaller rerun must not leave shards of a larger one behind
-        remove_shards(out / split)
-    inputs = {"pose_bank": file_hash(storage, "pose_bank", "summary.json")}
-    with AssetRun(context, mlflow, dvc, {**settings, "seed": config.seed}, inputs) as tracked:
+    _clear_stale(out, ref, part)
+    body, renderer = body_model.load_with_renderer(config.torch_device())
+    inputs, params = {"pose_bank": file_hash(storage, "pose_bank", "summary.json")}, {**settings, "seed": config.seed}
+    with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         report, t0 = BuildReport(), time.perf_counter()
-        manifest, previews = [], {}
-        for split in SPLITS:
-            n, pool = getattr(ref, f"num_{split}"), pools[split]
-            context.log.info(f"rendering {split}: {n} samples from {len(pool)} poses")
-            samples = iter_samples(body, renderer, bank, pool[np.arange(n) % len(pool)], rs, config.seed,
-                                   f"reference-{split}", f"{split}", True, report, split)  # fmt: skip
-            picks, writer = _Picks(n), ShardWriter(out / split, ref.samples_per_shard, split)
-            for sample in samples:  # each shard is published as it fills: one shard in memory, never a split
-                writer.add(picks.see(sample))
-            manifest += writer.close()
-            report.written += len(writer.rows)
-            previews[split] = _preview(picks.samples)
-        manifest += _multiview(context, body, renderer, bank, pools, rs, ref, config.seed, report, out, previews)
-        write_manifest(out / "manifest.parquet", manifest)
-        summary = _summary(manifest, ref, rs, report, time.perf_counter() - t0)
-        write_json_atomic(out / "summary.json", {k: v for k, v in summary.items() if k != "seconds"})
-        for split, png in previews.items():
-            publish_png(out, f"preview_{split}.png", png, tracked.run)
-        rate = report.written / max(summary["seconds"], 1e-9)
-        tracked.run.log_metrics({**{f"num_{k}": summary[f"num_{k}"] for k in SPLITS}, "samples_per_second": rate,
+        render = _multiview_part if part.split == "multiview" else _split_part
+        rows, picks = render(context, body, renderer, bank, pools, rs, ref, config.seed, report, out, part)
+        if not rows:
+            raise dg.Failure(f"{part.key}: every camera draw failed ({dict(report.skipped)}); check render settings")
+        write_manifest(out / f"manifest-{part.key}.parquet", rows)
+        seconds = time.perf_counter() - t0
+        png = _preview(picks, n=ref.views_per_ring if part.split == "multiview" else 6)
+        publish_png(out, f"preview-{part.key}.png", png, tracked.run)
+        sha = read_entry(out / part.split, shard_name(part.shard))["sha256"]
+        record = commit_record(part, len(rows), sha, dict(report.skipped), settings_hash(params))
+        write_json_atomic(out / record_file(part.key), record)  # last: the partition is committed
+        tracked.run.log_metrics({"num_samples": len(rows), "samples_per_second": len(rows) / max(seconds, 1e-9),
                                  "skipped_camera_draws": sum(report.skipped.values())})  # fmt: skip
-        context.log.info(f"reference renders: {report.written} samples in {summary['seconds']:.1f} s; "
-                         f"skipped {dict(report.skipped)}")  # fmt: skip
-        values = {**summary, "skipped": dg.MetadataValue.json(summary["skipped"])}
-        return tracked.result(out, (previews["train"], "train: image | control | mask | keypoints"), **values,
-                              samples_per_second=round(rate, 1),
-                              preview_multiview=preview_md(previews["multiview"], "multiview"))  # fmt: skip
+        context.log.info(f"{part.key}: {len(rows)} samples in {seconds:.1f} s; skipped {dict(report.skipped)}")
+        caption = "multiview: one ring" if part.split == "multiview" else f"{part.split}: image | control | mask"
+        return tracked.result(out / part.shard_file, (png, caption), split=part.split, num_samples=len(rows),
+                              skipped=dg.MetadataValue.json(dict(report.skipped)),
+                              seconds=round(seconds, 1))  # fmt: skip
+
+
+def _clear_stale(out: Path, ref: ReferenceRendersSettings, part: Part) -> None:
+    """Before a partition renders: its commit record goes first (a killed run leaves none to vouch
+    for a half-written partition); the plan is recorded; files of partitions outside the plan (a
+    larger earlier config, or the one-run layout before partitions) are removed, so no reader
+    counts them as data. Files of other planned partitions are never touched."""
+    (out / record_file(part.key)).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_plan(out, ref)
+    planned = plan(ref)
+    for split in KINDS:
+        remove_shards(out / split, keep={shard_name(p.shard).removesuffix(".tar") for p in planned if p.split == split})
+    keys = {p.key for p in planned}
+    for pattern, prefix, suffix in (("manifest-*.parquet", "manifest-", ".parquet"), ("part-*.json", "part-", ".json"),
+                                    ("preview-*.png", "preview-", ".png")):  # fmt: skip
+        for path in out.glob(pattern):
+            if path.name.removeprefix(prefix).removesuffix(suffix) not in keys:
+                path.unlink()
+    for legacy in ("manifest.parquet", "summary.json", *(f"preview_{k}.png" for k in KINDS)):
+        (out / legacy).unlink(missing_ok=True)
 
 
 def _split_pools(bank: PoseBank, ref: ReferenceRendersSettings) -> dict[str, np.ndarray]:
@@ -115,25 +140,41 @@ def _split_pools(bank: PoseBank, ref: ReferenceRendersSettings) -> dict[str, np.
     return pools
 
 
-def _multiview(context: dg.AssetExecutionContext, body: Any, renderer: Any, bank: PoseBank,
-               pools: dict[str, np.ndarray], rs: RenderSettings, ref: ReferenceRendersSettings, seed: int,
-               report: BuildReport, out: Path, previews: dict[str, bytes]) -> list[dict[str, Any]]:  # fmt: skip
-    """Calibrated camera rings around training subjects and (the held-out ones) test poses."""
+def _split_part(context: dg.AssetExecutionContext, body: Any, renderer: Any, bank: PoseBank,
+                pools: dict[str, np.ndarray], rs: RenderSettings, ref: ReferenceRendersSettings, seed: int,
+                report: BuildReport, out: Path, part: Part) -> tuple[list[dict[str, Any]], list[Sample]]:  # fmt: skip
+    """One shard of a train / val / test split: the planned samples start ... stop - 1, each the
+    sample a single run over the whole split would render at that place (pose, camera, key)."""
+    pool, planned = pools[part.split], np.arange(part.start, part.stop)
+    context.log.info(f"rendering {part.key}: samples {part.start}..{part.stop - 1} from {len(pool)} poses")
+    samples = iter_samples(body, renderer, bank, pool[planned % len(pool)], rs, seed, f"reference-{part.split}",
+                           part.split, True, report, part.key, first=part.start)  # fmt: skip
+    picks, writer = _Picks(len(planned)), ShardWriter(out / part.split, len(planned), part.split, part.shard)
+    for sample in samples:
+        writer.add(picks.see(sample))
+    return writer.close(), picks.samples
+
+
+def _multiview_part(context: dg.AssetExecutionContext, body: Any, renderer: Any, bank: PoseBank,
+                    pools: dict[str, np.ndarray], rs: RenderSettings, ref: ReferenceRendersSettings, seed: int,
+                    report: BuildReport, out: Path, part: Part,
+                    ) -> tuple[list[dict[str, Any]], list[Sample]]:  # fmt: skip
+    """Calibrated camera rings around the subjects start ... stop - 1: training subjects first
+    (training poses), then the held-out ones (test poses); a shard holds whole subjects."""
     n_sub, n_held = ref.multiview_subjects, ref.multiview_heldout
     subjects = np.concatenate([pools["train"][: n_sub - n_held], pools["test"][:n_held]])
     heldout = np.arange(len(subjects)) >= n_sub - n_held
-    context.log.info(f"rendering multiview: {n_sub} subjects x {ref.views_per_ring * len(ref.elevations_deg)} views")
-    views = iter_multiview(body, renderer, bank, subjects, heldout, rs, ref.views_per_ring, ref.elevations_deg,
-                           ref.multiview_radius, seed, report)  # fmt: skip
+    ids = np.arange(part.start, part.stop)
+    context.log.info(f"rendering {part.key}: subjects {part.start}..{part.stop - 1} x {views_per_subject(ref)} views")
+    views = iter_multiview(body, renderer, bank, subjects[ids], heldout[ids], rs, ref.views_per_ring,
+                           ref.elevations_deg, ref.multiview_radius, seed, report, first=part.start)  # fmt: skip
     first_ring: list[Sample] = []
-    per_subject = ref.views_per_ring * len(ref.elevations_deg)  # a shard holds whole subjects (GST streams them)
-    writer = ShardWriter(out / "multiview", max(1, ref.samples_per_shard // per_subject) * per_subject, "multiview")
+    writer = ShardWriter(out / "multiview", len(ids) * views_per_subject(ref), "multiview", part.shard)
     for sample, extra in views:
         if len(first_ring) < ref.views_per_ring:
             first_ring.append(sample)
         writer.add(sample, extra)
-    previews["multiview"] = _preview(first_ring, n=ref.views_per_ring)
-    return writer.close()
+    return writer.close(), first_ring
 
 
 class _Picks:
@@ -148,17 +189,6 @@ class _Picks:
             self.samples.append(sample)
         self.seen += 1
         return sample
-
-
-def _summary(manifest: list[dict[str, Any]], ref: ReferenceRendersSettings, rs: RenderSettings,
-             report: BuildReport, seconds: float) -> dict[str, Any]:  # fmt: skip
-    count = Counter(r["split"] for r in manifest)
-    return {
-        "num_train": count["train"], "num_val": count["val"], "num_test": count["test"],
-        "num_multiview_subjects": ref.multiview_subjects,
-        "views_per_subject": ref.views_per_ring * len(ref.elevations_deg),
-        "skipped": dict(report.skipped), "seconds": round(seconds, 1), "image_size": rs.image_size,
-    }  # fmt: skip
 
 
 @dg.asset(
@@ -225,42 +255,36 @@ def _validate_samples(samples: Iterable[Sample]) -> tuple[int, float]:
     return n, inside / max(total, 1)
 
 
-def _validate_folder(folder: Path) -> tuple[int, float]:
-    return _validate_samples(iter_folder(folder))
-
-
-@dg.asset_check(asset=reference_renders, description="Every shard reads back with its hash; counts match; "
-                "visible keypoints lie on the body mask.")  # fmt: skip
-def reference_renders_valid(storage: StorageResource) -> dg.AssetCheckResult:
+@dg.asset_check(asset=reference_renders, partitions_def=REFERENCE_PARTITIONS,
+                description="This partition's shard reads back with its hash and holds exactly the keys of its "
+                "index entry and manifest part; its commit record names that hash; visible keypoints lie on the "
+                "body mask; train / val / test samples hold their split's poses, multi-view training subjects "
+                "training poses and held-out subjects test poses. Reads this partition's files only.")  # fmt: skip
+def reference_renders_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    key = context.partition_key
+    split, shard = key.rsplit("-", 1)
     out = storage.asset_dir("reference_renders")
-    summary = json.loads((out / "summary.json").read_text())
-    manifest = read_manifest(out)
-    counts = {split: _validate_folder(out / split) for split in (*SPLITS, "multiview")}
-    expected = {"train": summary["num_train"], "val": summary["num_val"], "test": summary["num_test"],
-                "multiview": summary["num_multiview_subjects"] * summary["views_per_subject"]}  # fmt: skip
-    ok_counts = all(counts[s][0] == expected[s] == int((manifest.split == s).sum()) for s in expected)
-    on_mask = min(c[1] for c in counts.values())
-    misplaced = _misplaced_poses(manifest, read_pose_bank(storage.asset_dir("pose_bank")))
-    return dg.AssetCheckResult(
-        passed=ok_counts and on_mask >= 0.97 and misplaced == 0,
-        metadata={
-            "counts": {s: c[0] for s, c in counts.items()},
-            "keypoints_on_mask": on_mask,
-            "samples_of_another_split": misplaced,
-        },  # fmt: skip
-    )
+
+    def measure(samples: Iterable[Sample]) -> tuple[dict[str, Any], bool]:
+        fraction = _validate_samples(samples)[1]
+        try:
+            record = json.loads((out / record_file(key)).read_text())
+            entry = read_entry(out / split, f"shard-{shard}.tar")
+            committed = record.get("sha256") == entry["sha256"] and record.get("num_samples") == len(entry["keys"])
+        except (OSError, ValueError, PipelineInputError):
+            committed = False
+        return {"keypoints_on_mask": fraction, "committed": committed}, fraction >= 0.97 and committed
+
+    return shard_partition_check(storage, "reference_renders", key, measure, shard_file=f"{split}/shard-{shard}.tar",
+                                 pose_split=lambda s: _pose_split(split, s))  # fmt: skip
 
 
-def _misplaced_poses(manifest: Any, bank: Any) -> int:
-    """Samples whose pose belongs to another split than the one they were written to: train /
-    val / test samples must hold their split's poses; multi-view training subjects train poses,
-    held-out subjects test poses."""
-    split_of = dict(zip(bank.arrays["pose_id"].tolist(), bank.arrays["split"].tolist(), strict=True))
-    want = manifest.split.astype(str).to_numpy().copy()
-    mv = want == "multiview"
-    want[mv] = np.where(manifest.heldout[mv].astype(bool), "test", "train")
-    have = np.array([split_of.get(p, "missing") for p in manifest.pose_id])
-    return int((want != have).sum())
+def _pose_split(split: str, sample: Sample) -> str:
+    """The split a sample's pose must come from: its own split; in the multi-view rings, training
+    subjects' train poses and held-out subjects' test poses."""
+    if split == "multiview":
+        return "test" if sample.labels.get("heldout") else "train"
+    return split
 
 
 @dg.asset_check(asset=control_renders, partitions_def=CONTROL_PARTITIONS,

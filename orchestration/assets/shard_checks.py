@@ -27,27 +27,39 @@ def _count_only(samples: Iterator[Sample]) -> tuple[dict[str, Any], bool]:
     return {}, True
 
 
-def shard_partition_check(storage: Any, asset: str, shard: str, measure: Measure = _count_only) -> dg.AssetCheckResult:
-    """Pass when the partition's shard is committed (its index entry exists), reads back with the
-    entry's SHA-256, holds exactly the entry's keys and its manifest part's keys in the same order
-    with the same pose ids in its labels, every pose is a training pose (shards feed tuning and
-    DPO), and ``measure`` (which sees every decoded sample) passes. A broken shard or manifest part
-    fails the check with the reason in its metadata."""
+def _training(sample: Sample) -> str:
+    return "train"
+
+
+def shard_partition_check(storage: Any, asset: str, shard: str, measure: Measure = _count_only,
+                          shard_file: str | None = None,
+                          pose_split: Callable[[Sample], str] = _training) -> dg.AssetCheckResult:  # fmt: skip
+    """Pass when the partition's shard (``shard_file`` in the asset's folder, by default
+    ``<shard>.tar``) is committed (its index entry exists), reads back with the entry's SHA-256,
+    holds exactly the entry's keys and its manifest part's (``manifest-<shard>.parquet``) keys in
+    the same order with the same pose ids in its labels, every pose is a pose of the split
+    ``pose_split`` names for its sample (a training pose by default: shards feed tuning and DPO),
+    and ``measure`` (which sees every decoded sample) passes. A broken shard or manifest part fails
+    the check with the reason in its metadata."""
     folder = storage.asset_dir(asset)
+    path = folder / (shard_file or f"{shard}.tar")
     keys: list[str] = []
     poses: list[str] = []
+    wanted: dict[str, list[str]] = {}
 
     def tapped(entry: dict[str, Any]) -> Iterator[Sample]:
-        for s in read_shard(folder / f"{shard}.tar", entry["sha256"], entry.get("keys")):
+        for s in read_shard(path, entry["sha256"], entry.get("keys")):
             keys.append(s.key)
             poses.append(str(s.labels.get("pose_id")))
+            wanted.setdefault(pose_split(s), []).append(poses[-1])
             yield s
 
     try:
-        entry = read_entry(folder, f"{shard}.tar")
+        entry = read_entry(path.parent, path.name)
         extra, ok = measure(tapped(entry))
         part = pd.read_parquet(folder / f"manifest-{shard}.parquet", columns=["key", "pose_id"])
-        leaked = read_pose_bank(storage.asset_dir("pose_bank")).not_in_split(poses)
+        bank = read_pose_bank(storage.asset_dir("pose_bank"))
+        leaked = [p for split, ids in wanted.items() for p in bank.not_in_split(ids, split)]
     except (PipelineInputError, OSError, ValueError, KeyError) as exc:  # pyarrow: a missing column is a KeyError
         return dg.AssetCheckResult(passed=False, metadata={"shard": shard, "error": f"{type(exc).__name__}: {exc}"})
     same_keys = keys == list(part.key) == list(entry.get("keys", keys))
@@ -60,7 +72,7 @@ def shard_partition_check(storage: Any, asset: str, shard: str, measure: Measure
             "manifest_rows": len(part),
             "keys_agree": same_keys,
             "poses_agree": same_poses,
-            "non_training_poses": len(leaked),
+            "poses_of_another_split": len(leaked),
             **extra,
         },  # fmt: skip
     )

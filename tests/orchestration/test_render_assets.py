@@ -1,26 +1,80 @@
-"""Materialize pose_bank -> reference_renders and one control_renders partition in-process with
-small configs; the reference check re-reads every shard, the control check its own partition
-only, and both compare keypoints with masks."""
+"""Backfill pose_bank -> reference_renders (one partition per shard of each split) with 2 worker
+processes through the command line, then one control_renders partition and the models in-process
+on those renders; every check reads its own partition only, and compares keypoints with masks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from dreamer_core.datasets.build import read_manifest
+from dreamer_core.datasets.reference_plan import reference_version
 from dreamer_core.datasets.torch_dataset import ShardDataset
+from dreamer_core.errors import PipelineInputError
 from orchestration.definitions import ASSETS, CHECKS
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
-from orchestration.settings import (
-    ControlRendersConfig,
-    DPOConfig,
-    GeneratorConfig,
-    PoseBankConfig,
-    PoseDetectorConfig,
-    ReferenceRendersConfig,
-)
+from orchestration.settings import ControlRendersConfig, DPOConfig, GeneratorConfig, PoseDetectorConfig
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL_REFERENCE = {"num_train": 24, "num_val": 8, "num_test": 8, "multiview_subjects": 3, "multiview_heldout": 1,
+                   "views_per_ring": 4, "samples_per_shard": 10}  # fmt: skip
+PARTITIONS = ["train-000000", "train-000001", "train-000002", "val-000000", "test-000000", "multiview-000000",
+              "multiview-000001"]  # fmt: skip
+
+
+def _cli(root: Path, *args: str, codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PD_", "MLFLOW_", "DAGSTER_", "DVC_"))}
+    env.update(PD_PARAMS=str(root / "params.yaml"), PD_DATA_DIR=str(root / "data"), DAGSTER_HOME=str(root / "cli"),
+               MLFLOW_TRACKING_URI=f"sqlite:///{root / 'cli.db'}", PD_DVC="off", PD_PROFILE="tiny",
+               PD_MLFLOW_ARTIFACT_ROOT=(root / "cli-artifacts").as_uri())  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "orchestration.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode in codes, f"cli {args}: {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _backfill_reference_renders(root: Path) -> None:
+    """reference_renders has one partition per shard (its plan from params.yaml); a 2-worker backfill
+    renders them all, each run checks its own partition, and readers see a version only when every
+    partition is committed. A partition rendered again alone, in one process, has the same bytes."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["profile"] = "tiny"
+    raw["tiny"]["pose_bank"].update(num_poses=40, candidate_factor=2)
+    raw["tiny"]["render"].update(image_size=48, supersample=2)
+    raw["tiny"]["reference_renders"].update(SMALL_REFERENCE)
+    raw["tiny"]["dpo"].update(heldout_controls=4)
+    (root / "cli").mkdir(parents=True)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    _cli(root, "materialize", "pose_bank")
+    out = _cli(root, "materialize", "reference_renders", "--workers", "2").stdout
+    assert [f"materialized reference_renders[{p}]: ok" in out for p in PARTITIONS] == [True] * len(PARTITIONS), out
+    status = _cli(root, "status", codes=(0, 1)).stdout  # 1: the downstream assets are not materialized
+    assert "reference_renders: materialized" in status and ", 0 failed," in status, status
+    folder = root / "data" / "reference_renders"
+    version = reference_version(folder)
+    before = (folder / "multiview" / "shard-000001.tar").read_bytes()
+    (folder / "part-multiview-000001.json").unlink()  # as a killed run leaves it
+    with pytest.raises(PipelineInputError, match=r"1 of 7 partitions are not materialized \(multiview-000001\)"):
+        reference_version(folder)
+    _cli(root, "materialize", "reference_renders", "--partition", "multiview-000001")
+    assert (folder / "multiview" / "shard-000001.tar").read_bytes() == before and reference_version(folder) == version
+    records = [json.loads((folder / f"part-{p}.json").read_text()) for p in PARTITIONS]
+    assert [(r["split"], r["start"], r["stop"], r["num_samples"]) for r in records] == [
+        ("train", 0, 10, 10), ("train", 10, 20, 10), ("train", 20, 24, 4), ("val", 0, 8, 8), ("test", 0, 8, 8),
+        ("multiview", 0, 2, 8), ("multiview", 2, 3, 4)]  # fmt: skip
+    assert all("skipped" in r for r in records)
+    for p in PARTITIONS:  # every partition's preview grid is a PNG
+        assert (folder / f"preview-{p}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
 
 
 @pytest.mark.slow
 def test_render_assets(tmp_path, monkeypatch):
+    _backfill_reference_renders(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     resources = {
@@ -33,23 +87,6 @@ def test_render_assets(tmp_path, monkeypatch):
     }
     instance = dg.DagsterInstance.get()
     small = dict(image_size=48, supersample=2)
-    run_config = dg.RunConfig(ops={
-        "pose_bank": PoseBankConfig(num_poses=40, candidate_factor=2),
-        "reference_renders": ReferenceRendersConfig(num_train=24, num_val=8, num_test=8, multiview_subjects=3,
-                                                    multiview_heldout=1, views_per_ring=4, samples_per_shard=10,
-                                                    **small),
-    })  # fmt: skip
-    ok = dg.materialize([*ASSETS, *CHECKS], selection=["pose_bank", "reference_renders"], instance=instance,
-                        resources=resources, run_config=run_config)  # fmt: skip
-    assert ok.success
-    meta = {k: v.value for k, v in ok.asset_materializations_for_node("reference_renders")[0].metadata.items()}
-    assert (meta["num_train"], meta["num_test"], meta["num_multiview_subjects"], meta["views_per_subject"]) == (
-        24, 8, 3, 4)  # fmt: skip
-    assert "data:image/png;base64," in meta["preview"] and "skipped" in meta
-    checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
-              for e in ok.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}  # fmt: skip
-    assert checks["reference_renders_valid"], checks
-
     ctl = dg.materialize([*ASSETS, *CHECKS], selection=["control_renders"], partition_key="shard-000001",
                          instance=instance, resources=resources,
                          run_config=dg.RunConfig(ops={"control_renders": ControlRendersConfig(samples_per_shard=12,
