@@ -44,7 +44,8 @@ UPSTREAM = ("pose_detector", "generator", "dpo_pairs", "dpo_generator")
 
 
 def pipeline(root: Path, shards: int) -> dict[str, str]:
-    """A scratch tiny pipeline with ``shards`` control shards of 8 samples at 48 px."""
+    """A scratch tiny pipeline of 48 px renders: ``shards`` control shards and ``shards`` reference_renders
+    partitions of 8 samples each, the rounds with ``round_shards(shards)`` shards."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["tiny"]["pose_bank"].update(num_poses=64, candidate_factor=2)
     raw["tiny"]["render"].update(image_size=48, supersample=2)

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from dreamer_core.bodies.base import BodyModel
 from dreamer_core.config import RenderSettings
 from dreamer_core.datasets.labels import make_labels
+from dreamer_core.datasets.reference_plan import sample_key, view_key
 from dreamer_core.datasets.shards import Sample, publish_shard, shard_name
 from dreamer_core.io import atomic_path
 from dreamer_core.poses.bank import PoseBank
@@ -111,7 +112,7 @@ def iter_samples(
             labels = make_labels(body_model=body.name, params=_params(bank, row), joints_world=joints[j],
                                  camera=cam, depth=out.depth, mask=out.mask, seed=sample_seed,
                                  pose_id=str(bank.arrays["pose_id"][row]))  # fmt: skip
-            yield Sample(f"{key_prefix}{first + i:06d}", out.image, out.control, out.mask, labels, out.depth)
+            yield Sample(sample_key(key_prefix, first + i), out.image, out.control, out.mask, labels, out.depth)
 
 
 def render_samples(*args: Any, **kwargs: Any) -> list[Sample]:
@@ -207,7 +208,7 @@ def iter_multiview(
                                      camera=cam, depth=out.depth, mask=out.mask, seed=int(app.background_seed),
                                      pose_id=str(bank.arrays["pose_id"][row]), extra=dict(extra))  # fmt: skip
                 report.written += 1
-                yield Sample(f"mv{s_idx:04d}v{k:02d}", out.image, out.control, out.mask, labels, out.depth), extra
+                yield Sample(view_key(s_idx, k), out.image, out.control, out.mask, labels, out.depth), extra
             bar.update(1)
     bar.close()
 

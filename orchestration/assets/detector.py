@@ -51,6 +51,7 @@ def pose_detector(
 ) -> dg.MaterializeResult:
     settings = config.settings()["pose_detector"]
     renders = storage.asset_dir("reference_renders")
+    inputs = {"reference_renders": input_version(storage, "reference_renders")}  # first: fails while partial
     out = storage.asset_dir("pose_detector")
     for stale in ("model.safetensors", "config.json"):  # a backend switch must not leave the other's files
         (out / stale).unlink(missing_ok=True)
@@ -58,7 +59,6 @@ def pose_detector(
     train = label_tensors(renders / "train")  # labels only: the mean-pose baseline and the count
     test = ShardSplit(renders / "test")
     params = {"pose_detector": settings, "seed": config.seed, "num_train": len(train["bbox"])}
-    inputs = {"reference_renders": input_version(storage, "reference_renders")}
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         baseline = mean_pose_baseline(train, heldout_labels(test))
         context.log.info(f"mean-pose baseline: held-out PCK {baseline['pck']:.3f}, OKS {baseline['oks']:.3f}")

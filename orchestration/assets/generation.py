@@ -81,10 +81,10 @@ def generator(
 ) -> dg.MaterializeResult:
     settings = config.settings()["generator"]
     renders = storage.asset_dir("reference_renders")
+    inputs = {"reference_renders": input_version(storage, "reference_renders")}  # first: fails while partial
     out = storage.asset_dir("generator")
     test = stack_samples(renders / "test", ("image", "control", "mask", "keypoints", "key"),
                          settings.eval_samples)  # fmt: skip
-    inputs = {"reference_renders": input_version(storage, "reference_renders")}
     with AssetRun(context, mlflow, dvc, {"generator": settings, "seed": config.seed}, inputs) as tracked:
         t0 = time.perf_counter()
         gen, n_params = _train_or_load(context, settings, config, renders, out, tracked.run)
@@ -291,6 +291,7 @@ def dpo_generator(
     dvc: DVCResource,
 ) -> dg.MaterializeResult:
     settings = config.settings()["dpo"]
+    renders = input_version(storage, "reference_renders")  # its held-out controls: fails while partial
     out = storage.asset_dir("dpo_generator")
     pairs = pd.read_parquet(storage.asset_dir("dpo_pairs") / "pairs.parquet")
     stream = _pair_stream(storage, pairs, settings, config.seed)
@@ -304,7 +305,7 @@ def dpo_generator(
                       beta=settings.beta, seed=config.seed, lora=lora)  # fmt: skip
     params = {"dpo": settings, "seed": config.seed, "num_pairs": len(pairs)}
     inputs = {"dpo_pairs": file_hash(storage, "dpo_pairs", "summary.json"),
-              "generator": file_hash(storage, "generator", "config.json")}  # fmt: skip
+              "generator": file_hash(storage, "generator", "config.json"), "reference_renders": renders}  # fmt: skip
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         gen = load_generator(storage.asset_dir("generator"), device)
         context.log.info(f"DPO on {len(pairs)} pairs: {cfg.steps} steps of {cfg.batch_pairs} pairs, beta {cfg.beta}, "

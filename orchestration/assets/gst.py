@@ -57,8 +57,8 @@ def gst_checkpoint(
     if not (storage.asset_dir("hmr_checkpoints") / name / "model.safetensors").exists():
         raise dg.Failure(f"gst.hmr_checkpoint is {name!r}, but hmr_checkpoints has no such training set; name one "
                          "of hmr.train_sets (e.g. mixed) or add it there and materialize hmr_checkpoints")  # fmt: skip
+    inputs = {a: input_version(storage, a) for a in ("reference_renders", "hmr_checkpoints")}  # fails while partial
     spec = {**gst_spec(settings, storage, body_model.settings(), config.seed), "device": config.device}
-    inputs = {a: input_version(storage, a) for a in ("reference_renders", "hmr_checkpoints")}
     with AssetRun(context, mlflow, dvc, {"gst": settings, "seed": config.seed}, inputs) as tracked:
         spec["mlflow"] = {"tracking_uri": mlflow.uri(), "run_id": tracked.run.run_id}
         messages = (

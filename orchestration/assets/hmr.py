@@ -52,6 +52,7 @@ def hmr_checkpoints(
 ) -> dg.MaterializeResult:
     settings = config.settings()["hmr"]
     out = storage.asset_dir("hmr_checkpoints")
+    inputs = {a: input_version(storage, a) for a in ("reference_renders", "filtered_dataset")}  # fails while partial
     train_sets, sources = _training_sets(storage, settings, body_model)
     _remove_stale_sets(out, train_sets)
     parallel = min(settings.parallel_sets, len(train_sets))
@@ -59,7 +60,6 @@ def hmr_checkpoints(
     # between them) finish sooner than one after another.
     pipes = dg.PipesSubprocessClient(env={"PD_TORCH_THREADS": str(max(1, (os.cpu_count() or 1) // parallel))})
     mlflow.experiment_id(mlflow.client(), "hmr_checkpoints")  # once, before the runs open side by side
-    inputs = {a: input_version(storage, a) for a in ("reference_renders", "filtered_dataset")}
     runs: list[Any] = []
 
     def train(name: str) -> dict[str, Any]:

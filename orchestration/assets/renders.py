@@ -1,7 +1,6 @@
 """Group ``renders``: reference renders (textured, the rendering-based baseline and GST's views)
 and control renders (PNCC conditions for the generator), both from the pose bank."""
 
-import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +25,11 @@ from dreamer_core.datasets.reference_plan import (
     commit_record,
     part_of,
     plan,
+    planned_keys,
+    read_plan_file,
+    read_record,
     record_file,
+    record_matches,
     views_per_subject,
     write_plan,
 )
@@ -84,9 +87,10 @@ def reference_renders(
     bank = read_pose_bank(storage.asset_dir("pose_bank"))
     out = storage.asset_dir("reference_renders")
     pools = _split_pools(bank, ref)
-    _clear_stale(out, ref, part)
-    body, renderer = body_model.load_with_renderer(config.torch_device())
     inputs, params = {"pose_bank": file_hash(storage, "pose_bank", "summary.json")}, {**settings, "seed": config.seed}
+    rendered_with = settings_hash({"params": params, "inputs": inputs})  # every committed partition shares it
+    _clear_stale(out, ref, part, rendered_with)
+    body, renderer = body_model.load_with_renderer(config.torch_device())
     with AssetRun(context, mlflow, dvc, params, inputs) as tracked:
         report, t0 = BuildReport(), time.perf_counter()
         render = _multiview_part if part.split == "multiview" else _split_part
@@ -98,7 +102,7 @@ def reference_renders(
         png = _preview(picks, n=ref.views_per_ring if part.split == "multiview" else 6)
         publish_png(out, f"preview-{part.key}.png", png, tracked.run)
         sha = read_entry(out / part.split, shard_name(part.shard))["sha256"]
-        record = commit_record(part, len(rows), sha, dict(report.skipped), settings_hash(params))
+        record = commit_record(part, len(rows), sha, dict(report.skipped), rendered_with)
         write_json_atomic(out / record_file(part.key), record)  # last: the partition is committed
         tracked.run.log_metrics({"num_samples": len(rows), "samples_per_second": len(rows) / max(seconds, 1e-9),
                                  "skipped_camera_draws": sum(report.skipped.values())})  # fmt: skip
@@ -109,14 +113,17 @@ def reference_renders(
                               seconds=round(seconds, 1))  # fmt: skip
 
 
-def _clear_stale(out: Path, ref: ReferenceRendersSettings, part: Part) -> None:
+def _clear_stale(out: Path, ref: ReferenceRendersSettings, part: Part, rendered_with: str) -> None:
     """Before a partition renders: its commit record goes first (a killed run leaves none to vouch
-    for a half-written partition); the plan is recorded; files of partitions outside the plan (a
-    larger earlier config, or the one-run layout before partitions) are removed, so no reader
-    counts them as data. Files of other planned partitions are never touched."""
+    for a half-written partition); the plan and what it renders with are recorded; files of
+    partitions outside the plan (a larger earlier config, or the one-run layout before partitions)
+    are removed, so no reader counts them as data. Other planned partitions' files are never
+    touched: those rendered with other settings stay until rerun, and ``reference_version`` names
+    them as stale meanwhile. Partitions run concurrently, so a file another run removed first is
+    not an error."""
     (out / record_file(part.key)).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    write_plan(out, ref)
+    write_plan(out, ref, rendered_with)
     planned = plan(ref)
     for split in KINDS:
         remove_shards(out / split, keep={shard_name(p.shard).removesuffix(".tar") for p in planned if p.split == split})
@@ -125,7 +132,7 @@ def _clear_stale(out: Path, ref: ReferenceRendersSettings, part: Part) -> None:
                                     ("preview-*.png", "preview-", ".png")):  # fmt: skip
         for path in out.glob(pattern):
             if path.name.removeprefix(prefix).removesuffix(suffix) not in keys:
-                path.unlink()
+                path.unlink(missing_ok=True)
     for legacy in ("manifest.parquet", "summary.json", *(f"preview_{k}.png" for k in KINDS)):
         (out / legacy).unlink(missing_ok=True)
 
@@ -261,30 +268,67 @@ def _validate_samples(samples: Iterable[Sample]) -> tuple[int, float]:
                 "body mask; train / val / test samples hold their split's poses, multi-view training subjects "
                 "training poses and held-out subjects test poses. Reads this partition's files only.")  # fmt: skip
 def reference_renders_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
-    key = context.partition_key
+    return check_reference_partition(storage, context.partition_key)
+
+
+def check_reference_partition(storage: StorageResource, key: str) -> dg.AssetCheckResult:
+    """``reference_renders_valid`` for partition ``key``; reads that partition's files only."""
     split, shard = key.rsplit("-", 1)
     out = storage.asset_dir("reference_renders")
 
     def measure(samples: Iterable[Sample]) -> tuple[dict[str, Any], bool]:
         fraction = _validate_samples(samples)[1]
-        try:
-            record = json.loads((out / record_file(key)).read_text())
-            entry = read_entry(out / split, f"shard-{shard}.tar")
-            committed = record.get("sha256") == entry["sha256"] and record.get("num_samples") == len(entry["keys"])
-        except (OSError, ValueError, PipelineInputError):
-            committed = False
-        return {"keypoints_on_mask": fraction, "committed": committed}, fraction >= 0.97 and committed
+        state = _commit_state(out, key)
+        return {"keypoints_on_mask": fraction, **state}, fraction >= 0.97 and all(state.values())
 
+    first_heldout = _first_heldout(out)
     return shard_partition_check(storage, "reference_renders", key, measure, shard_file=f"{split}/shard-{shard}.tar",
-                                 pose_split=lambda s: _pose_split(split, s))  # fmt: skip
+                                 pose_split=lambda s: _pose_split(split, s, first_heldout))  # fmt: skip
 
 
-def _pose_split(split: str, sample: Sample) -> str:
+def _commit_state(out: Path, key: str) -> dict[str, bool]:
+    """Whether the partition's commit record names its shard's hash and count (``committed``),
+    matches the recorded plan's range and what the plan renders with (``matches_plan``), and its
+    shard holds the plan's keys for that range, in order, dropped samples aside (``planned_keys``);
+    multi-view subjects past ``multiview_subjects - multiview_heldout`` are the held-out ones."""
+    try:
+        head = read_plan_file(out)
+        part = next(p for p in head["partitions"] if p.key == key)
+        record = read_record(out, key) or {}
+        entry = read_entry(out / part.split, shard_name(part.shard))
+    except (OSError, ValueError, StopIteration, PipelineInputError):
+        return {"committed": False, "matches_plan": False, "planned_keys": False}
+    ref = head["settings"]
+    views = ref["views_per_ring"] * len(ref["elevations_deg"])
+    keys, planned = list(entry["keys"]), planned_keys(part, views)
+    in_order = [k for k in planned if k in set(keys)] == keys
+    return {
+        "committed": record.get("sha256") == entry["sha256"] and record.get("num_samples") == len(keys),
+        "matches_plan": record_matches(record, part, head["rendered_with"]),
+        "planned_keys": in_order and (part.split != "multiview" or keys == planned),
+    }
+
+
+def _first_heldout(out: Path) -> int:
+    """The first held-out multi-view subject under the recorded plan (0 when it cannot be read:
+    the commit state then fails the check anyway)."""
+    try:
+        ref = read_plan_file(out)["settings"]
+        return int(ref["multiview_subjects"]) - int(ref["multiview_heldout"])
+    except (PipelineInputError, KeyError, TypeError, ValueError):
+        return 0
+
+
+def _pose_split(split: str, sample: Sample, first_heldout: int) -> str:
     """The split a sample's pose must come from: its own split; in the multi-view rings, training
-    subjects' train poses and held-out subjects' test poses."""
-    if split == "multiview":
-        return "test" if sample.labels.get("heldout") else "train"
-    return split
+    subjects' train poses and held-out subjects' test poses, where a subject is held out exactly
+    when its index is ``first_heldout`` or more (a flag that disagrees fails as "flag")."""
+    if split != "multiview":
+        return split
+    heldout = bool(sample.labels.get("heldout"))
+    if heldout != (int(sample.labels.get("subject", -1)) >= first_heldout):
+        return "flag"
+    return "test" if heldout else "train"
 
 
 @dg.asset_check(asset=control_renders, partitions_def=CONTROL_PARTITIONS,

@@ -70,6 +70,27 @@ def _backfill_reference_renders(root: Path) -> None:
     assert all("skipped" in r for r in records)
     for p in PARTITIONS:  # every partition's preview grid is a PNG
         assert (folder / f"preview-{p}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
+    _stale_records_fail_the_version_and_the_check(root / "data")
+
+
+def _stale_records_fail_the_version_and_the_check(data: Path) -> None:
+    """A record rendered with other settings (a changed seed, num_train or pose bank) must not pass
+    as part of the dataset: the version names it stale and its partition's check fails, while a
+    neighbour's check still passes; a record for another range fails the same way."""
+    from orchestration.assets.renders import check_reference_partition
+
+    storage, folder = StorageResource(root=str(data)), data / "reference_renders"
+    assert all(check_reference_partition(storage, p).passed for p in PARTITIONS)
+    path = folder / "part-train-000001.json"
+    good = path.read_text()
+    for change in ({"rendered_with": "another-seed"}, {"start": 12}):
+        path.write_text(json.dumps({**json.loads(good), **change}))
+        with pytest.raises(PipelineInputError, match=r"1 were rendered with other settings.*\(train-000001\)"):
+            reference_version(folder)
+        bad = check_reference_partition(storage, "train-000001")
+        assert not bad.passed and bad.metadata["matches_plan"].value is False and bad.metadata["committed"].value
+        assert check_reference_partition(storage, "train-000000").passed
+    path.write_text(good)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """reference_renders' partition plan: every planned sample (or subject) in exactly one partition,
-multi-view shards of whole subjects, and a version only once every partition is committed."""
+multi-view shards of whole subjects, and a version only once every partition is committed with
+the plan's range and what the plan renders with."""
 
 import json
 
@@ -11,6 +12,7 @@ from dreamer_core.datasets.reference_plan import (
     missing_parts,
     part_of,
     plan,
+    planned_keys,
     record_file,
     reference_version,
     views_per_subject,
@@ -42,7 +44,7 @@ def test_every_planned_sample_is_in_one_partition():
 def test_version_waits_for_every_partition(tmp_path):
     with pytest.raises(PipelineInputError, match="partitions.json: missing"):
         reference_version(tmp_path)
-    write_plan(tmp_path, REF)
+    write_plan(tmp_path, REF, "x")
     parts = plan(REF)
     for p in parts[1:]:
         (tmp_path / record_file(p.key)).write_text(json.dumps(commit_record(p, p.stop - p.start, "ab", {}, "x")))
@@ -56,3 +58,34 @@ def test_version_waits_for_every_partition(tmp_path):
     (tmp_path / record_file("val-000000")).write_text("{not json")
     with pytest.raises(PipelineInputError, match="val-000000"):
         reference_version(tmp_path)
+
+
+def test_stale_partitions_are_named_not_mixed_in(tmp_path):
+    """A changed num_train, seed or pose bank must not leave old shards in a "complete" dataset:
+    records with another range or another ``rendered_with`` than the plan's are stale."""
+    write_plan(tmp_path, REF, "old")
+    for p in plan(REF):
+        (tmp_path / record_file(p.key)).write_text(json.dumps(commit_record(p, p.stop - p.start, "ab", {}, "old")))
+    reference_version(tmp_path)
+    grown = ReferenceRendersSettings.from_mapping({**REF.to_dict(), "num_train": 34}, "test.")
+    write_plan(tmp_path, grown, "old")  # train-000002 was 20..25 and is now 20..30; train-000003 is new
+    with pytest.raises(
+        PipelineInputError,
+        match=r"1 of 13 partitions are not materialized \(train-000003\); "
+        r"1 were rendered with other settings, another pose bank or another plan \(train-000002\)",
+    ):
+        reference_version(tmp_path)
+    for key in ("train-000002", "train-000003"):
+        p = part_of(grown, key)
+        (tmp_path / record_file(key)).write_text(json.dumps(commit_record(p, 10, "cd", {}, "old")))
+    reference_version(tmp_path)
+    write_plan(tmp_path, grown, "new")  # one partition ran with another seed: every other one is stale now
+    p = part_of(grown, "val-000000")
+    (tmp_path / record_file(p.key)).write_text(json.dumps(commit_record(p, 3, "ef", {}, "new")))
+    with pytest.raises(PipelineInputError, match="12 were rendered with other settings"):
+        reference_version(tmp_path)
+
+
+def test_planned_keys_follow_the_split_and_the_rings():
+    assert planned_keys(part_of(REF, "train-000002"), 6) == [f"train{i:06d}" for i in range(20, 25)]
+    assert planned_keys(part_of(REF, "multiview-000003"), 6) == [f"mv0003v{k:02d}" for k in range(6)]
