@@ -53,8 +53,8 @@ def pipeline(root: Path, shards: int) -> dict[str, str]:
     raw["tiny"]["reference_renders"].update(num_train=8 * (shards - 4), num_val=8, num_test=8, multiview_subjects=2,
                                             multiview_heldout=1, views_per_ring=8, elevations_deg=[10.0],
                                             samples_per_shard=8)  # fmt: skip
-    for section in (*UPSTREAM, "dpo", "hardness_model"):
-        raw["tiny"].setdefault(section, {}).update(scaled(1).get(section, {}))
+    for section in ("pose_detector", "generator", "dpo", "hardness_model"):  # UPSTREAM's and the rounds' sections
+        raw["tiny"][section].update(scaled(1)[section])
     raw["tiny"]["round_generations"].update(initial_shards=round_shards(shards), samples_per_shard=8, batch_size=8)
     raw["profile"] = "tiny"
     root.mkdir(parents=True)
@@ -122,13 +122,11 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="bench-checks-"))
     print(f"scratch: {work}", flush=True)
-    try:
-        rows = [measure(work, n) for n in (8, 64)]
-    finally:
-        if not args.keep:
-            import shutil
+    rows = [measure(work, n) for n in (8, 64)]  # a failure keeps the scratch folder: its message names a log there
+    if not args.keep:
+        import shutil
 
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     for asset in ASSETS:
         print(f"\n{asset}\n{'shards':>6} {'backfill s':>11} {'check median s':>15} {'check max s':>12} "
               f"{'asset median s':>15}")  # fmt: skip
