@@ -46,6 +46,11 @@ ROUND1_SHARDS = dg.DynamicPartitionsDefinition(name="round1_shards")
 ROUND2_SHARDS = dg.DynamicPartitionsDefinition(name="round2_shards")
 ROUND_PARTITIONS = {1: ROUND1_SHARDS, 2: ROUND2_SHARDS}
 
+# A round shard depends on the whole of reference_renders (what its detector and generator learned
+# from), not on a partition of that name: the partition sets differ, so the default identity
+# mapping is invalid (`dagster definitions validate` rejects the code location without this).
+ALL_REFERENCE_RENDERS = dg.AssetDep("reference_renders", partition_mapping=dg.AllPartitionMapping())
+
 
 def round_asset_name(round_index: int) -> str:
     return f"round{round_index}_generations"
@@ -143,7 +148,7 @@ def _draw(context: dg.AssetExecutionContext, storage: StorageResource, bank: Pos
 
 @dg.asset(
     group_name="mining",
-    deps=["pose_bank", "reference_renders", "dpo_generator", "pose_detector"],
+    deps=["pose_bank", ALL_REFERENCE_RENDERS, "dpo_generator", "pose_detector"],
     partitions_def=ROUND1_SHARDS,
     kinds={"pytorch", "warp"},
     pool="gpu",
@@ -262,7 +267,7 @@ def _hardness_png(true: np.ndarray, pred: np.ndarray, measured: pd.Series, predi
 
 @dg.asset(
     group_name="mining",
-    deps=["hardness_model", "pose_bank", "reference_renders", "dpo_generator", "pose_detector"],
+    deps=["hardness_model", "pose_bank", ALL_REFERENCE_RENDERS, "dpo_generator", "pose_detector"],
     partitions_def=ROUND2_SHARDS,
     kinds={"pytorch", "warp"},
     pool="gpu",

@@ -64,3 +64,12 @@ def test_groups_are_the_modules_that_define_them():
         node = graph.get(key)
         module = node.assets_def.op.compute_fn.decorated_fn.__module__.rsplit(".", 1)[1]
         assert node.group_name == module, f"{key.to_user_string()}: group {node.group_name}, module {module}"
+
+
+def test_partition_mappings_are_valid():
+    """What `dagster definitions validate` (and so the web UI's code location) checks: a
+    partitioned asset's partitioned upstream with another partition set needs an explicit mapping
+    (the rounds on reference_renders' partitions)."""
+    from orchestration.definitions import defs
+
+    defs.resolve_asset_graph().validate_partitions()
