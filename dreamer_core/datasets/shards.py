@@ -5,8 +5,11 @@ and sample keys (so that dataset-level checks and statistics read indexes, never
 
 Writes are atomic (temp name, then rename) and byte-reproducible (fixed tar headers, sorted
 members). Reading validates: a truncated, tampered or malformed shard, a member with an absolute
-path or ``..``, a missing member, a wrong image size or a NaN label is reported with the shard's
-name, never silently read.
+path or ``..``, a member that is not a regular file (GNU sparse members claim sizes the file does
+not hold) or is larger than any sample member, a duplicate or missing member, an image whose
+header is not the size and mode its labels say (checked before decompressing), labels off the
+schema or with a NaN: each is a ``ShardError`` naming the shard, never a raw exception or a
+silent read.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import io
 import json
 import math
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,33 +217,79 @@ def _safe_member(shard: Path, name: str) -> None:
         )
 
 
-def _decode_png(shard: Path, name: str, data: bytes) -> np.ndarray:
+MAX_SIDE = 8192  # the largest image side a label may declare (full renders are 512 px)
+MAX_MEMBER_BYTES = 3 * MAX_SIDE * MAX_SIDE + (1 << 20)  # an uncompressed PNG of that size, plus headers
+_MODES = {"png": "RGB", "control.png": "RGB", "mask.png": "L", "depth.png": "I;16"}  # what _encode writes
+
+
+def _decode_png(shard: Path, key: str, ext: str, data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """A member's pixels, once its header says it is a PNG of the labels' size and the mode this
+    pipeline writes: nothing is decompressed before that (a decompression bomb is refused by its
+    header, whatever Pillow's own limit is)."""
+    name = f"{key}.{ext}"
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            if im.size != size or im.mode != _MODES[ext]:
+                raise ShardError(f"{shard}: {name} is a {im.size[0]}x{im.size[1]} {im.mode} image, its labels say "
+                                 f"{size[0]}x{size[1]} {_MODES[ext]}")  # fmt: skip
             im.load()
             return np.asarray(im)
+    except ShardError:
+        raise
     except Exception as exc:  # PIL raises many types for corrupt data
         raise ShardError(f"{shard}: member {name!r} is not a valid PNG ({exc})") from exc
 
 
-def _check_labels(shard: Path, key: str, labels: Any) -> None:
-    if not isinstance(labels, dict):
-        raise ShardError(f"{shard}: {key}.json is not a JSON object")
+# Label fields and their shapes (None: any length); every sample has the first three.
+_LABEL_SHAPES: dict[str, tuple[int | None, ...]] = {
+    "image_size": (2,), "keypoints_2d": (None, 3), "K": (3, 3), "R": (3, 3), "t": (3,), "bbox": (4,),
+    "joints_3d": (None, 3), "global_orient_cam": (3,), "transl_cam": (3,),
+}  # fmt: skip
+_LABEL_REQUIRED = ("image_size", "keypoints_2d", "K")
 
-    def walk(v: Any, where: str) -> None:
+
+def _shape_of(value: Any, shape: tuple[int | None, ...]) -> bool:
+    """Whether ``value`` is nested lists of finite numbers of ``shape``."""
+    if not shape:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    n, rest = shape[0], shape[1:]
+    return isinstance(value, list) and (n is None or len(value) == n) and all(_shape_of(v, rest) for v in value)
+
+
+def _finite_everywhere(shard: Path, key: str, labels: dict[str, Any]) -> None:
+    """No NaN or infinity anywhere in the labels (walked without recursion: JSON may nest deeply)."""
+    stack: list[tuple[Any, str]] = [(labels, "labels")]
+    while stack:
+        v, where = stack.pop()
         if isinstance(v, float) and not math.isfinite(v):
             raise ShardError(f"{shard}: {key}.json has a non-finite value at {where}")
         if isinstance(v, dict):
-            for k, x in v.items():
-                walk(x, f"{where}.{k}")
+            stack.extend((x, f"{where}.{k}") for k, x in v.items())
         elif isinstance(v, list):
-            for i, x in enumerate(v):
-                walk(x, f"{where}[{i}]")
+            stack.extend((x, f"{where}[{i}]") for i, x in enumerate(v))
 
-    walk(labels, "labels")
-    for field in ("image_size", "keypoints_2d", "K"):
+
+def _parse_labels(shard: Path, key: str, data: bytes) -> dict[str, Any]:
+    """A sample's labels: JSON of the schema above (the fields every reader indexes are there, with
+    their shapes, and the image size is sane), or a ShardError naming what is wrong."""
+    try:
+        labels = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ShardError(f"{shard}: {key}.json is not valid JSON ({str(exc)[:200]})") from exc
+    if not isinstance(labels, dict):
+        raise ShardError(f"{shard}: {key}.json is not a JSON object")
+    _finite_everywhere(shard, key, labels)
+    for field in _LABEL_REQUIRED:
         if field not in labels:
             raise ShardError(f"{shard}: {key}.json lacks {field!r}")
+    for field, shape in _LABEL_SHAPES.items():
+        if field in labels and not _shape_of(labels[field], shape):
+            want = "x".join("n" if n is None else str(n) for n in shape)
+            raise ShardError(f"{shard}: {key}.json field {field!r} is not a {want} array of numbers")
+    w, h = labels["image_size"]
+    if not all(isinstance(v, int) and 1 <= v <= MAX_SIDE for v in (w, h)):
+        raise ShardError(f"{shard}: {key}.json image_size {labels['image_size']} is not two sides in 1..{MAX_SIDE}")
+    return labels
 
 
 def _shard_bytes(path: Path, sha256: str | None) -> bytes:
@@ -254,23 +303,39 @@ def _shard_bytes(path: Path, sha256: str | None) -> bytes:
     return data
 
 
-def read_shard(path: str | Path, sha256: str | None = None, keys: list[str] | None = None) -> Iterator[Sample]:
-    """Yield the samples of one shard, validating everything; ``sha256`` (from the index) detects
-    tampering, ``keys`` (from the index) that the index describes this shard."""
-    path = Path(path)
-    data = _shard_bytes(path, sha256)
+def _members(path: Path, data: bytes, wanted: Callable[[str], bool] = lambda ext: True) -> dict[str, dict[str, bytes]]:
+    """``{key: {ext: bytes}}`` of a shard's members (those whose extension ``wanted`` accepts), in
+    shard order. Only regular files (not GNU sparse members, whose stated size is not in the file)
+    under ``MAX_MEMBER_BYTES``, each name once."""
     groups: dict[str, dict[str, bytes]] = {}
+    seen: set[str] = set()
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for member in tar:
                 _safe_member(path, member.name)
-                if not member.isfile():
+                if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE) or member.sparse is not None:
                     raise ShardError(f"{path}: member {member.name!r} is not a regular file")
+                if member.size > MAX_MEMBER_BYTES:
+                    raise ShardError(f"{path}: member {member.name!r} says it holds {member.size} bytes, more than "
+                                     f"any sample member ({MAX_MEMBER_BYTES})")  # fmt: skip
+                if member.name in seen:
+                    raise ShardError(f"{path}: member {member.name!r} appears twice")
+                seen.add(member.name)
                 key, _, ext = member.name.partition(".")
-                f = tar.extractfile(member)
-                groups.setdefault(key, {})[ext] = f.read() if f else b""
+                group = groups.setdefault(key, {})
+                if wanted(ext):
+                    f = tar.extractfile(member)
+                    group[ext] = f.read() if f else b""
     except (tarfile.TarError, EOFError) as exc:
         raise ShardError(f"{path}: not a valid tar shard ({exc}); it may be truncated") from exc
+    return groups
+
+
+def read_shard(path: str | Path, sha256: str | None = None, keys: list[str] | None = None) -> Iterator[Sample]:
+    """Yield the samples of one shard, validating everything; ``sha256`` (from the index) detects
+    tampering, ``keys`` (from the index) that the index describes this shard."""
+    path = Path(path)
+    groups = _members(path, _shard_bytes(path, sha256))
     if not groups:
         raise ShardError(f"{path}: holds no samples")
     if keys is not None and list(groups) != list(keys):
@@ -282,22 +347,12 @@ def read_shard(path: str | Path, sha256: str | None = None, keys: list[str] | No
         unknown = set(members) - set(REQUIRED) - set(OPTIONAL)
         if unknown:
             raise ShardError(f"{path}: sample {key!r} has unexpected members {sorted(unknown)}")
-        try:
-            labels = json.loads(members["json"])
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ShardError(f"{path}: {key}.json is not valid JSON ({exc})") from exc
-        _check_labels(path, key, labels)
-        w, h = labels["image_size"]
-        image = _decode_png(path, f"{key}.png", members["png"])
-        control = _decode_png(path, f"{key}.control.png", members["control.png"])
-        mask = _decode_png(path, f"{key}.mask.png", members["mask.png"])
+        labels = _parse_labels(path, key, members["json"])
+        size = tuple(labels["image_size"])
+        image, control, mask = (_decode_png(path, key, e, members[e], size) for e in ("png", "control.png", "mask.png"))
         depth = None
         if "depth.png" in members:
-            depth = _decode_png(path, f"{key}.depth.png", members["depth.png"]).astype(np.float32) / 1000.0
-        for name, arr, shape in (("png", image, (h, w, 3)), ("control.png", control, (h, w, 3)),
-                                 ("mask.png", mask, (h, w)), ("depth.png", depth, (h, w))):  # fmt: skip
-            if arr is not None and arr.shape != shape:
-                raise ShardError(f"{path}: {key}.{name} has shape {arr.shape}, labels say {shape}")
+            depth = _decode_png(path, key, "depth.png", members["depth.png"], size).astype(np.float32) / 1000.0
         yield Sample(key=key, image=image, control=control, mask=mask, labels=labels, depth=depth)
 
 
@@ -305,23 +360,10 @@ def read_labels(path: str | Path, sha256: str | None = None) -> Iterator[tuple[s
     """``(key, labels)`` of every sample of one shard, in shard order, without decoding an image:
     statistics over a training set (mean parameters, counts) read only the JSON members."""
     path = Path(path)
-    data = _shard_bytes(path, sha256)
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            for member in tar:
-                _safe_member(path, member.name)
-                key, _, ext = member.name.partition(".")
-                if ext != "json" or not member.isfile():
-                    continue
-                f = tar.extractfile(member)
-                try:
-                    labels = json.loads(f.read() if f else b"")
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise ShardError(f"{path}: {key}.json is not valid JSON ({exc})") from exc
-                _check_labels(path, key, labels)
-                yield key, labels
-    except (tarfile.TarError, EOFError) as exc:
-        raise ShardError(f"{path}: not a valid tar shard ({exc}); it may be truncated") from exc
+    for key, members in _members(path, _shard_bytes(path, sha256), lambda ext: ext == "json").items():
+        if "json" not in members:
+            raise ShardError(f"{path}: sample {key!r} lacks members ['{key}.json']")
+        yield key, _parse_labels(path, key, members["json"])
 
 
 def iter_folder(folder: str | Path, verify: bool = True) -> Iterator[Sample]:

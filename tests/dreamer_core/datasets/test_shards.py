@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
+from dreamer_core.datasets import shards
 from dreamer_core.datasets.shards import (
     Sample,
     ShardError,
@@ -17,6 +18,7 @@ from dreamer_core.datasets.shards import (
     publish_shard,
     read_entry,
     read_index,
+    read_labels,
     read_shard,
     update_index,
     write_shard,
@@ -131,6 +133,101 @@ def test_nan_label_and_corrupt_png(tmp_path):
     raw_tar(tmp_path / "p.tar", members)
     with pytest.raises(ShardError, match="not a valid PNG"):
         list(read_shard(tmp_path / "p.tar"))
+
+
+def _sparse_tar(path, members: dict[str, bytes], sparse_name: str, claimed: int) -> None:
+    """A GNU tar whose ``sparse_name`` member claims ``claimed`` bytes while the file holds none of
+    them (the trick that made ``read()`` return 50 MB from a 1.5 kB file)."""
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo(sparse_name)
+        info.type = tarfile.GNUTYPE_SPARSE
+        info.size = 0
+        header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+        # a sparse map of one 0-byte region and realsize = claimed (header offsets 386 and 483)
+        header[386:398], header[398:410] = b"%011o\0" % 0, b"%011o\0" % 0
+        header[483:495] = b"%011o\0" % claimed
+        header[148:156] = b"        "
+        header[148:155] = b"%06o\0" % (sum(header[:512]) & 0o777777)
+        tar.fileobj.write(bytes(header[:512]))
+        tar.offset += 512
+
+
+def test_sparse_oversized_and_duplicate_members_are_refused(tmp_path, monkeypatch):
+    members = members_of(make_sample(0))
+    _sparse_tar(tmp_path / "sparse.tar", members, "s000000.depth.png", 50_000_000)
+    assert tarfile.open(tmp_path / "sparse.tar").getmember("s000000.depth.png").isfile()  # tarfile's view
+    with pytest.raises(ShardError, match="not a regular file"):
+        list(read_shard(tmp_path / "sparse.tar"))
+    with pytest.raises(ShardError, match="not a regular file"):
+        list(read_labels(tmp_path / "sparse.tar"))
+    raw_tar(tmp_path / "big.tar", members)
+    monkeypatch.setattr(shards, "MAX_MEMBER_BYTES", 100)  # the cap, scaled down to this sample's members
+    with pytest.raises(ShardError, match="more than any sample member"):
+        list(read_shard(tmp_path / "big.tar"))
+    monkeypatch.undo()
+    with tarfile.open(tmp_path / "dup.tar", "w") as tar:
+        for name, data in [*members.items(), ("s000000.json", members["s000000.json"])]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ShardError, match="appears twice"):
+        list(read_shard(tmp_path / "dup.tar"))
+
+
+def test_image_size_and_mode_are_checked_before_decoding(tmp_path):
+    from PIL import Image
+
+    members = members_of(make_sample(0))
+    bomb = io.BytesIO()  # 81 megapixels (under Pillow's own limit) in 80 kB: never decompressed
+    Image.new("L", (9000, 9000)).save(bomb, format="PNG")
+    cases = [("mask.png", bomb.getvalue(), "9000x9000 L image"),
+             ("control.png", members["s000000.mask.png"], "16x16 L image, its labels say 16x16 RGB")]  # fmt: skip
+    for ext, data, why in cases:
+        bad = {**members, f"s000000.{ext}": data}
+        raw_tar(tmp_path / "i.tar", bad)
+        with pytest.raises(ShardError, match=why):
+            list(read_shard(tmp_path / "i.tar"))
+
+
+@pytest.mark.parametrize(
+    "edit, why",
+    [
+        (lambda lab: lab.update(image_size=5), "'image_size' is not a 2 array"),
+        (lambda lab: lab.update(image_size=[0, 16]), "not two sides"),
+        (lambda lab: lab.update(image_size=[16.5, 16]), "not two sides"),
+        (lambda lab: lab.update(keypoints_2d=[[1.0, 2.0]] * 23), "'keypoints_2d' is not a nx3 array"),
+        (lambda lab: lab.update(K="eye"), "'K' is not a 3x3 array"),
+        (lambda lab: lab.pop("K"), "lacks 'K'"),
+        (lambda lab: lab.update(joints_3d=[[True, 0.0, 0.0]]), "'joints_3d'"),
+    ],
+)
+def test_labels_off_the_schema_are_a_shard_error(tmp_path, edit, why):
+    members = members_of(make_sample(0))
+    lab = json.loads(members["s000000.json"])
+    edit(lab)
+    members["s000000.json"] = json.dumps(lab).encode()
+    raw_tar(tmp_path / "l.tar", members)
+    with pytest.raises(ShardError, match=why):
+        list(read_shard(tmp_path / "l.tar"))
+    with pytest.raises(ShardError, match=why):
+        list(read_labels(tmp_path / "l.tar"))
+
+
+def test_deeply_nested_label_json_is_a_shard_error(tmp_path):
+    members = members_of(make_sample(0))
+    lab = members["s000000.json"].decode()
+    members["s000000.json"] = (lab[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}").encode()
+    raw_tar(tmp_path / "d.tar", members)
+    with pytest.raises(ShardError, match="not valid JSON"):
+        list(read_shard(tmp_path / "d.tar"))
+    members["s000000.json"] = (lab[:-1] + ', "x": ' + "[" * 500 + "1e999" + "]" * 500 + "}").encode()
+    raw_tar(tmp_path / "d.tar", members)
+    with pytest.raises(ShardError, match="non-finite"):
+        list(read_shard(tmp_path / "d.tar"))
 
 
 def test_writer_refuses_nan_labels(tmp_path):
