@@ -132,6 +132,7 @@ FilteredDatasetConfig = config_class(
 HMRCheckpointsConfig = config_class(
     "HMRCheckpointsConfig", (HMRSettings,),
     "HMR model, training budget (the same for every training set) and which sets to train (params.yaml: hmr).",
+    fixed=("launcher",),  # the command the training runs under: the deployment's (params.yaml), never a run's
 )  # fmt: skip
 BenchmarkConfig = config_class(
     "BenchmarkConfig", (BenchmarkSettings,),

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from dreamer_core.config.avatars import launcher_problem
 from dreamer_core.errors import PipelineInputError
 from dreamer_core.tracking import NullTracker, Tracker
 
@@ -43,6 +44,9 @@ def training_command(module: str, launcher: str = "") -> list[str]:
     (``torchrun --nproc_per_node 8 ...``: rank 0 talks to Dagster, every rank trains)."""
     if not launcher:
         return [sys.executable, "-m", module]
+    problem = launcher_problem(launcher)  # checked in params.yaml too; here again, right before it runs
+    if problem:
+        raise PipelineInputError(f"hmr.launcher {launcher!r}: {problem}")
     parts = shlex.split(launcher)
     local = Path(sys.executable).parent / parts[0]
     return [str(local) if local.exists() else parts[0], *parts[1:], "-m", module]

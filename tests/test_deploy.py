@@ -241,10 +241,12 @@ def test_dvc_refuses_a_data_folder_it_does_not_version(tmp_path, monkeypatch):
 
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.setenv("PD_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("PD_DVC_REPO", str(tmp_path))
     with pytest.raises(dg.Failure, match="set PD_DATA_DIR to"):
-        DVCResource(repo_dir=str(tmp_path)).check_layout("data/pose_bank")
+        DVCResource().check_layout("data/pose_bank")
     monkeypatch.setenv("PD_DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "data" / "pose_bank").mkdir(parents=True)
-    DVCResource(repo_dir=str(tmp_path)).check_layout("data/pose_bank")
+    DVCResource().check_layout("data/pose_bank")
+    monkeypatch.setenv("PD_DVC_REPO", str(tmp_path / "data"))
     with pytest.raises(dg.Failure, match="has no dvc.yaml"):
-        DVCResource(repo_dir=str(tmp_path / "data")).check_layout("data/pose_bank")
+        DVCResource().check_layout("data/pose_bank")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,13 +14,66 @@ HMR_TRAINING_FIELDS = ("steps", "batch_size", "lr", "weight_decay", "flip")  # H
 GST_MODEL_FIELDS = ("num_vertices", "chunk", "sh_degree", "freeze_backbone")  # GSTConfig's
 GST_TRAINING_FIELDS = ("steps", "subjects_per_step", "target_views", "lr", "backbone_lr", "mask_weight",
                        "tightness_weight")  # GSTTraining's (with the seed)  # fmt: skip
+# The torchrun flags a launcher may pass, each with the form of its value (None: a bare switch).
+# An allow-list: anything else (``--no-python``, a script, ``-m``) could run another program with
+# the pod's environment, so it is refused rather than passed on.
+_HOST = r"[A-Za-z0-9.-]+"
+TORCHRUN_FLAGS: dict[str, str | None] = {
+    "--standalone": None,
+    "--nproc_per_node": r"[1-9][0-9]{0,3}|gpu|cpu|auto",
+    "--nnodes": r"[1-9][0-9]{0,4}(:[1-9][0-9]{0,4})?",
+    "--node_rank": r"[0-9]{1,5}",
+    "--rdzv_backend": r"c10d|static|etcd|etcd-v2",
+    "--rdzv_endpoint": rf"{_HOST}(:[0-9]{{1,5}})?",
+    "--rdzv_id": r"[A-Za-z0-9_-]{1,64}",
+    "--master_addr": _HOST,
+    "--master_port": r"[0-9]{1,5}",
+    "--max_restarts": r"[0-9]{1,3}",
+    "--monitor_interval": r"[0-9]{1,4}(\.[0-9]+)?",
+}
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a set name becomes a folder name: no separators, no dots
+
+
+def launcher_problem(value: Any) -> str:
+    """Why ``value`` is not an allowed launcher ("" when it is): "" or ``torchrun`` with flags of
+    ``TORCHRUN_FLAGS`` only (``--flag value``, ``--flag=value``; dashes or underscores)."""
+    if not isinstance(value, str):
+        return "not a string"
+    words = value.split()
+    if not words:
+        return ""
+    if words[0] != "torchrun":
+        return f"the program is {words[0]!r}, not torchrun"
+    rest = words[1:]
+    while rest:
+        word = rest.pop(0)
+        flag, eq, val = word.partition("=")
+        flag = "--" + flag[2:].replace("-", "_") if flag.startswith("--") else flag
+        if flag not in TORCHRUN_FLAGS:
+            return f"{word!r} is not an allowed torchrun flag ({', '.join(TORCHRUN_FLAGS)})"
+        form = TORCHRUN_FLAGS[flag]
+        if form is None:
+            if eq:
+                return f"{flag} takes no value"
+            continue
+        if not eq:
+            val = rest.pop(0) if rest else ""
+        if not re.fullmatch(form, val):
+            return f"{flag} {val!r} is not of the form {form}"
+    return ""
+
+
 LAUNCHER = Check(
-    lambda v: isinstance(v, str) and (v == "" or v.split()[0] == "torchrun"),
-    '"" (one process) or a torchrun command line, e.g. "torchrun --standalone --nproc_per_node gpu"',
+    lambda v: launcher_problem(v) == "",
+    '"" (one process) or "torchrun" with allowed flags only (--standalone, --nproc_per_node, --nnodes, '
+    "--node_rank, --rdzv_*, --master_addr, --master_port, --max_restarts), e.g. "
+    '"torchrun --standalone --nproc_per_node gpu"',
 )
 REAL_SETS = Check(lambda v: isinstance(v, dict) and not set(v) & set(SYNTHETIC_SETS)
+                  and all(isinstance(n, str) and NAME.fullmatch(n) for n in v)
                   and all(isinstance(s, str) and s.startswith("3dpw:") for s in v.values()),
-                  'a mapping name -> "3dpw:<root>" whose names differ from rendered / generated / mixed')  # fmt: skip
+                  'a mapping name -> "3dpw:<root>": names of [A-Za-z0-9_-] (folder names), other than '
+                  "rendered / generated / mixed")  # fmt: skip
 
 
 @dataclass(frozen=True)

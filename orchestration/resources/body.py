@@ -29,16 +29,22 @@ def _renderer(body: BodyModel, device: str) -> Any:
 
 
 class BodyModelResource(dg.ConfigurableResource):
-    """The fields of ``dreamer_core.config.BodyModelSettings`` (a test keeps them equal)."""
+    """The fields of ``dreamer_core.config.BodyModelSettings`` (a test keeps them equal) but
+    ``allow_pickle_models``: whether official ``.pkl`` files may be unpickled is the deployment's
+    choice (params.yaml), never a run's. While it is on, the model folder is params.yaml's too
+    (a run could otherwise point the trusted unpickler at files of its choosing)."""
 
     name: str = _BM.name
     model_dir: str = _BM.model_dir
     gender: str = _BM.gender
     num_betas: int = _BM.num_betas
-    allow_pickle_models: bool = _BM.allow_pickle_models
 
     def settings(self) -> BodyModelSettings:
-        return BodyModelSettings.from_mapping(self.model_dump(), "resources.")
+        if _BM.allow_pickle_models and self.model_dir != _BM.model_dir:
+            raise dg.Failure(f"resources.body_model.model_dir {self.model_dir!r}: with body_model.allow_pickle_models "
+                             f"on, models load only from params.yaml's model_dir {_BM.model_dir!r}")  # fmt: skip
+        values = {**self.model_dump(), "allow_pickle_models": _BM.allow_pickle_models}
+        return BodyModelSettings.from_mapping(values, "resources.")
 
     def load(self) -> BodyModel:
         """One instance per process: anny construction costs ~0.5 s even with a warm cache."""

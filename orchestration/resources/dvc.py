@@ -33,14 +33,16 @@ def default_dvc_bin() -> str:
 
 
 class DVCResource(dg.ConfigurableResource):
-    dvc_bin: str = ""  # empty: PD_DVC_BIN or <repo>/.venv-dvc/bin/dvc
-    repo_dir: str = ""  # empty: PD_DVC_REPO or the repository root
+    """Commits and pushes asset outputs. Which binary runs and in which workspace come from the
+    deployment's environment (PD_DVC_BIN, PD_DVC_REPO), never from a resource or run config: a
+    launchpad could otherwise run any program."""
+
     push: bool = True
     enabled: bool = True  # PD_DVC=off also switches versioning off (a scratch data folder outside the repo)
     retries: int = 5
 
     def _repo(self) -> Path:
-        return Path(self.repo_dir or os.environ.get("PD_DVC_REPO") or REPO_ROOT).resolve()
+        return Path(os.environ.get("PD_DVC_REPO") or REPO_ROOT).resolve()
 
     def check_layout(self, out: str) -> None:
         """dvc.yaml's outs are ``data/<asset>`` inside the DVC workspace: assets must write there,
@@ -57,7 +59,7 @@ class DVCResource(dg.ConfigurableResource):
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         repo = self._repo()
-        binary = self.dvc_bin or default_dvc_bin()
+        binary = default_dvc_bin()
         if not Path(binary).exists():
             raise dg.Failure(f"DVC not found at {binary}; run `make setup` (it creates .venv-dvc) or set PD_DVC_BIN")
         lock_path = repo / ".dvc" / "tmp" / "pd-resource.lock"

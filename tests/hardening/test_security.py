@@ -12,7 +12,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.definitions import ASSETS, CHECKS
+from dreamer_core.errors import PipelineInputError
+from orchestration.definitions import ASSETS, CHECKS, RESOURCES
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.resources.tracking import MLflowRun, redact
 from orchestration.settings import PoseBankConfig
@@ -107,3 +108,40 @@ def test_secrets_never_reach_mlflow_or_the_run_log(tmp_path, monkeypatch):
     for name, secret in SECRETS.items():
         assert not [r for r in rows if secret in r], f"{name} reached MLflow"
         assert not [m for m in logs if secret in m], f"{name} reached the Dagster run log"
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    ["torchrun --no-python sh -c 'id'", "torchrun --standalone sh", "bash -c id", "torchrun -m os",
+     "torchrun --nproc_per_node '8;id'", 'torchrun "--no-python"', "torchrun --rdzv_conf=x", "python"],
+)  # fmt: skip
+def test_a_launcher_is_torchrun_with_allowed_flags_only(launcher):
+    from dreamer_core.config import HMRSettings
+    from dreamer_core.errors import ConfigError
+    from orchestration.training_entry import training_command
+
+    with pytest.raises(ConfigError, match="hmr.launcher"):
+        HMRSettings.from_mapping({"launcher": launcher}, "hmr.")
+    with pytest.raises(PipelineInputError, match="hmr.launcher"):
+        training_command("orchestration.train_hmr", launcher)
+    ok = "torchrun --standalone --nproc-per-node=8 --nnodes 1:2 --rdzv_endpoint head:29400"
+    assert training_command("orchestration.train_hmr", ok)[-2:] == ["-m", "orchestration.train_hmr"]
+
+
+def test_security_settings_cannot_be_set_from_a_launchpad():
+    """What runs (the launcher, the DVC binary and workspace) and what may be unpickled come from
+    code, params.yaml or the deployment's environment: no run config or resource config offers them."""
+    from dreamer_core.config import HMRSettings
+    from dreamer_core.errors import ConfigError
+    from orchestration.settings import HMRCheckpointsConfig
+
+    assert "launcher" not in HMRCheckpointsConfig.model_fields
+    assert not {"dvc_bin", "repo_dir"} & set(DVCResource.model_fields)
+    assert "allow_pickle_models" not in BodyModelResource.model_fields
+    with pytest.raises(dg.DagsterInvalidConfigError):  # run config cannot name what the class does not have
+        dg.materialize(ASSETS, selection=["pose_bank"], resources=RESOURCES,
+                       run_config={"resources": {"dvc": {"config": {"dvc_bin": "/bin/sh"}}}})  # fmt: skip
+    for name in ("../../etc", "a/b", "x.y", ""):  # real set names become folder names
+        with pytest.raises(ConfigError, match="hmr.real_train"):
+            HMRSettings.from_mapping({"real_train": {name: "3dpw:/data/3dpw"}}, "hmr.")
+    assert HMRSettings.from_mapping({"real_train": {"3dpw_train-1": "3dpw:/d"}}, "hmr.").real_train

@@ -20,7 +20,7 @@ def resources(root, tmp_path):
         "mlflow": MLflowResource(
             tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=(tmp_path / "artifacts").as_uri()
         ),  # fmt: skip
-        "dvc": DVCResource(repo_dir=str(root)),
+        "dvc": DVCResource(),  # the workspace: PD_DVC_REPO (set by the test)
     }
 
 
@@ -40,6 +40,7 @@ def test_materialize_pose_bank_in_process(repo_copy, tmp_path, monkeypatch):
     root, env = repo_copy
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
     monkeypatch.delenv("DVC_STAGE", raising=False)
+    monkeypatch.setenv("PD_DVC_REPO", str(root))
     instance = dg.DagsterInstance.get()
     result = dg.materialize(
         [*ASSETS, *CHECKS],
