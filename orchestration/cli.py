@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,10 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
     ensure_initial_shards(instance)
     failed: list[str] = []
     warned: list[str] = []
+    times: list[tuple[str, int, float]] = []
     code = 0
     for key in [k for k in known if k in keys]:
+        started = time.perf_counter()
         pdef = graph.get(dg.AssetKey(key)).partitions_def
         runs = [None] if pdef is None else (partitions or pdef.get_partition_keys(dynamic_partitions_store=instance))
         if workers > 1 and len(runs) > 1:
@@ -123,6 +126,7 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
                 results = list(pool.map(_run_one, [key] * len(runs), runs, [threads] * len(runs)))
         else:
             results = [_run_one(key, partition) for partition in runs]
+        times.append((key, len(runs), time.perf_counter() - started))
         for label, success, run_id, bad_checks, message, warnings in results:
             print(f"materialized {label}: {'ok' if success else 'FAILED'} (run {run_id})", flush=True)
             if message:
@@ -136,8 +140,22 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
             print(f"stopping: {key} failed; its downstream assets were not run", file=sys.stderr)
             code = 1
             break
+    _time_table(times)
     _summary(failed, warned)
     return code or (1 if failed else 0)
+
+
+def _time_table(times: list[tuple[str, int, float]]) -> None:
+    """Wall seconds per asset (all its partitions, process starts included), slowest first: where
+    a run's time went, so the step to speed up is the one at the top."""
+    if not times:
+        return
+    total = sum(t for _, _, t in times)
+    width = max(len(k) for k, _, _ in times)
+    print(f"\n{'asset':<{width}}  runs  seconds  share")
+    for key, runs, seconds in sorted(times, key=lambda x: -x[2]):
+        print(f"{key:<{width}}  {runs:>4}  {seconds:>7.1f}  {seconds / total:>5.1%}")
+    print(f"{'total':<{width}}  {sum(r for _, r, _ in times):>4}  {total:>7.1f}")
 
 
 def _summary(failed: list[str], warned: list[str]) -> None:
