@@ -250,3 +250,35 @@ def test_dvc_refuses_a_data_folder_it_does_not_version(tmp_path, monkeypatch):
     monkeypatch.setenv("PD_DVC_REPO", str(tmp_path / "data"))
     with pytest.raises(dg.Failure, match="has no dvc.yaml"):
         DVCResource().check_layout("data/pose_bank")
+
+
+def test_a_held_dvc_lock_fails_the_step_after_its_timeout(tmp_path, monkeypatch):
+    """One DVC writer at a time across pods: a second waits on the workspace lock, then gives up
+    with a message instead of hanging the run forever."""
+    import fcntl
+
+    from orchestration.resources import DVCResource
+
+    monkeypatch.setenv("PD_DVC_REPO", str(tmp_path))
+    monkeypatch.setenv("PD_DVC_BIN", "/bin/true")
+    lock = tmp_path / ".dvc" / "tmp" / "pd-resource.lock"
+    lock.parent.mkdir(parents=True)
+    with open(lock, "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another run's commit, in progress
+        with pytest.raises(dg.Failure, match="held by another run for more than 1 s"):
+            DVCResource(lock_timeout_s=1.0).run("status")
+    assert DVCResource(lock_timeout_s=1.0).run("status").returncode == 0  # free again: it runs
+
+
+def test_dvc_failure_messages_carry_no_credentials(tmp_path, monkeypatch):
+    from orchestration.resources import DVCResource
+
+    fake_remote = tmp_path / "dvc"  # a DVC that fails the way a push to a remote with credentials does
+    fake_remote.write_text("#!/bin/sh\necho 'ERROR: failed to push to https://ci:hunter2-remote-pass@dvc.example' >&2\n"
+                           "exit 1\n")  # fmt: skip
+    fake_remote.chmod(0o755)
+    monkeypatch.setenv("PD_DVC_REPO", str(tmp_path))
+    monkeypatch.setenv("PD_DVC_BIN", str(fake_remote))
+    with pytest.raises(dg.Failure) as info:
+        DVCResource(retries=1).run("push")
+    assert "hunter2-remote-pass" not in str(info.value) and "https://ci:***@dvc.example" in str(info.value)

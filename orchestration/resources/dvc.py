@@ -24,6 +24,7 @@ import dagster as dg
 import yaml
 
 from orchestration.env import REPO_ROOT, data_dir
+from orchestration.resources.tracking import redact
 
 UNDER_DVC_ENV = "DVC_STAGE"  # set by DVC for every stage command it runs
 
@@ -40,6 +41,7 @@ class DVCResource(dg.ConfigurableResource):
     push: bool = True
     enabled: bool = True  # PD_DVC=off also switches versioning off (a scratch data folder outside the repo)
     retries: int = 5
+    lock_timeout_s: float = 900.0  # how long a commit waits for another run's DVC command
 
     def _repo(self) -> Path:
         return Path(os.environ.get("PD_DVC_REPO") or REPO_ROOT).resolve()
@@ -66,15 +68,30 @@ class DVCResource(dg.ConfigurableResource):
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
         with open(lock_path, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._lock(lock, lock_path)
             for attempt in range(self.retries):
                 proc = subprocess.run([binary, *args], cwd=repo, env=env, capture_output=True, text=True)
                 if proc.returncode == 0 or "lock" not in (proc.stderr + proc.stdout).lower():
                     break
                 time.sleep(0.5 * (attempt + 1))  # another DVC command holds the repo lock
-        if proc.returncode != 0:
-            raise dg.Failure(f"`dvc {' '.join(args)}` failed:\n{proc.stderr.strip() or proc.stdout.strip()}")
+        if proc.returncode != 0:  # DVC's stderr may hold a remote URL with its credentials
+            raise dg.Failure(f"`dvc {' '.join(args)}` failed:\n{redact(proc.stderr.strip() or proc.stdout.strip())}")
         return proc
+
+    def _lock(self, lock: Any, path: Path) -> None:
+        """The workspace's writer lock (one DVC command at a time across processes and pods), waited
+        for at most ``lock_timeout_s``: a stuck holder fails this step with a message, not forever."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                held = time.monotonic() > deadline
+            if held:
+                raise dg.Failure(f"the DVC workspace lock {path} was held by another run for more than "
+                                 f"{self.lock_timeout_s:.0f} s; rerun this step when it is free")  # fmt: skip
+            time.sleep(0.5)
 
     def out_hash(self, stage: str, out: str) -> str | None:
         lock = self._repo() / "dvc.lock"

@@ -23,8 +23,12 @@ from dreamer_core.config import Section
 from orchestration.env import default_artifact_root, default_tracking_uri, mlflow_dir, mlflow_ui_url
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
-# Keys whose values must never reach a tracking server.
-_SECRET_MARKERS = ("password", "secret", "token", "api_key", "credential")
+# Keys whose values must never reach a tracking server: names holding one of the markers, or a
+# "key" / "pass" / "pwd" word (AWS_ACCESS_KEY_ID, S3_KEY, DB_PASS).
+_SECRET_MARKERS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential", "private_key")
+_SECRET_WORD = re.compile(r"(^|[_.-])(key|pass|pwd|auth)([_.-]|$)")
+_log = logging.getLogger(__name__)
+RETRIES = 4  # attempts of one tracking call before it becomes a warning (a locked SQLite store, a busy server)
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s/]+)@")
 
 
@@ -39,6 +43,33 @@ def redact(value: str) -> str:
     return value
 
 
+def _is_secret(key: str) -> bool:
+    low = key.lower()
+    return any(m in low for m in _SECRET_MARKERS) or bool(_SECRET_WORD.search(low))
+
+
+def _tolerant(call: Any) -> Any:
+    """A tracking call retried with backoff, then given up with a warning: losing a metric point
+    must never kill a training ("database is locked" from a SQLite store written by several
+    processes, a tracking server restarting)."""
+    import functools
+    import time
+
+    @functools.wraps(call)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(RETRIES):
+            try:
+                return call(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - any tracking failure (store, network) degrades
+                if attempt + 1 == RETRIES:
+                    _log.warning("MLflow %s failed %d times, skipped: %s", call.__name__, RETRIES, redact(str(exc)))
+                    return None
+                time.sleep(0.25 * 2**attempt)
+        return None
+
+    return wrapper
+
+
 class MLflowRun:
     def __init__(self, client: Any, run_id: str, experiment_id: str, url: str) -> None:
         self.client = client
@@ -46,6 +77,7 @@ class MLflowRun:
         self.experiment_id = experiment_id
         self.url = url
 
+    @_tolerant
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -54,6 +86,7 @@ class MLflowRun:
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
+    @_tolerant
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import time
 
@@ -63,6 +96,7 @@ class MLflowRun:
         items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
         self.client.log_batch(self.run_id, metrics=items)
 
+    @_tolerant
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
@@ -72,6 +106,7 @@ class MLflowRun:
             p.write_bytes(png)
             self.log_artifact(p, artifact_path)
 
+    @_tolerant
     def set_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, redact(str(v)))
@@ -90,10 +125,6 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
-
-
-def _is_secret(key: str) -> bool:
-    return any(m in key.lower() for m in _SECRET_MARKERS)
 
 
 class MLflowResource(dg.ConfigurableResource):
