@@ -1,7 +1,10 @@
 """Scheduled regeneration: a job (launchable from the UI) adds N new shards per round with fresh
 seeds (a new shard name is a new seed stream); a schedule runs that job on a cron (off until a
 user switches it on); a sensor requests the runs of shards that exist but were never
-materialized, then refreshes ``hardness_model`` and ``filtered_dataset`` once they all landed.
+materialized (none that a run, its own or a UI backfill's, is already working on; a failed one
+again, a few times), then refreshes ``hardness_model`` and ``filtered_dataset`` once nothing is
+in flight. A shard that failed every attempt is named in the sensor's log and no longer holds
+the refresh back.
 
 Round-2 shards draw their poses with whatever hardness model is current when they run.
 """
@@ -84,17 +87,35 @@ refresh_dataset = dg.define_asset_job(
 )  # fmt: skip
 
 
+MAX_ATTEMPTS = 3  # runs of one shard (the first and its retries) before the sensor leaves it to a person
+IN_FLIGHT = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)  # fmt: skip
+GAVE_UP = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
+def shard_runs(instance: dg.DagsterInstance, round_index: int, partition: str) -> tuple[int, int]:
+    """(runs in flight, runs that failed or were canceled) of one shard partition of a round,
+    whoever launched them: this sensor's job or a backfill from the UI (any run whose asset
+    selection holds the round's asset; both rounds name their shards alike)."""
+    key, job = dg.AssetKey(f"round{round_index}_generations"), SHARD_JOBS[round_index].name
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": partition}))
+    mine = [r for r in runs if (key in r.asset_selection if r.asset_selection is not None else r.job_name == job)]
+    return sum(r.status in IN_FLIGHT for r in mine), sum(r.status in GAVE_UP for r in mine)
+
+
 @dg.sensor(
     name="generation_shards_sensor",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=[*SHARD_JOBS.values(), refresh_dataset],
-    description="Requests a run for every generation shard that was added but never materialized; when all have "
-    "landed and a shard is newer than filtered_dataset, refreshes hardness_model and filtered_dataset.",
+    description="Requests a run for every generation shard that was added but never materialized (not while a run "
+    f"of it, a UI backfill's included, is queued or running; a failed shard again, up to {MAX_ATTEMPTS} runs); "
+    "when none is in flight and a shard is newer than filtered_dataset, refreshes hardness_model and "
+    "filtered_dataset.",
 )
 def generation_shards_sensor(context: dg.SensorEvaluationContext) -> list[dg.RunRequest]:
     instance = context.instance
-    requests = []
+    requests, in_flight, given_up = [], 0, []
     latest_shard = 0.0  # timestamp of the newest shard materialization
     for r, pdef in ROUND_PARTITIONS.items():
         key = dg.AssetKey(f"round{r}_generations")
@@ -102,12 +123,22 @@ def generation_shards_sensor(context: dg.SensorEvaluationContext) -> list[dg.Run
             continue  # round 2 needs a hardness model; round 1's shards come first
         done = instance.get_materialized_partitions(key)
         for p in instance.get_dynamic_partitions(pdef.name):
-            if p not in done:
-                requests.append(dg.RunRequest(run_key=f"{key.to_user_string()}:{p}", job_name=SHARD_JOBS[r].name,
-                                              partition_key=p))  # fmt: skip
+            if p in done:
+                continue
+            running, failed = shard_runs(instance, r, p)
+            if running:
+                in_flight += 1
+            elif failed >= MAX_ATTEMPTS:
+                given_up.append(f"{key.to_user_string()}[{p}]")
+            else:  # attempt-numbered keys: a retry is a new request, a repeated tick is not
+                requests.append(dg.RunRequest(run_key=f"{key.to_user_string()}:{p}:attempt-{failed + 1}",
+                                              job_name=SHARD_JOBS[r].name, partition_key=p))  # fmt: skip
         event = instance.get_latest_materialization_event(key)
         latest_shard = max(latest_shard, event.timestamp if event else 0.0)
-    if requests:
+    if given_up:
+        context.log.warning(f"{len(given_up)} shard(s) failed {MAX_ATTEMPTS} runs and are not retried: {given_up} "
+                            "(look at their runs; materialize them from the UI once fixed)")  # fmt: skip
+    if requests or in_flight:
         return requests
     dataset = instance.get_latest_materialization_event(filtered_dataset.key)
     if latest_shard and (dataset is None or dataset.timestamp < latest_shard):
