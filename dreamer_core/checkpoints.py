@@ -18,9 +18,9 @@ def save_checkpoint(folder: str | Path, stem: str, state: dict[str, torch.Tensor
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / f"{stem}.safetensors") as tmp:
+    with atomic_path(folder / f"{stem}.safetensors", durable=True) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp))
-    write_json_atomic(folder / f"{stem}.json" if stem != "model" else folder / "config.json", config)
+    write_json_atomic(folder / f"{stem}.json" if stem != "model" else folder / "config.json", config, durable=True)
 
 
 def load_checkpoint(folder: str | Path, stem: str, cls_name: str, asset: str) -> tuple[dict[str, Any], dict]:

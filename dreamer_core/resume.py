@@ -9,6 +9,7 @@ silently mixed in; a rerun with identical inputs has the identical key and conti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Mapping
@@ -55,12 +56,19 @@ def save_state(folder: str | Path, step: int, modules: dict[str, nn.Module], opt
                 tensors[f"optim.{pid}.{k}"] = v
             else:
                 scalars[f"{pid}.{k}"] = v
-    # The metadata is written last: a state file without matching metadata is never trusted.
-    (folder / META).unlink(missing_ok=True)
-    with atomic_path(folder / STATE) as tmp:
+    # Each save writes a new state file; the metadata, written last, names it and its SHA-256 (the
+    # commit mark), and only then are older state files removed: killed at any point, the folder
+    # holds the previous save or this one, complete, never a state without its metadata.
+    name = f"state-{step:09d}.safetensors"
+    with atomic_path(folder / name, durable=True) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     write_json_atomic(folder / META, {"step": step, "fingerprint": fingerprint, "param_groups": opt["param_groups"],
-                                      "optim_scalars": scalars})  # fmt: skip
+                                      "optim_scalars": scalars, "state": name, "sha256": digest},
+                      durable=True)  # fmt: skip
+    for old in folder.glob("state*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def load_state(folder: str | Path, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer,
@@ -69,12 +77,16 @@ def load_state(folder: str | Path, modules: dict[str, nn.Module], optimizer: tor
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    if not (folder / META).is_file() or not (folder / STATE).is_file():
+    if not (folder / META).is_file():
         return 0
     meta = json.loads((folder / META).read_text())
     if meta["fingerprint"] != json.loads(json.dumps(fingerprint)):
         return 0
-    tensors = load_file(str(folder / STATE))
+    state_file = folder / meta.get("state", STATE)
+    if not state_file.is_file() or ("sha256" in meta and hashlib.sha256(state_file.read_bytes()).hexdigest()
+                                    != meta["sha256"]):  # fmt: skip
+        return 0  # the state its metadata names is gone or is not the one it hashed: start over
+    tensors = load_file(str(state_file))
     rng.set_state(tensors["rng"])
     for name, module in modules.items():
         prefix = f"{name}."

@@ -83,7 +83,7 @@ def _encode(sample: Sample) -> dict[str, bytes]:
 def write_shard(path: str | Path, samples: list[Sample]) -> str:
     """Write one shard atomically; return its SHA-256."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=True) as tmp:  # on the disk before its index vouches for it
         with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for sample in samples:
                 for ext, data in sorted(_encode(sample).items()):
@@ -104,7 +104,7 @@ def update_index(folder: str | Path, entries: dict[str, dict[str, Any]]) -> None
     """Record ``{shard file: {"sha256", "num_samples", "keys"}}``: one small file per shard, so
     that partitions writing different shards in parallel never race on a shared index."""
     for name, entry in entries.items():
-        write_json_atomic(Path(folder) / index_file(name), {name: entry})
+        write_json_atomic(Path(folder) / index_file(name), {name: entry}, durable=True)
 
 
 def publish_shard(folder: str | Path, name: str, samples: list[Sample]) -> str:

@@ -30,3 +30,23 @@ def test_failed_write_leaves_previous_file(tmp_path):
             raise RuntimeError("killed")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_files_get_the_permissions_of_a_plain_open(tmp_path):
+    """Readable by the other users of a shared volume (``mkstemp`` alone gives 0600); durable
+    writes land the same bytes."""
+    import os
+    import stat
+
+    from dreamer_core.io import write_bytes_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_bytes_atomic(tmp_path / "a.bin", b"x")
+        write_bytes_atomic(tmp_path / "b.bin", b"y", durable=True)
+        (tmp_path / "plain.bin").write_bytes(b"z")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"a.bin": 0o644, "b.bin": 0o644, "plain.bin": 0o644}
+    assert (tmp_path / "b.bin").read_bytes() == b"y" and not list(tmp_path.glob(".*.tmp"))

@@ -72,3 +72,44 @@ def test_without_file_fingerprints_the_tensors_key_the_state(tmp_path):
     other = {"image": data["image"].clone()}
     other["image"][0, 0] += 1.0
     assert _load(tmp_path / "resume", _key(tmp_path, other, inputs=False)) == 0
+
+
+def test_a_save_killed_at_any_point_leaves_the_previous_state_or_the_new_one(tmp_path):
+    """SIGKILL at 20 seeded times while a child saves step after step: each time the folder
+    resumes to a step whose weights are that step's (the old save or the new one, complete); the
+    next complete save removes whatever a killed one left."""
+    import os
+    import signal
+    import time
+
+    import numpy as np
+
+    folder, key = tmp_path / "resume", {"run": "kill-test"}
+    rng = np.random.default_rng(0)
+    survived, last = 0, 0
+    for delay in rng.uniform(0.0, 0.05, 20):
+        pid = os.fork()
+        if pid == 0:  # the child: save steps last+1, last+2, ... as fast as it can until killed
+            try:
+                step = last
+                net, gen = nn.Linear(64, 64), torch.Generator().manual_seed(0)
+                opt = torch.optim.SGD(net.parameters())
+                while True:
+                    step += 1
+                    with torch.no_grad():
+                        net.weight.fill_(step)
+                    save_state(folder, step, {"net": net}, opt, gen, key)
+            finally:
+                os._exit(0)
+        time.sleep(0.02 + delay)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        net = nn.Linear(64, 64)
+        step = load_state(folder, {"net": net}, torch.optim.SGD(net.parameters()), torch.Generator(), key)
+        assert step >= last and (step == 0 or bool((net.weight == step).all())), (step, last)
+        survived += step >= last
+        last = step
+    assert survived == 20 and last > 0
+    net = nn.Linear(64, 64)
+    save_state(folder, last + 1, {"net": net}, torch.optim.SGD(net.parameters()), torch.Generator(), key)
+    assert [p.name for p in folder.glob("state*.safetensors")] == [f"state-{last + 1:09d}.safetensors"]
