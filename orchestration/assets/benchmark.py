@@ -42,8 +42,8 @@ from dreamer_core.mining.rounds import generate_shard
 from dreamer_core.poses.bank import ARRAYS_FILE, POSES_FILE, read_pose_bank
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import (
+    asset_step,
     dvc_meta,
-    input_errors,
     input_version,
     log_progress,
     publish_png,
@@ -215,7 +215,7 @@ def scores_markdown(scores: pd.DataFrame) -> str:
     "person's mask (headline) and on the full image of gst_checkpoint, the untrained GST and the flat-coloured HMR "
     "mesh on held-out subjects, and body MPJPE.",
 )
-@input_errors
+@asset_step
 def benchmark_scores(
     context: dg.AssetExecutionContext,
     config: BenchmarkConfig,

@@ -15,7 +15,7 @@ from dreamer_core.poses.bank import (
     write_pose_bank,
 )
 from dreamer_core.viz import skeleton_grid_png
-from orchestration.assets.common import dvc_meta, input_errors
+from orchestration.assets.common import asset_step, dvc_meta
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PoseBankConfig
@@ -30,7 +30,7 @@ PREVIEW_FILE = "preview.png"
     description="Diverse body poses + shapes (parquet + npz): anatomical families and AMASS, "
     "farthest-point selected in root-aligned joint space.",
 )
-@input_errors
+@asset_step
 def pose_bank(
     context: dg.AssetExecutionContext,
     config: PoseBankConfig,

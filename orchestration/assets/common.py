@@ -7,6 +7,7 @@ import base64
 import functools
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,26 @@ def input_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except PipelineInputError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+    return wrapper
+
+
+def asset_step(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What every asset function runs inside: bad input as a ``dg.Failure`` (``input_errors``), and
+    the run lock of what it writes (the asset, or the asset's partition): two runs launched
+    together never interleave their writes; the second fails with a message naming the first."""
+    checked = input_errors(fn)
+
+    @functools.wraps(fn)
+    def wrapper(context: dg.AssetExecutionContext, *args: Any, **kwargs: Any) -> Any:
+        from orchestration.resources.storage import StorageResource
+
+        name = context.asset_key.to_user_string()
+        if context.has_partition_key:
+            name = f"{name}.{context.partition_key}"
+        storage = kwargs.get("storage") or StorageResource()
+        with storage.run_lock(name, context.run_id, float(os.environ.get("PD_RUN_LOCK_WAIT_S", "10"))):
+            return checked(context, *args, **kwargs)
 
     return wrapper
 

@@ -35,8 +35,8 @@ from dreamer_core.mining.hardness import read_draw_scores
 from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import (
+    asset_step,
     dvc_meta,
-    input_errors,
     publish_png,
     write_parquet,
 )
@@ -83,7 +83,7 @@ def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min
     "empty, pose OKS, image quality, near-duplicates); kept samples as shards, manifest.parquet with every "
     "sample's per-stage decision, score and reason, a dataset card, and a BEDLAM .npz for SMPL / SMPL-X.",
 )
-@input_errors
+@asset_step
 def filtered_dataset(
     context: dg.AssetExecutionContext,
     config: FilteredDatasetConfig,

@@ -26,7 +26,7 @@ from dreamer_core.keypoints.train import (
 )
 from dreamer_core.keypoints.vitpose import VitPoseDetector
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import dvc_meta, input_errors, input_version, publish_png
+from orchestration.assets.common import asset_step, dvc_meta, input_version, publish_png
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import DVCResource, MLflowResource, StorageResource
 from orchestration.settings import PoseDetectorConfig
@@ -41,7 +41,7 @@ from orchestration.settings import PoseDetectorConfig
     description="2D keypoint detector (COCO-17) trained on reference renders (or pretrained ViTPose); "
     "held-out PCK@0.1 and OKS against a mean-pose baseline; plus an independent judge detector (judge/).",
 )
-@input_errors
+@asset_step
 def pose_detector(
     context: dg.AssetExecutionContext,
     config: PoseDetectorConfig,

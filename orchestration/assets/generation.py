@@ -48,9 +48,9 @@ from dreamer_core.poses.bank import read_pose_bank
 from dreamer_core.seeds import derive_seed
 from dreamer_core.viz import sample_grid_png
 from orchestration.assets.common import (
+    asset_step,
     dvc_meta,
     file_hash,
-    input_errors,
     input_version,
     log_progress,
     publish_png,
@@ -71,7 +71,7 @@ from orchestration.settings import DPOConfig, GeneratorConfig
     "reference renders, pretrained backends are loaded. Scored by OKS of the pose detector on held-out controls, "
     "against shuffled controls.",
 )
-@input_errors
+@asset_step
 def generator(
     context: dg.AssetExecutionContext,
     config: GeneratorConfig,
@@ -188,7 +188,7 @@ def generator_follows_control(storage: StorageResource) -> dg.AssetCheckResult:
     description="Preference pairs for Diffusion-DPO: N seeded candidates per held-in control, each scored by OKS "
     "against the control's label; best vs worst when the gap and the winner are large enough.",
 )
-@input_errors
+@asset_step
 def dpo_pairs(
     context: dg.AssetExecutionContext,
     config: DPOConfig,
@@ -282,7 +282,7 @@ _PAIR_COLUMNS = ("control", "control_key", "pose_id", "winner", "loser", "winner
     description="The generator aligned to its control with Diffusion-DPO (a LoRA); mean OKS on held-out controls "
     "with fixed seeds before and after, under the reward detector and an independent judge.",
 )
-@input_errors
+@asset_step
 def dpo_generator(
     context: dg.AssetExecutionContext,
     config: DPOConfig,

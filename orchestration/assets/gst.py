@@ -9,7 +9,7 @@ import dagster as dg
 import torch
 
 from dreamer_core.config import BodyModelSettings, GSTSettings
-from orchestration.assets.common import dvc_meta, input_errors, input_version
+from orchestration.assets.common import asset_step, dvc_meta, input_version
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
 from orchestration.settings import GSTConfig
@@ -43,7 +43,7 @@ def gst_spec(settings: GSTSettings, storage: StorageResource, body_settings: Bod
     "multiview training subjects, by `python -m orchestration.train_gst` through Dagster Pipes; resumes a killed "
     "training. Preview: held-out subjects, input | (prediction, target) x 3 novel views.",
 )
-@input_errors
+@asset_step
 def gst_checkpoint(
     context: dg.AssetExecutionContext,
     config: GSTConfig,

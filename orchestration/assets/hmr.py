@@ -14,8 +14,8 @@ import dagster as dg
 from dreamer_core.config import HMRSettings
 from dreamer_core.io import write_json_atomic
 from orchestration.assets.common import (
+    asset_step,
     dvc_meta,
-    input_errors,
     input_version,
     preview_md,
 )
@@ -41,7 +41,7 @@ def training_sources(storage: StorageResource) -> dict[str, list[Path]]:
     "`python -m orchestration.train_hmr` through Dagster Pipes (the same command runs under torchrun); resumes a "
     "killed training.",
 )
-@input_errors
+@asset_step
 def hmr_checkpoints(
     context: dg.AssetExecutionContext,
     config: HMRCheckpointsConfig,

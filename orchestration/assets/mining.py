@@ -30,9 +30,9 @@ from dreamer_core.poses.bank import PoseBank, read_pose_bank
 from dreamer_core.threads import fixed_threads
 from dreamer_core.viz import figure_png, sample_grid_png
 from orchestration.assets.common import (
+    asset_step,
     dvc_meta,
     file_hash,
-    input_errors,
     log_progress,
     publish_png,
     write_parquet,
@@ -156,7 +156,7 @@ def _draw(context: dg.AssetExecutionContext, storage: StorageResource, bank: Pos
     description="Round 1, one shard per partition: training poses drawn at random, their control renders, "
     "DPO-generator samples with per-sample seeds, and OKS of the pose detector against the labels.",
 )
-@input_errors
+@asset_step
 def round1_generations(
     context: dg.AssetExecutionContext,
     config: RoundGenerationsConfig,
@@ -178,7 +178,7 @@ def round1_generations(
     "cross-fitted by pose: out-of-fold predictions for every round-1 pose (what round 2 ranks by), held-out "
     "MAE / R^2 / Spearman against the mean of the training folds, difficulty bins over the pose bank.",
 )
-@input_errors
+@asset_step
 def hardness_model(
     context: dg.AssetExecutionContext,
     config: HardnessConfig,
@@ -276,7 +276,7 @@ def _hardness_png(true: np.ndarray, pred: np.ndarray, measured: pd.Series, predi
     "predicts hardest out of sample (out-of-fold for poses round 1 saw; a curriculum), generated and scored like "
     "round 1.",
 )
-@input_errors
+@asset_step
 def round2_generations(
     context: dg.AssetExecutionContext,
     config: RoundGenerationsConfig,

@@ -41,7 +41,7 @@ from dreamer_core.poses.bank import PoseBank, read_pose_bank
 from dreamer_core.poses.splits import SPLITS
 from dreamer_core.threads import fixed_threads
 from dreamer_core.viz import sample_grid_png
-from orchestration.assets.common import dvc_meta, file_hash, input_errors, publish_png, settings_hash
+from orchestration.assets.common import asset_step, dvc_meta, file_hash, publish_png, settings_hash
 from orchestration.assets.shard_checks import shard_partition_check
 from orchestration.assets.tracked import AssetRun
 from orchestration.resources import BodyModelResource, DVCResource, MLflowResource, StorageResource
@@ -71,7 +71,7 @@ def _preview(samples: list[Sample], n: int = 6) -> bytes:
     "train / val / test (the pose bank's split of pose ids) / multiview (calibrated rings of whole subjects; "
     "held-out subjects are test poses). Readers wait for every partition (reference_plan.reference_version).",
 )
-@input_errors
+@asset_step
 @fixed_threads()  # a shard's bytes must not depend on the process's torch thread count (body model included)
 def reference_renders(
     context: dg.AssetExecutionContext,
@@ -207,7 +207,7 @@ class _Picks:
     metadata=dvc_meta(params=["seed", "body_model", "render", "control_renders"]),
     description="Per shard: one PNCC control image (+ mask, depth, labels) per pose-bank row and camera draw.",
 )
-@input_errors
+@asset_step
 @fixed_threads()  # a shard's bytes must not depend on the process's torch thread count (body model included)
 def control_renders(
     context: dg.AssetExecutionContext,

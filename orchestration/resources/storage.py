@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import socket
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -13,9 +20,44 @@ from orchestration.env import data_dir
 class StorageResource(dg.ConfigurableResource):
     root: str = ""  # empty: PD_DATA_DIR or <repo>/data
 
+    def base(self) -> Path:
+        return Path(self.root).expanduser().resolve() if self.root else data_dir()
+
+    @contextmanager
+    def run_lock(self, name: str, run_id: str, wait_s: float = 10.0) -> Iterator[None]:
+        """Held while one run writes ``name`` (an asset, or an asset's partition): a second run of
+        it waits ``wait_s`` (a run just finishing), then fails with the holder's run, host and pid
+        instead of interleaving its writes with the first's. A POSIX lock on the data volume, so
+        it holds across the processes and pods that share the volume; the kernel drops it when the
+        holder dies, so a killed run never leaves it stuck."""
+        folder = self.base() / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.lock"
+        with open(path, "a+") as fh:
+            deadline = time.monotonic() + wait_s
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    late = time.monotonic() > deadline
+                if late:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another run"
+                    raise dg.Failure(f"{name} is being materialized by {holder}; wait for that run to finish (or "
+                                     "cancel it), then launch this one again", allow_retries=False)  # fmt: skip
+                time.sleep(0.2)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps({"run": run_id, "host": socket.gethostname(), "pid": os.getpid()}))
+            fh.flush()
+            try:
+                yield
+            finally:
+                fh.truncate(0)
+
     def asset_dir(self, asset_key: str) -> Path:
-        base = Path(self.root).expanduser().resolve() if self.root else data_dir()
-        path = base / asset_key
+        path = self.base() / asset_key
         try:
             path.mkdir(parents=True, exist_ok=True)
             # Fail before any work (and before the earlier output is touched), not at the first write.

@@ -145,3 +145,40 @@ def test_security_settings_cannot_be_set_from_a_launchpad():
         with pytest.raises(ConfigError, match="hmr.real_train"):
             HMRSettings.from_mapping({"real_train": {name: "3dpw:/data/3dpw"}}, "hmr.")
     assert HMRSettings.from_mapping({"real_train": {"3dpw_train-1": "3dpw:/d"}}, "hmr.").real_train
+
+
+def test_a_second_run_of_an_asset_fails_clearly_while_the_first_writes(tmp_path, monkeypatch):
+    """Two runs of one asset never interleave: while a run holds pose_bank (the lock its step takes
+    on the data volume), a second run fails naming it and leaves the output as it was; once the
+    first is done, the next run materializes."""
+    import threading
+
+    monkeypatch.setenv("PD_RUN_LOCK_WAIT_S", "0.5")
+    mlflow = MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_root=(tmp_path / "a").as_uri())
+    storage = StorageResource(root=str(tmp_path / "data"))
+    resources = {"storage": storage, "body_model": BodyModelResource(), "mlflow": mlflow,
+                 "dvc": DVCResource(enabled=False)}  # fmt: skip
+
+    def run() -> dg.ExecuteInProcessResult:
+        return dg.materialize([*ASSETS, *CHECKS], selection=["pose_bank"], resources=resources, raise_on_error=False,
+                              instance=dg.DagsterInstance.ephemeral(),
+                              run_config=dg.RunConfig(ops={"pose_bank": PoseBankConfig(num_poses=12)}))  # fmt: skip
+
+    holding, release = threading.Event(), threading.Event()
+
+    def first_run() -> None:  # the first run, mid-write
+        with storage.run_lock("pose_bank", "first-run-id"):
+            holding.set()
+            release.wait(60)
+
+    thread = threading.Thread(target=first_run)
+    thread.start()
+    assert holding.wait(30)
+    second = run()
+    release.set()
+    thread.join()
+    failure = next(e for e in second.all_events if e.event_type_value == "STEP_FAILURE")
+    assert not second.success and "being materialized by" in failure.step_failure_data.user_failure_data.description
+    assert "first-run-id" in failure.step_failure_data.user_failure_data.description
+    assert not (tmp_path / "data" / "pose_bank" / "poses.parquet").exists()  # the second wrote nothing
+    assert run().success
