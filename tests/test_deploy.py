@@ -95,7 +95,19 @@ def test_mlflow_server_command_and_pipeline_env_agree():
                                text=True, check=True).stdout  # fmt: skip
     assert flags and all(f in help_text for f in flags), flags
     args = dict(a.split("=", 1) for a in container["args"] if "=" in a)
-    assert args["--backend-store-uri"].startswith("postgresql://")
+    assert args["--backend-store-uri"].startswith("postgresql://") and args["--app-name"] == "basic-auth"
+    from orchestration.resources.tracking import redact
+
+    on_command_line = [a for a in container["args"] if "$(" in a or redact(a) != a]  # ps shows args to every user
+    assert not on_command_line, on_command_line
+    env = {v["name"]: v for v in container["env"]}
+    for name in ("PGPASSWORD", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                 "MLFLOW_FLASK_SERVER_SECRET_KEY"):  # fmt: skip
+        assert "secretKeyRef" in env[name].get("valueFrom", {}), name
+    ini = next(d for d in _manifests("mlflow.yaml") if d["kind"] == "ConfigMap")["data"]["basic_auth.ini"]
+    assert "password" not in ini.lower() and "default_permission = NO_PERMISSIONS" in ini
+    secret = next(d for d in _manifests("pipeline-env.yaml") if d["kind"] == "Secret")["stringData"]
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(secret)  # what the clients sign in with
     service = next(d for d in _manifests("mlflow.yaml") if d["kind"] == "Service")
     env = next(d for d in _manifests("pipeline-env.yaml") if d["kind"] == "ConfigMap")["data"]
     host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
