@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -66,6 +67,64 @@ def atomic_path(path: str | os.PathLike[str], durable: bool = False) -> Iterator
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h: swap two paths in one step
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap ``a`` and ``b`` atomically (Linux renameat2 RENAME_EXCHANGE); False where the kernel,
+    libc or file system cannot (NFS, macOS)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def staging_folder(target: str | os.PathLike[str], carry: tuple[str, ...] = ()) -> Path:
+    """A fresh, empty folder beside ``target`` to build the asset's next version in (what a killed
+    run left there is removed first), holding hard-linked copies of ``target``'s subfolders
+    ``carry`` (caches the next version reuses; their files are only ever replaced, never
+    rewritten in place, so the links leave the published version as it is)."""
+    target = Path(target)
+    stage = target.parent / f".{target.name}.staging"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    for name in carry:
+        if (target / name).is_dir():
+            shutil.copytree(target / name, stage / name, copy_function=_link_or_copy)
+    return stage
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def publish_folder(stage: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Put the folder built in ``stage`` in ``target``'s place as one unit: an atomic exchange where
+    the file system has one, else two renames (a reader then finds no folder for a moment, never
+    a mix of two versions); the old version is removed after."""
+    stage, target = Path(stage), Path(target)
+    fsync_path(stage)
+    if target.exists() and _exchange(stage, target):
+        shutil.rmtree(stage)
+    else:
+        old = target.parent / f".{target.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(stage, target)
+        shutil.rmtree(old, ignore_errors=True)
+    fsync_path(target.parent)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, durable: bool = False) -> None:

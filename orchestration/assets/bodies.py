@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 
 from dreamer_core.bodies import BodyModel
+from dreamer_core.io import publish_folder, staging_folder, write_bytes_atomic
 from dreamer_core.poses.anatomical import within_limits
 from dreamer_core.poses.bank import (
     SUMMARY_FILE,
@@ -49,9 +50,11 @@ def pose_bank(
             context.log.warning(err)
         stats = bank.stats
         stats.update(configured_num_poses=settings.num_poses, seed=config.seed)
-        write_pose_bank(bank, out_dir)
+        stage = staging_folder(out_dir)  # the bank's files built beside and swapped in as one unit
+        write_pose_bank(bank, stage)
         png = _preview(body, bank)
-        (out_dir / PREVIEW_FILE).write_bytes(png)
+        write_bytes_atomic(stage / PREVIEW_FILE, png)
+        publish_folder(stage, out_dir)
         tracked.run.log_metrics(
             {
                 "num_poses": stats["num_poses"],

@@ -19,7 +19,7 @@ import pandas as pd
 from dreamer_core.config import Section
 from dreamer_core.datasets.reference_plan import reference_version
 from dreamer_core.errors import PipelineInputError
-from dreamer_core.io import atomic_path
+from dreamer_core.io import atomic_path, write_bytes_atomic
 
 
 def input_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -114,5 +114,5 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 def publish_png(out: Path, name: str, png: bytes, run: Any) -> None:
     """A preview next to the asset's files and in its MLflow run."""
-    (out / name).write_bytes(png)
+    write_bytes_atomic(out / name, png)
     run.log_image_bytes(name, png)

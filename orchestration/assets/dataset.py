@@ -29,7 +29,14 @@ from dreamer_core.filters.card import bar_png, dataset_card, histogram_png
 from dreamer_core.filters.stages import STAGES, decide, score_images, stage_counts
 from dreamer_core.fingerprint import weights_fingerprint
 from dreamer_core.images import stack_coco_keypoints
-from dreamer_core.io import write_json_atomic, write_npz_atomic, write_text_atomic
+from dreamer_core.io import (
+    publish_folder,
+    staging_folder,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_npz_atomic,
+    write_text_atomic,
+)
 from dreamer_core.keypoints.detectors import load_detector
 from dreamer_core.mining.hardness import read_draw_scores
 from dreamer_core.poses.bank import read_pose_bank
@@ -98,28 +105,28 @@ def filtered_dataset(
     params = {"filtered_dataset": settings, "seed": config.seed, "shards": [f"r{r}/{s}" for r, s, _, _ in sources]}
     with AssetRun(context, mlflow, dvc, params) as tracked:
         t0 = time.perf_counter()
-        scores = _scores(context, storage, sources, out / "scores", settings.min_person_area, config.torch_device())
+        stage = staging_folder(out, carry=("scores",))  # built beside, swapped in as one unit: never a mix
+        scores = _scores(context, storage, sources, stage / "scores", settings.min_person_area, config.torch_device())
         decisions = decide(scores, scores.key.tolist(), settings)
         manifest = pd.concat([scores.drop(columns=["phash"]), decisions.drop(columns="key")], axis=1)
         manifest["phash"] = scores.phash.to_numpy().view(np.uint64).astype(str)  # 64 bits, readable anywhere
         filter_seconds = time.perf_counter() - t0
         kept_keys = set(manifest.key[manifest.decision == "kept"])
-        out_shard, kept_labels, previews = _write_kept(out, sources, kept_keys, settings.samples_per_shard,
+        out_shard, kept_labels, previews = _write_kept(stage, sources, kept_keys, settings.samples_per_shard,
                                                        manifest.set_index("key"))  # fmt: skip
         manifest["out_shard"] = manifest.key.map(out_shard).fillna("")
-        write_manifest(out / "manifest.parquet", manifest.to_dict("records"))
+        write_manifest(stage / "manifest.parquet", manifest.to_dict("records"))
         counts = stage_counts(decisions)
         if str(manifest.body_model.iloc[0]) in ("smpl", "smplx") and kept_labels:
-            _export_bedlam(out, body_model, kept_labels)
-        else:
-            (out / "bedlam_labels.npz").unlink(missing_ok=True)
+            _export_bedlam(stage, body_model, kept_labels)
         summary = _summary(manifest, counts)
-        write_json_atomic(out / "summary.json", summary)
-        write_json_atomic(out / "thresholds.json", settings.to_dict())  # what the checks hold the kept samples to
-        _publish_card(out, storage, manifest, counts, settings, tracked.run)
+        write_json_atomic(stage / "summary.json", summary)
+        write_json_atomic(stage / "thresholds.json", settings.to_dict())  # what the checks hold the kept samples to
+        _publish_card(stage, storage, manifest, counts, settings, tracked.run)
         png = sample_grid_png(previews) if previews else b""
         if png:
-            publish_png(out, "preview.png", png, tracked.run)
+            publish_png(stage, "preview.png", png, tracked.run)
+        publish_folder(stage, out)
         tracked.run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
         sm = summary
         context.log.info(f"filtered dataset: kept {sm['num_kept']} of {sm['num_raw']}; per stage {counts}; round OKS "
@@ -262,7 +269,7 @@ def _card_images(out: Path, manifest: pd.DataFrame) -> dict[str, str]:
             "pose families")),
     }  # fmt: skip
     for name, data in files.values():
-        (out / name).write_bytes(data)
+        write_bytes_atomic(out / name, data)
     return {caption: name for caption, (name, _) in files.items()}
 
 

@@ -50,3 +50,29 @@ def test_atomic_files_get_the_permissions_of_a_plain_open(tmp_path):
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert modes == {"a.bin": 0o644, "b.bin": 0o644, "plain.bin": 0o644}
     assert (tmp_path / "b.bin").read_bytes() == b"y" and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_folder_is_published_as_one_unit(tmp_path, monkeypatch):
+    """The next version is built beside the published one and swapped in: a reader sees the old
+    files or the new ones, never both; carried caches are links, so building leaves the old
+    version as it was; a killed build's leftovers are cleared by the next."""
+    from dreamer_core import io as pio
+
+    target = tmp_path / "asset"
+    (target / "cache").mkdir(parents=True)
+    (target / "old-shard.tar").write_bytes(b"old")
+    (target / "cache" / "c.parquet").write_bytes(b"cached")
+    for exchange in (True, False):  # the atomic exchange, and the two-rename fallback (NFS)
+        if not exchange:
+            monkeypatch.setattr(pio, "_exchange", lambda a, b: False)
+        (tmp_path / ".asset.staging").mkdir(exist_ok=True)
+        (tmp_path / ".asset.staging" / "left-by-a-killed-run").write_bytes(b"x")
+        stage = pio.staging_folder(target, carry=("cache",))
+        assert sorted(p.name for p in stage.iterdir()) == ["cache"]
+        (stage / f"new-{exchange}.tar").write_bytes(b"new")
+        assert (target / "old-shard.tar").exists()  # published version untouched while building
+        pio.publish_folder(stage, target)
+        assert sorted(p.name for p in target.iterdir()) == ["cache", f"new-{exchange}.tar"]
+        assert (target / "cache" / "c.parquet").read_bytes() == b"cached"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["asset"]  # no staging or old folder left
+        (target / "old-shard.tar").write_bytes(b"old")
