@@ -15,6 +15,10 @@ The cases (``pytest tests/hardening -v`` lists each one):
 | output folder that is a file, read-only output folder | ``pose_bank`` asset |
 | missing / damaged checkpoint, damaged ``.ply`` | ``load_hmr``, ``python -m avatar_core.demo``, ``load_ply`` |
 | label pickle that imports code | ``load_label_pickle`` (3DPW / EMDB readers) |
+| sparse member claiming 8 GB (``ulimit -v 4000000``), oversized / duplicate member, PNG bomb | ``read_shard`` |
+| label JSON of a wrong type or nested 100k deep | ``ShardDataset`` |
+| launchpad ``launcher`` running ``--no-python sh``; ``real_train`` name with ``../`` | ``hmr_checkpoints`` |
+| run-config overrides of ``allow_pickle_models`` / ``dvc_bin`` / ``repo_dir`` | ``pose_bank`` |
 | HMR training spec with an unknown key | ``python -m orchestration.train_hmr`` |
 """
 
@@ -57,7 +61,7 @@ def digest(folder: Path) -> str:
     """Names and bytes of every file under ``folder``: equal digests mean untouched outputs."""
     h = hashlib.sha256()
     for p in sorted(folder.rglob("*")):
-        if p.is_file():
+        if p.is_file() and ".locks" not in p.relative_to(folder).parts:  # run locks are not outputs
             h.update(p.relative_to(folder).as_posix().encode() + p.read_bytes())
     return h.hexdigest()
 
@@ -250,6 +254,124 @@ def _(w, tmp, capsys):
     payload["json"] = json.dumps(labels).encode()  # json writes NaN as the bare token NaN
     raw_shard(folder, [f"s0.{ext}" for ext in payload], payload)
     return reading(folder), [str(shard), "non-finite value at labels.K[0][0]", "re-materialize"]
+
+
+def one_sample(w: World, tmp: Path, edit: Callable[[dict[str, bytes]], list[tuple[str, bytes]]]) -> tuple[Path, Path]:
+    """A shard folder whose only shard holds the first sample's members as ``edit`` rewrites them
+    (a list of (member name, bytes), in tar order)."""
+    folder, shard, payload = first_sample_only(w, tmp)
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in edit(payload):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    reindex(shard)
+    return folder, shard
+
+
+@case("sparse tar member claiming 8 GB -> read_shard under ulimit -v 4000000")
+def _(w, tmp, capsys):
+    folder, shard, payload = first_sample_only(w, tmp)
+    with tarfile.open(shard, "w", format=tarfile.GNU_FORMAT) as tar:
+        for ext, data in payload.items():
+            if ext != "depth.png":
+                info = tarfile.TarInfo(f"s0.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("s0.depth.png")  # a GNU sparse header: 8 GB claimed, no data in the file
+        info.type, info.size = tarfile.GNUTYPE_SPARSE, 0
+        header = bytearray(info.tobuf(tarfile.GNU_FORMAT))
+        header[386:398], header[398:410], header[483:495] = b"%011o\0" % 0, b"%011o\0" % 0, b"%011o\0" % (8 << 30)
+        header[148:156] = b"        "
+        header[148:155] = b"%06o\0" % (sum(header[:512]) & 0o777777)
+        tar.fileobj.write(bytes(header[:512]))
+        tar.offset += 512
+    assert shard.stat().st_size < 100_000
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (4_000_000 * 1024,) * 2)\n"
+            "from dreamer_core.datasets.shards import read_shard, ShardError\n"
+            "try:\n    list(read_shard(sys.argv[1]))\nexcept ShardError as exc:\n    print(exc)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, str(shard)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    return proc.stdout.strip(), [str(shard), "not a regular file", "re-materialize"]
+
+
+@case("oversized shard member -> ShardDataset")
+def _(w, tmp, capsys):
+    from dreamer_core.datasets.shards import MAX_MEMBER_BYTES
+
+    folder, shard = one_sample(w, tmp, lambda p: [*((f"s0.{e}", d) for e, d in p.items() if e != "json"),
+                                                  ("s0.json", b" " * (MAX_MEMBER_BYTES + 1))])  # fmt: skip
+    return reading(folder), [str(shard), "s0.json", "more than any sample member", "re-materialize"]
+
+
+@case("duplicate shard member names -> ShardDataset")
+def _(w, tmp, capsys):
+    folder, shard = one_sample(w, tmp, lambda p: [*((f"s0.{e}", d) for e, d in p.items()), ("s0.json", p["json"])])
+    return reading(folder), [str(shard), "'s0.json' appears twice", "re-materialize"]
+
+
+@case("PNG decompression bomb in a shard -> ShardDataset")
+def _(w, tmp, capsys):
+    bomb = io.BytesIO()  # 8000 x 8000 pixels in ~70 kB; refused from its header, never decompressed
+    Image.new("L", (8000, 8000)).save(bomb, format="PNG")
+    folder, shard = one_sample(w, tmp, lambda p: [(f"s0.{e}", bomb.getvalue() if e == "mask.png" else d)
+                                                  for e, d in p.items()])  # fmt: skip
+    return reading(folder), [str(shard), "s0.mask.png is a 8000x8000 L image", "re-materialize"]
+
+
+def _label_edit(edit: Callable[[dict], object]) -> Callable[[dict[str, bytes]], list[tuple[str, bytes]]]:
+    def rewrite(p: dict[str, bytes]) -> list[tuple[str, bytes]]:
+        labels = json.loads(p["json"])
+        edited = edit(labels)
+        data = edited if isinstance(edited, bytes) else json.dumps(labels).encode()
+        return [(f"s0.{e}", data if e == "json" else d) for e, d in p.items()]
+
+    return rewrite
+
+
+@case("label JSON with a wrong type -> ShardDataset")
+def _(w, tmp, capsys):
+    folder, shard = one_sample(w, tmp, _label_edit(lambda lab: lab.update(image_size="64x64")))
+    return reading(folder), [str(shard), "s0.json field 'image_size' is not a 2 array of numbers", "re-materialize"]
+
+
+@case("deeply nested label JSON -> ShardDataset")
+def _(w, tmp, capsys):
+    deep = lambda lab: json.dumps(lab)[:-1].encode() + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # noqa: E731
+    folder, shard = one_sample(w, tmp, _label_edit(deep))
+    return reading(folder), [str(shard), "s0.json is not valid JSON", "re-materialize"]
+
+
+def _run_config_error(w: World, asset: str, run_config: dict) -> str:
+    before = digest(w.data)
+    with pytest.raises(dg.DagsterInvalidConfigError) as info:
+        dg.materialize([*ASSETS, *CHECKS], selection=[asset], resources=w.resources, run_config=run_config)
+    assert digest(w.data) == before
+    return str(info.value)
+
+
+@case("launchpad launcher 'torchrun --no-python sh' -> hmr_checkpoints")
+def _(w, tmp, capsys):
+    config = {"ops": {"hmr_checkpoints": {"config": {"launcher": "torchrun --no-python sh -c 'id'"}}}}
+    return _run_config_error(w, "hmr_checkpoints", config), ["hmr_checkpoints", "launcher"]
+
+
+@case("run-config override of allow_pickle_models / dvc_bin / repo_dir -> pose_bank")
+def _(w, tmp, capsys):
+    config = {"resources": {"body_model": {"config": {"allow_pickle_models": True, "model_dir": str(tmp)}},
+                            "dvc": {"config": {"dvc_bin": "/bin/sh", "repo_dir": str(tmp)}}}}  # fmt: skip
+    return _run_config_error(w, "pose_bank", config), ["allow_pickle_models", "dvc_bin", "repo_dir"]
+
+
+@case("hmr.real_train name with '../' (launchpad) -> hmr_checkpoints")
+def _(w, tmp, capsys):
+    config = {"ops": {"hmr_checkpoints": {"config": {"real_train": {"../../etc": "3dpw:/data/3dpw"}}}}}
+    before = digest(w.data)
+    result = dg.materialize([*ASSETS, *CHECKS], selection=["hmr_checkpoints"], resources=w.resources,
+                            run_config=config, raise_on_error=False)  # fmt: skip
+    assert not result.success and digest(w.data) == before and not (w.data / "etc").exists()
+    return _failure_message(result), ["hmr.real_train", "[A-Za-z0-9_-]"]
 
 
 def amass_case(w: World, tmp: Path, arrays: dict[str, np.ndarray], allow_pickle: bool = False) -> str:
