@@ -107,12 +107,13 @@ def update_index(folder: str | Path, entries: dict[str, dict[str, Any]]) -> None
         write_json_atomic(Path(folder) / index_file(name), {name: entry}, durable=True)
 
 
-def publish_shard(folder: str | Path, name: str, samples: list[Sample]) -> str:
-    """Write one shard, then its index entry (SHA-256, sample count, keys); return the SHA-256.
-    The index is written last: it is the commit mark readers go by, so a run killed in between
-    leaves a shard nobody reads."""
+def publish_shard(folder: str | Path, name: str, samples: list[Sample], extra: dict[str, Any] | None = None) -> str:
+    """Write one shard, then its index entry (SHA-256, sample count, keys, and ``extra``: e.g. the
+    hash of a manifest part written before it); return the SHA-256. The index is written last:
+    it is the commit mark readers go by, so a run killed in between leaves a shard nobody reads."""
     folder = Path(folder)
-    entry: dict[str, Any] = {"sha256": "0" * 64, "num_samples": len(samples), "keys": [s.key for s in samples]}
+    entry: dict[str, Any] = {**(extra or {}), "sha256": "0" * 64, "num_samples": len(samples),
+                             "keys": [s.key for s in samples]}  # fmt: skip
     _check_entry(folder / name, entry)  # a key twice would make an index every later read refuses
     folder.mkdir(parents=True, exist_ok=True)
     entry["sha256"] = write_shard(folder / name, samples)

@@ -4,6 +4,7 @@ backfill fans out and a schedule can add shards with fresh seeds."""
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -12,8 +13,9 @@ import pandas as pd
 
 from dreamer_core.config import RoundGenerationsSettings
 from dreamer_core.datasets.build import write_manifest
-from dreamer_core.datasets.shards import publish_shard, read_index
+from dreamer_core.datasets.shards import index_file, publish_shard, read_index
 from dreamer_core.dpo.lora import load_generator_with_lora
+from dreamer_core.fingerprint import file_sha256
 from dreamer_core.generate.prompts import prompts_for
 from dreamer_core.io import load_npz, write_json_atomic
 from dreamer_core.keypoints.detectors import load_detector
@@ -76,9 +78,26 @@ def committed_shards(storage: StorageResource, asset: str, partitions: list[str]
 
 
 def round_manifest(storage: StorageResource, asset: str, shards: list[str]) -> pd.DataFrame:
+    """The manifest rows of finished ``shards``, each part checked against the hash its shard's
+    index recorded (a part rewritten by a later, unfinished run is refused, not mixed in)."""
     folder = storage.asset_dir(asset)
+    index = read_index(folder) if shards else {}
+    for s in shards:
+        want = index.get(f"{s}.tar", {}).get("manifest_sha256")
+        if want is not None and file_sha256(folder / f"manifest-{s}.parquet") != want:
+            raise dg.Failure(f"{folder / f'manifest-{s}.parquet'} is not the manifest its shard's index recorded (a "
+                             f"later run of {asset}[{s}] did not finish): re-materialize that partition")  # fmt: skip
     parts = [pd.read_parquet(folder / f"manifest-{s}.parquet") for s in shards]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _publish_round_shard(out: Path, shard: str, rows: list[dict[str, Any]], samples: list[Any]) -> None:
+    """Old index out, then manifest, then shard, then index (with the manifest's hash): the index
+    is the commit mark readers go by, so a run killed at any point leaves nothing a reader accepts
+    (never an old shard vouched for beside a new manifest); a rerun rewrites it all."""
+    (out / index_file(f"{shard}.tar")).unlink(missing_ok=True)
+    write_manifest(out / f"manifest-{shard}.parquet", rows)
+    publish_shard(out, f"{shard}.tar", samples, {"manifest_sha256": file_sha256(out / f"manifest-{shard}.parquet")})
 
 
 @fixed_threads()  # loading (the LoRA merge, the body model) and generating: bytes independent of the process's threads
@@ -104,10 +123,7 @@ def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, 
         seconds = time.perf_counter() - t0
         for row in result.rows:
             row["family"] = str(bank.table.family.iloc[row["bank_row"]])
-        # Manifest, then shard, then index: the index is the commit mark readers go by, so a run
-        # killed at any point leaves nothing a reader accepts and a rerun rewrites the whole shard.
-        write_manifest(out / f"manifest-{shard}.parquet", result.rows)
-        publish_shard(out, f"{shard}.tar", result.samples)
+        _publish_round_shard(out, shard, result.rows, result.samples)
         picks = result.samples[:: max(1, len(result.samples) // 6)][:6]
         png = sample_grid_png(
             [[s.control, s.image] for s in picks], [np.asarray(s.labels["keypoints_2d"]) for s in picks]
