@@ -46,7 +46,9 @@ def build_stages(defs: Any) -> dict[str, Any]:
             "cmd": f"python -m orchestration.cli materialize {name}",
             "deps": code + upstream,
             "params": params,
-            "outs": [f"data/{name}"],
+            # persist: DVC must not delete the output before `dvc repro` runs the stage; the asset
+            # replaces its own files and keeps its caches (resume states, filter scores).
+            "outs": [{f"data/{name}": {"persist": True}}],
         }
     return {"stages": stages}
 

@@ -15,7 +15,7 @@ def test_make_clean_removes_every_asset_output(tmp_path):
     shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
     shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    outputs = [out for stage in stages.values() for out in stage["outs"]]
+    outputs = [next(iter(out)) if isinstance(out, dict) else out for stage in stages.values() for out in stage["outs"]]
     assert len(outputs) == len(stages) >= 14
     for out in [*outputs, "dagster_home", "mlflow", "dvc-remote"]:
         (tmp_path / out).mkdir(parents=True)

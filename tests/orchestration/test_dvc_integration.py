@@ -23,7 +23,7 @@ def test_dvc_yaml_matches_asset_graph():
         "dvc.yaml drifted from the asset graph: run `make dvc-yaml` and commit it"
     )
     stage = yaml.safe_load(render(defs))["stages"]["pose_bank"]
-    assert stage["outs"] == ["data/pose_bank"] and "tiny.pose_bank" in stage["params"]
+    assert stage["outs"] == [{"data/pose_bank": {"persist": True}}] and "tiny.pose_bank" in stage["params"]
     assert all((REPO / d).exists() for d in stage["deps"])
 
 
