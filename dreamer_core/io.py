@@ -69,6 +69,24 @@ def atomic_path(path: str | os.PathLike[str], durable: bool = False) -> Iterator
             tmp.unlink()
 
 
+def lock_within(fh: Any, seconds: float, poll: float = 0.2) -> bool:
+    """Take an exclusive ``flock`` on the open file ``fh``, waiting at most ``seconds``; False if
+    another process still holds it then (a lock with a deadline: a stuck holder is reported, not
+    waited on forever)."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+        time.sleep(poll)
+
+
 _RENAME_EXCHANGE = 2  # linux/fs.h: swap two paths in one step
 
 

@@ -13,7 +13,6 @@ shared by every pod and the lock makes one pod at a time the writer.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import dagster as dg
 import yaml
 
+from dreamer_core.io import lock_within
 from orchestration.env import REPO_ROOT, data_dir
 from orchestration.resources.tracking import redact
 
@@ -81,17 +81,9 @@ class DVCResource(dg.ConfigurableResource):
     def _lock(self, lock: Any, path: Path) -> None:
         """The workspace's writer lock (one DVC command at a time across processes and pods), waited
         for at most ``lock_timeout_s``: a stuck holder fails this step with a message, not forever."""
-        deadline = time.monotonic() + self.lock_timeout_s
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                held = time.monotonic() > deadline
-            if held:
-                raise dg.Failure(f"the DVC workspace lock {path} was held by another run for more than "
-                                 f"{self.lock_timeout_s:.0f} s; rerun this step when it is free")  # fmt: skip
-            time.sleep(0.5)
+        if not lock_within(lock, self.lock_timeout_s, poll=0.5):
+            raise dg.Failure(f"the DVC workspace lock {path} was held by another run for more than "
+                             f"{self.lock_timeout_s:.0f} s; rerun this step when it is free")  # fmt: skip
 
     def out_hash(self, stage: str, out: str) -> str | None:
         lock = self._repo() / "dvc.lock"

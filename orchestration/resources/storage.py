@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
+from dreamer_core.io import lock_within
 from orchestration.env import data_dir
 
 
@@ -34,19 +33,11 @@ class StorageResource(dg.ConfigurableResource):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{name}.lock"
         with open(path, "a+") as fh:
-            deadline = time.monotonic() + wait_s
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    late = time.monotonic() > deadline
-                if late:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "another run"
-                    raise dg.Failure(f"{name} is being materialized by {holder}; wait for that run to finish (or "
-                                     "cancel it), then launch this one again", allow_retries=False)  # fmt: skip
-                time.sleep(0.2)
+            if not lock_within(fh, wait_s):
+                fh.seek(0)
+                holder = fh.read().strip() or "another run"
+                raise dg.Failure(f"{name} is being materialized by {holder}; wait for that run to finish (or "
+                                 "cancel it), then launch this one again", allow_retries=False)  # fmt: skip
             fh.seek(0)
             fh.truncate()
             fh.write(json.dumps({"run": run_id, "host": socket.gethostname(), "pid": os.getpid()}))
