@@ -62,3 +62,50 @@ def test_names_like_keys_and_passwords_are_secret():
         assert _is_secret(name), name
     for name in ("pose_bank.num_poses", "filtered_dataset.min_keypoint_score", "keypoints", "monkey"):
         assert not _is_secret(name), name
+
+
+WRITER = """
+import sys
+from orchestration.resources import MLflowResource
+from orchestration.resources.tracking import MLflowRun
+uri, artifacts, name, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+resource = MLflowResource(tracking_uri=uri, artifact_root=artifacts)
+client = resource.client()
+exp = resource.experiment_id(client, "side_by_side")
+run = MLflowRun(client, client.create_run(exp, run_name=name).info.run_id, exp, "")
+for step in range(steps):
+    run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+print(run.run_id)
+"""
+
+
+def test_four_workers_and_three_trainings_write_one_sqlite_store_at_once(tmp_path):
+    """What a local backfill with HMR training does to the MLflow store: 4 worker processes and 3
+    training threads log metrics side by side into one SQLite file; every one of them finishes
+    (a locked database is retried, never raised) and the store holds their points."""
+    import subprocess
+    import sys
+
+    from orchestration.resources.tracking import MLflowRun
+    from tests.helpers.repo import REPO
+
+    uri, artifacts = f"sqlite:///{tmp_path / 'mlflow.db'}", (tmp_path / "artifacts").as_uri()
+    resource = MLflowResource(tracking_uri=uri, artifact_root=artifacts)
+    client = resource.client()
+    exp = resource.experiment_id(client, "side_by_side")
+    command = [sys.executable, "-c", WRITER, uri, artifacts]
+    workers = [subprocess.Popen([*command, f"worker-{i}", "60"], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for i in range(4)]  # fmt: skip
+
+    def training(i: int) -> str:
+        run = MLflowRun(client, client.create_run(exp, run_name=f"training-{i}").info.run_id, exp, "")
+        for step in range(60):
+            run.log_metrics({"loss": 1.0 / (step + 1), "lr": 0.001}, step=step)
+        return run.run_id
+
+    with ThreadPoolExecutor(3) as pool:
+        trainings = list(pool.map(training, range(3)))
+    outs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, [err[-1000:] for _, err in outs]
+    for run_id in [*trainings, *(out.strip().splitlines()[-1] for out, _ in outs)]:
+        assert len(client.get_metric_history(run_id, "loss")) == 60, run_id
