@@ -104,6 +104,14 @@ class _Standin:
     def __call__(self, *args: Any) -> Any:
         return _CALLS[self.name](*args)
 
+    def __setstate__(self, state: Any) -> None:  # a BUILD on a stand-in would change it for every later load
+        raise _Refused("state for a numpy callable")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, "name"):
+            raise _Refused("state for a numpy callable")
+        object.__setattr__(self, name, value)
+
 
 _NDARRAY = _Standin("ndarray")
 
@@ -135,11 +143,20 @@ def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
-def _frombuffer(data: Any, spec: Any, shape: Any, order: Any) -> np.ndarray:
-    """Protocol 5's form of an array (its bytes in band)."""
-    if not isinstance(spec, _DtypeSpec) or order not in ("C", "F"):
+def _frombuffer(data: Any, spec: Any, shape: Any, order: Any, axis_order: Any = None) -> _ArraySpec:
+    """Protocol 5's form of an array (its bytes in band); numpy >= 2.3 writes an array with permuted
+    axes as order "K" with the permutation. Returned as a finished spec: BUILD on it is refused."""
+    if not isinstance(spec, _DtypeSpec) or order not in ("C", "F", "K"):
         raise _Refused("malformed protocol-5 array")
-    return _array(spec, shape, order == "F", data)
+    out = _ArraySpec()
+    if order == "K":
+        if not isinstance(shape, tuple) or not isinstance(axis_order, tuple | list) or \
+                sorted(axis_order) != list(range(len(shape))):  # fmt: skip
+            raise _Refused("malformed protocol-5 axis order")
+        out.value = _array(spec, shape, False, data).transpose(tuple(axis_order))  # numpy's own reading
+    else:
+        out.value = _array(spec, shape, order == "F", data)
+    return out
 
 
 def _bytes(*args: Any) -> bytes:
@@ -172,6 +189,9 @@ class _ArraysOnly(pickle.Unpickler):
         return _GLOBALS[(module, name)]
 
 
+_IN_PROGRESS = object()  # a tuple being rebuilt: meeting it again means the tuple contains itself
+
+
 def _resolve(obj: Any, seen: dict[int, Any]) -> Any:
     """``obj`` with every recorded array replaced by the array (dicts and lists in place, so shared
     and self-referencing containers stay so)."""
@@ -183,6 +203,8 @@ def _resolve(obj: Any, seen: dict[int, Any]) -> Any:
         raise _Refused("a bare dtype or numpy callable as a value")
     if isinstance(obj, list | dict | tuple):
         if id(obj) in seen:
+            if seen[id(obj)] is _IN_PROGRESS:
+                raise _Refused("a tuple that contains itself")
             return seen[id(obj)]
         if isinstance(obj, list):
             seen[id(obj)] = obj
@@ -190,12 +212,14 @@ def _resolve(obj: Any, seen: dict[int, Any]) -> Any:
         elif isinstance(obj, dict):
             seen[id(obj)] = obj
             for k in list(obj):
+                if not (k is None or isinstance(k, bool | int | float | str | bytes)):
+                    raise _Refused(f"a dict key of type {type(k).__name__}")
                 obj[k] = _resolve(obj[k], seen)
         else:
-            seen[id(obj)] = obj  # a tuple reached again through itself keeps the original
+            seen[id(obj)] = _IN_PROGRESS
             seen[id(obj)] = tuple(_resolve(x, seen) for x in obj)
         return seen[id(obj)]
-    if obj is None or isinstance(obj, bool | int | float | complex | str | bytes | bytearray | np.generic | np.ndarray):
+    if obj is None or isinstance(obj, bool | int | float | complex | str | bytes | bytearray | np.generic):
         return obj
     raise _Refused(f"a value of type {type(obj).__name__}")
 

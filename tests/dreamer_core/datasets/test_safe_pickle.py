@@ -24,6 +24,7 @@ ARRAYS = {
     "complex": np.array([1 + 2j]),
     "empty": np.zeros((0, 3)),
     "zero_dim": np.array(5.0),
+    "permuted_axes": np.arange(24.0).reshape(2, 3, 4).transpose(1, 0, 2),  # protocol 5: order "K"
 }
 
 
@@ -110,3 +111,25 @@ def test_forged_dtype_cannot_crash_the_reader(tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("refused"), (out.returncode, out.stderr[-500:])
+
+
+def test_a_pickle_cannot_change_the_unpickler_for_later_files(tmp_path):
+    """BUILD on a stand-in (``numpy.dtype`` with state {"name": "bytes"}) is refused, and the next
+    legitimate file still loads: no file's content outlives its own load."""
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"\x80\x02cnumpy\ndtype\nN}X\x04\x00\x00\x00nameX\x05\x00\x00\x00bytess\x86b.")
+    with pytest.raises(PipelineInputError, match="state for a numpy callable"):
+        load_label_pickle(bad)
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps({"poses": np.ones((2, 72))}, protocol=2))
+    assert load_label_pickle(good)["poses"].shape == (2, 72)
+
+
+def test_self_containing_tuples_and_odd_dict_keys_are_refused(tmp_path):
+    loop: list = []
+    loop.append((loop, np.ones(2)))
+    for payload, why in (([loop[0]], "contains itself"), ({np.dtype("f8"): 1}, "dict key")):
+        path = tmp_path / "odd.pkl"
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+        with pytest.raises(PipelineInputError, match=why):
+            load_label_pickle(path)
