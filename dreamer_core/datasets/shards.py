@@ -184,8 +184,8 @@ def read_entry(folder: str | Path, name: str) -> dict[str, Any]:
 def _load_index_file(folder: Path, f: Path) -> dict[str, dict[str, Any]]:
     try:
         entries = json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ShardError(f"{f}: corrupt shard index ({exc})") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ShardError(f"{f}: corrupt shard index ({str(exc)[:200]})") from exc
     if not isinstance(entries, dict):
         raise ShardError(f"{f}: corrupt shard index (not a JSON object)")
     for name, entry in entries.items():
@@ -252,7 +252,7 @@ _LABEL_REQUIRED = ("image_size", "keypoints_2d", "K")
 def _shape_of(value: Any, shape: tuple[int | None, ...]) -> bool:
     """Whether ``value`` is nested lists of finite numbers of ``shape``."""
     if not shape:
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e300
     n, rest = shape[0], shape[1:]
     return isinstance(value, list) and (n is None or len(value) == n) and all(_shape_of(v, rest) for v in value)
 
@@ -275,7 +275,7 @@ def _parse_labels(shard: Path, key: str, data: bytes) -> dict[str, Any]:
     their shapes, and the image size is sane), or a ShardError naming what is wrong."""
     try:
         labels = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # ValueError: JSON's, or a 5000-digit int
         raise ShardError(f"{shard}: {key}.json is not valid JSON ({str(exc)[:200]})") from exc
     if not isinstance(labels, dict):
         raise ShardError(f"{shard}: {key}.json is not a JSON object")
@@ -327,8 +327,8 @@ def _members(path: Path, data: bytes, wanted: Callable[[str], bool] = lambda ext
                 if wanted(ext):
                     f = tar.extractfile(member)
                     group[ext] = f.read() if f else b""
-    except (tarfile.TarError, EOFError) as exc:
-        raise ShardError(f"{path}: not a valid tar shard ({exc}); it may be truncated") from exc
+    except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:  # ValueError: malformed pax headers
+        raise ShardError(f"{path}: not a valid tar shard ({str(exc)[:200]}); it may be truncated") from exc
     return groups
 
 

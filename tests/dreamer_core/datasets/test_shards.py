@@ -326,3 +326,31 @@ def test_index_keys_refuse_a_missing_or_truncated_shard_and_writers_refuse_a_key
     with pytest.raises(ShardError, match="index entry is malformed"):
         publish_shard(tmp_path, "shard-000001.tar", [make_sample(2), make_sample(2)])
     assert not (tmp_path / "shard-000001.tar").exists()
+
+
+@pytest.mark.parametrize("pax", [{"GNU.sparse.size": "abc"}, {"GNU.sparse.map": "1,x"},
+                                 {"GNU.sparse.major": "1", "GNU.sparse.minor": "0"}])  # fmt: skip
+def test_malformed_pax_headers_are_a_shard_error(tmp_path, pax):
+    members = members_of(make_sample(0))
+    with tarfile.open(tmp_path / "p.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.pax_headers = pax if name.endswith(".json") else {}
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ShardError, match="not a valid tar shard"):
+        list(read_shard(tmp_path / "p.tar"))
+
+
+def test_huge_numbers_in_labels_and_deep_indexes_are_a_shard_error(tmp_path):
+    members = members_of(make_sample(0))
+    text = members["s000000.json"].decode()
+    for big, why in (("1" * 5000, "not valid JSON"), (str(10**400), "'K' is not a 3x3")):
+        members["s000000.json"] = text.replace('"K": [[', f'"K": [[{big}, ', 1).encode()
+        raw_tar(tmp_path / "b.tar", members)
+        with pytest.raises(ShardError, match=why):
+            list(read_shard(tmp_path / "b.tar"))
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "idx" / "shard-000000.tar.index.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ShardError, match="corrupt shard index"):
+        read_index(tmp_path / "idx")
