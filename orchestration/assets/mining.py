@@ -2,6 +2,8 @@
 and round-2 shards (the poses predicted hardest). Shards are Dagster dynamic partitions, so a
 backfill fans out and a schedule can add shards with fresh seeds."""
 
+import hashlib
+import io
 import json
 import time
 from pathlib import Path
@@ -78,16 +80,21 @@ def committed_shards(storage: StorageResource, asset: str, partitions: list[str]
 
 
 def round_manifest(storage: StorageResource, asset: str, shards: list[str]) -> pd.DataFrame:
-    """The manifest rows of finished ``shards``, each part checked against the hash its shard's
-    index recorded (a part rewritten by a later, unfinished run is refused, not mixed in)."""
+    """The manifest rows of finished ``shards``, each part read once and checked against the hash its
+    shard's index records (a part of a rewrite that has not finished, whose index is gone or does
+    not match, is refused, never mixed in)."""
     folder = storage.asset_dir(asset)
     index = read_index(folder) if shards else {}
+    parts = []
     for s in shards:
-        want = index.get(f"{s}.tar", {}).get("manifest_sha256")
-        if want is not None and file_sha256(folder / f"manifest-{s}.parquet") != want:
-            raise dg.Failure(f"{folder / f'manifest-{s}.parquet'} is not the manifest its shard's index recorded (a "
-                             f"later run of {asset}[{s}] did not finish): re-materialize that partition")  # fmt: skip
-    parts = [pd.read_parquet(folder / f"manifest-{s}.parquet") for s in shards]
+        path = folder / f"manifest-{s}.parquet"
+        data = path.read_bytes()
+        want = index.get(f"{s}.tar", {}).get("manifest_sha256", "none")
+        if hashlib.sha256(data).hexdigest() != want:
+            raise dg.Failure(f"{path} is not the manifest its shard's index records ({want[:12]}; a run of "
+                             f"{asset}[{s}] is rewriting it or did not finish): re-materialize that "
+                             "partition")  # fmt: skip
+        parts.append(pd.read_parquet(io.BytesIO(data)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -40,7 +40,7 @@ def test_a_round_shard_is_rewritten_index_first_and_its_manifest_is_held_to_the_
     from dreamer_core.datasets.build import write_manifest
 
     write_manifest(folder / "manifest-shard-000000.parquet", [{"key": "s000000", "oks": 0.9}])  # not committed
-    with pytest.raises(dg.Failure, match="not the manifest its shard's index recorded"):
+    with pytest.raises(dg.Failure, match="not the manifest its shard's index records"):
         round_manifest(storage, "round1_generations", ["shard-000000"])
     from orchestration.assets import mining
 
@@ -51,3 +51,5 @@ def test_a_round_shard_is_rewritten_index_first_and_its_manifest_is_held_to_the_
     with pytest.raises(SystemExit):
         _publish_round_shard(folder, "shard-000000", rows, [make_sample(0)])
     assert committed_shards(storage, "round1_generations", ["shard-000000"]) == []  # the old index went first
+    with pytest.raises((dg.Failure, ShardError), match=r"no shard index|records \(none"):  # a reader's old list
+        round_manifest(storage, "round1_generations", ["shard-000000"])
