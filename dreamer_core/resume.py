@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -82,7 +83,10 @@ def load_state(folder: str | Path, modules: dict[str, nn.Module], optimizer: tor
     meta = json.loads((folder / META).read_text())
     if meta["fingerprint"] != json.loads(json.dumps(fingerprint)):
         return 0
-    state_file = folder / meta.get("state", STATE)
+    name = meta.get("state", STATE)
+    if not isinstance(name, str) or not re.fullmatch(r"state(-\d{9})?\.safetensors", name):
+        return 0  # not a state file this code writes: start over rather than open another path
+    state_file = folder / name
     if not state_file.is_file() or ("sha256" in meta and hashlib.sha256(state_file.read_bytes()).hexdigest()
                                     != meta["sha256"]):  # fmt: skip
         return 0  # the state its metadata names is gone or is not the one it hashed: start over

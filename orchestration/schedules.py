@@ -89,18 +89,18 @@ refresh_dataset = dg.define_asset_job(
 
 MAX_ATTEMPTS = 3  # runs of one shard (the first and its retries) before the sensor leaves it to a person
 IN_FLIGHT = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)  # fmt: skip
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.SUSPENDED)  # fmt: skip
 GAVE_UP = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 
-def shard_runs(instance: dg.DagsterInstance, round_index: int, partition: str) -> tuple[int, int]:
-    """(runs in flight, runs that failed or were canceled) of one shard partition of a round,
+def shard_runs(instance: dg.DagsterInstance, round_index: int, partition: str) -> tuple[int, int, int]:
+    """(runs in flight, runs that failed or were canceled, all runs) of one shard partition of a round,
     whoever launched them: this sensor's job or a backfill from the UI (any run whose asset
     selection holds the round's asset; both rounds name their shards alike)."""
     key, job = dg.AssetKey(f"round{round_index}_generations"), SHARD_JOBS[round_index].name
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": partition}))
     mine = [r for r in runs if (key in r.asset_selection if r.asset_selection is not None else r.job_name == job)]
-    return sum(r.status in IN_FLIGHT for r in mine), sum(r.status in GAVE_UP for r in mine)
+    return sum(r.status in IN_FLIGHT for r in mine), sum(r.status in GAVE_UP for r in mine), len(mine)
 
 
 @dg.sensor(
@@ -125,13 +125,13 @@ def generation_shards_sensor(context: dg.SensorEvaluationContext) -> list[dg.Run
         for p in instance.get_dynamic_partitions(pdef.name):
             if p in done:
                 continue
-            running, failed = shard_runs(instance, r, p)
+            running, failed, runs = shard_runs(instance, r, p)
             if running:
                 in_flight += 1
             elif failed >= MAX_ATTEMPTS:
                 given_up.append(f"{key.to_user_string()}[{p}]")
-            else:  # attempt-numbered keys: a retry is a new request, a repeated tick is not
-                requests.append(dg.RunRequest(run_key=f"{key.to_user_string()}:{p}:attempt-{failed + 1}",
+            else:  # keys numbered by the runs so far: a retry is a new request, a repeated tick is not
+                requests.append(dg.RunRequest(run_key=f"{key.to_user_string()}:{p}:attempt-{runs + 1}",
                                               job_name=SHARD_JOBS[r].name, partition_key=p))  # fmt: skip
         event = instance.get_latest_materialization_event(key)
         latest_shard = max(latest_shard, event.timestamp if event else 0.0)

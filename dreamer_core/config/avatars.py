@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,9 @@ def launcher_problem(value: Any) -> str:
     ``TORCHRUN_FLAGS`` only (``--flag value``, ``--flag=value``; dashes or underscores)."""
     if not isinstance(value, str):
         return "not a string"
-    words = value.split()
+    if not value.isascii() or any(c in value for c in "\"'\\"):
+        return "only plain ASCII words (no quotes, escapes or non-ASCII spaces)"
+    words = shlex.split(value)  # what training_command splits it with
     if not words:
         return ""
     if words[0] != "torchrun":

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -26,12 +27,14 @@ class StorageResource(dg.ConfigurableResource):
     def run_lock(self, name: str, run_id: str, wait_s: float = 10.0) -> Iterator[None]:
         """Held while one run writes ``name`` (an asset, or an asset's partition): a second run of
         it waits ``wait_s`` (a run just finishing), then fails with the holder's run, host and pid
-        instead of interleaving its writes with the first's. A POSIX lock on the data volume, so
-        it holds across the processes and pods that share the volume; the kernel drops it when the
-        holder dies, so a killed run never leaves it stuck."""
+        instead of interleaving its writes with the first's. An ``flock`` on the data volume: it
+        holds across the processes and pods that share the volume where the volume maps it onto
+        POSIX byte-range locks (NFSv4, CephFS, EFS); the kernel drops it when the holder dies (a
+        dead node's, when its lease expires), so a killed run never leaves it stuck. Child
+        processes (Pipes trainings) do not hold it themselves."""
         folder = self.base() / ".locks"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.lock"
+        path = folder / f"{quote(name, safe='')}.lock"  # a partition key may hold '/'; the name stays one file
         with open(path, "a+") as fh:
             if not lock_within(fh, wait_s):
                 fh.seek(0)
