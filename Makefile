@@ -69,4 +69,4 @@ dvc-yaml: setup
 # Every asset output (the outs of dvc.yaml, which is generated from the asset graph), the Dagster and
 # MLflow stores and the local DVC remote. DVC's cache (.dvc/cache) stays: `scripts/dvc checkout` restores.
 clean:
-	rm -rf $$(sed -n 's|^    - \(data/[a-z0-9_]*\):\{0,1\}$$|\1|p' dvc.yaml | sort -u) dagster_home mlflow dvc-remote
+	rm -rf $$(sed -n 's|^    - \(data/[a-z0-9_]*\):\{0,1\}$$|\1|p' dvc.yaml | sort -u) data/.locks data/.*.staging data/.*.old dagster_home mlflow dvc-remote

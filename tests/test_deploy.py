@@ -108,6 +108,8 @@ def test_mlflow_server_command_and_pipeline_env_agree():
     assert "password" not in ini.lower() and "default_permission = NO_PERMISSIONS" in ini
     secret = next(d for d in _manifests("pipeline-env.yaml") if d["kind"] == "Secret")["stringData"]
     assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(secret)  # what the clients sign in with
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()  # the basic-auth app needs Flask-WTF (mlflow[auth])
+    assert "Flask-WTF" in dockerfile and "import mlflow.server.auth" in dockerfile
     service = next(d for d in _manifests("mlflow.yaml") if d["kind"] == "Service")
     env = next(d for d in _manifests("pipeline-env.yaml") if d["kind"] == "ConfigMap")["data"]
     host = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local"
