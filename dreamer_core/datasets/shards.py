@@ -327,6 +327,8 @@ def _members(path: Path, data: bytes, wanted: Callable[[str], bool] = lambda ext
                 if wanted(ext):
                     f = tar.extractfile(member)
                     group[ext] = f.read() if f else b""
+    except ShardError:
+        raise
     except (tarfile.TarError, EOFError, ValueError, OverflowError) as exc:  # ValueError: malformed pax headers
         raise ShardError(f"{path}: not a valid tar shard ({str(exc)[:200]}); it may be truncated") from exc
     return groups

@@ -354,3 +354,13 @@ def test_huge_numbers_in_labels_and_deep_indexes_are_a_shard_error(tmp_path):
     (tmp_path / "idx" / "shard-000000.tar.index.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ShardError, match="corrupt shard index"):
         read_index(tmp_path / "idx")
+
+
+def test_a_refused_member_keeps_its_own_message(tmp_path):
+    """A member refused while the tar is walked says why (and the fix), not "not a valid tar"."""
+    members = members_of(make_sample(0))
+    members["../escape.json"] = b"x"
+    raw_tar(tmp_path / "bad.tar", members)
+    with pytest.raises(ShardError) as info:
+        list(read_shard(tmp_path / "bad.tar"))
+    assert "not a valid tar" not in str(info.value) and "delete it" in str(info.value)
