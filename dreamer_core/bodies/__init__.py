@@ -5,11 +5,20 @@ from __future__ import annotations
 from dreamer_core.bodies.base import BodyModel, BodyOutput, ParamSpec
 from dreamer_core.config import BodyModelSettings
 from dreamer_core.errors import ConfigError
+from dreamer_core.threads import fixed_threads
 
 
 def load_body_model(settings: BodyModelSettings | None = None, device: str = "cpu") -> BodyModel:
-    """Build the body model the ``body_model`` settings name (anny by default)."""
-    settings = settings or BodyModelSettings()
+    """Build the body model the ``body_model`` settings name (anny by default), with one torch
+    thread count whatever the caller runs with: the tensors construction derives (anny's joint
+    correspondence inverse, measured) differ in their last bits between 1 and 2 threads, and one
+    process reuses its body for every asset it runs, so a shard would otherwise depend on which
+    asset happened to load the body first (a serial CLI run against one partition re-run alone)."""
+    with fixed_threads():
+        return _build(settings or BodyModelSettings(), device)
+
+
+def _build(settings: BodyModelSettings, device: str) -> BodyModel:
     if settings.name == "anny":
         from dreamer_core.bodies.anny_backend import AnnyBody
 
