@@ -10,7 +10,7 @@ export WARP_CACHE_PATH := $(CURDIR)/.cache/warp
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: setup demo test test-fast harden bench bench-scale bench-checks lint format ui dvc-yaml clean
+.PHONY: setup demo test test-fast harden faults bench bench-scale bench-checks lint format ui dvc-yaml clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,12 @@ test-fast: setup
 
 harden: setup
 	$(PY) -m pytest tests/hardening -q
+
+# SIGKILL at 25 seeded writes of each of four assets' write paths (make test runs 5 each), and the
+# 20 kills of a training checkpoint save; prints the kills survived.
+faults: setup
+	PD_FAULT_KILLS=25 $(PY) -m pytest -q -p no:randomly tests/hardening/test_faults.py \
+		"tests/dreamer_core/test_resume.py::test_a_save_killed_at_any_point_leaves_the_previous_state_or_the_new_one"
 
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev,bench]'

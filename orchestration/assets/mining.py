@@ -130,12 +130,13 @@ def _generate(context: dg.AssetExecutionContext, config: Any, round_index: int, 
         seconds = time.perf_counter() - t0
         for row in result.rows:
             row["family"] = str(bank.table.family.iloc[row["bank_row"]])
-        _publish_round_shard(out, shard, result.rows, result.samples)
         picks = result.samples[:: max(1, len(result.samples) // 6)][:6]
         png = sample_grid_png(
             [[s.control, s.image] for s in picks], [np.asarray(s.labels["keypoints_2d"]) for s in picks]
         )
-        publish_png(out, f"preview-{shard}.png", png, tracked.run)
+        (out / index_file(f"{shard}.tar")).unlink(missing_ok=True)  # the old shard is no longer vouched for
+        publish_png(out, f"preview-{shard}.png", png, tracked.run)  # before the index: no new shard, old preview
+        _publish_round_shard(out, shard, result.rows, result.samples)
         metrics = {"num_samples": len(result.samples), "mean_oks": float(np.nanmean(result.oks)),
                    "images_per_second": len(result.samples) / max(seconds, 1e-9)}  # fmt: skip
         if extra:

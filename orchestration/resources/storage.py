@@ -55,7 +55,9 @@ class StorageResource(dg.ConfigurableResource):
         try:
             path.mkdir(parents=True, exist_ok=True)
             # Fail before any work (and before the earlier output is touched), not at the first write.
-            with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+            # An unnamed file (O_TMPFILE where the file system has it): a run killed here leaves no
+            # probe in the output folder (the fault suite found one there, versioned with the data).
+            with tempfile.TemporaryFile(dir=path):
                 pass
         except OSError as exc:
             raise dg.Failure(

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 REPORT: list[tuple[str, str, str]] = []  # (case, outcome, error message)
+FAULTS: list[tuple[str, int, list[int]]] = []  # (asset, SIGKILLs survived, writes of its two versions)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    if FAULTS:
+        total = sum(n for _, n, _ in FAULTS)
+        terminalreporter.section(f"faults: {total} SIGKILLs survived")
+        for asset, n, writes in FAULTS:
+            terminalreporter.write_line(f"{asset}: {n} kills survived (a complete run makes {writes} writes)")
     if not REPORT:
         return
     terminalreporter.section(f"hardening: {len(REPORT)} bad-input cases")
