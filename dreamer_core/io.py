@@ -12,15 +12,16 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 # Fixed timestamp for zip members so that .npz bytes depend only on their content.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+T = TypeVar("T")
 
 
 def _umask() -> int:
@@ -143,6 +144,34 @@ def publish_folder(stage: str | os.PathLike[str], target: str | os.PathLike[str]
         os.replace(stage, target)
         shutil.rmtree(old, ignore_errors=True)
     fsync_path(target.parent)
+
+
+def _folder_version(folder: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+def read_settled(folder: str | os.PathLike[str], read: Callable[[], T], attempts: int = 5) -> T:
+    """``read()`` (which opens several files of ``folder``) with every file from one version:
+    ``publish_folder`` puts a new directory in the folder's place, so the same directory before and
+    after the read means no swap happened in between; otherwise (or when the read failed while a
+    swap happened: a file gone with the old version) it is read again. A read that fails on a
+    folder nobody swapped raises at once."""
+    folder = Path(folder)
+    for _ in range(attempts):
+        before = _folder_version(folder)
+        try:
+            value = read()
+        except (OSError, ValueError):
+            if _folder_version(folder) == before:
+                raise
+            continue
+        if _folder_version(folder) == before:
+            return value
+    raise OSError(f"{folder}: replaced by a new version {attempts} times while being read; read it again later")
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, durable: bool = False) -> None:

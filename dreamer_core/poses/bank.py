@@ -24,7 +24,7 @@ from dreamer_core.bodies.base import BodyModel
 from dreamer_core.bodies.skeleton import BODY_JOINTS, NUM_BODY_JOINTS
 from dreamer_core.config import PoseBankSettings
 from dreamer_core.errors import PipelineInputError
-from dreamer_core.io import atomic_path, load_npz, write_json_atomic, write_npz_atomic
+from dreamer_core.io import atomic_path, load_npz, read_settled, write_json_atomic, write_npz_atomic
 from dreamer_core.poses.amass import load_amass_folder
 from dreamer_core.poses.anatomical import sample_anatomical
 from dreamer_core.poses.diversity import farthest_point_indices, mean_nn_distance
@@ -210,7 +210,12 @@ def write_pose_bank(bank: PoseBank, out_dir: str | Path) -> dict[str, Path]:
 
 
 def read_pose_bank(out_dir: str | Path) -> PoseBank:
-    out = Path(out_dir)
+    """The bank's table and arrays, both from one published version (``publish_folder`` may swap
+    a new bank in while they are read)."""
+    return read_settled(out_dir, lambda: _read_pose_bank(Path(out_dir)))
+
+
+def _read_pose_bank(out: Path) -> PoseBank:
     for name in (POSES_FILE, ARRAYS_FILE):
         if not (out / name).is_file():
             raise PipelineInputError(f"{out / name}: missing; materialize the pose_bank asset first")

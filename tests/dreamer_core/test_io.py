@@ -76,3 +76,33 @@ def test_a_folder_is_published_as_one_unit(tmp_path, monkeypatch):
         assert (target / "cache" / "c.parquet").read_bytes() == b"cached"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["asset"]  # no staging or old folder left
         (target / "old-shard.tar").write_bytes(b"old")
+
+
+def test_a_settled_read_sees_one_version_and_fails_fast_on_a_folder_nobody_swaps(tmp_path):
+    import dreamer_core.io as pio
+
+    target = tmp_path / "asset"
+    target.mkdir()
+    (target / "a").write_text("1")
+    (target / "b").write_text("1")
+
+    def publish(value: str) -> None:
+        stage = pio.staging_folder(target)
+        for name in ("a", "b"):
+            (stage / name).write_text(value)
+        pio.publish_folder(stage, target)
+
+    reads = []
+
+    def read() -> tuple[str, str]:  # a second version is published between the two files, once
+        first = (target / "a").read_text()
+        if not reads:
+            publish("2")
+        reads.append(1)
+        return first, (target / "b").read_text()
+
+    assert pio.read_settled(target, read) == ("2", "2") and len(reads) == 2
+    with pytest.raises(FileNotFoundError):
+        pio.read_settled(target, lambda: (target / "missing").read_text())
+    with pytest.raises(OSError, match="replaced by a new version 3 times"):
+        pio.read_settled(target, lambda: publish("3"), attempts=3)

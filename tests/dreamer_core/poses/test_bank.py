@@ -77,3 +77,26 @@ def test_split_counts_sums_exactly():
 def test_read_missing_bank(tmp_path):
     with pytest.raises(PipelineInputError, match="materialize the pose_bank"):
         read_pose_bank(tmp_path)
+
+
+def test_a_bank_swapped_in_while_it_is_read_is_read_again_whole(tmp_path, settings, anny_body, monkeypatch):
+    """A reader that took the table of the old bank when ``publish_folder`` put a new one in place
+    must not pair it with the new bank's arrays: the read starts again on the new version."""
+    import dreamer_core.poses.bank as bank_module
+    from dreamer_core.io import publish_folder, staging_folder
+
+    folder = tmp_path / "pose_bank"
+    write_pose_bank(build_pose_bank(settings, anny_body, seed=1), folder)
+    stage = staging_folder(folder)
+    write_pose_bank(build_pose_bank(settings.replace(num_poses=30), anny_body, seed=2), stage)
+    read_table, swaps = bank_module.pq.read_table, []
+
+    def read_then_swap(*args, **kwargs):  # the new version lands between the table and the arrays
+        table = read_table(*args, **kwargs)
+        if not swaps:
+            swaps.append(publish_folder(stage, folder))
+        return table
+
+    monkeypatch.setattr(bank_module.pq, "read_table", read_then_swap)
+    bank = read_pose_bank(folder)
+    assert swaps and len(bank) == 30 and np.array_equal(bank.table.pose_id.to_numpy(), bank.arrays["pose_id"])
