@@ -88,11 +88,15 @@ def _run_one(key: str, partition: str | None, threads: int = 0) -> RunOutcome:
     return label, result.success, result.run_id, bad_checks, message, warned
 
 
-def materialize(keys: list[str], select_all: bool, partitions: list[str] | None = None, workers: int = 1) -> int:
+def materialize(keys: list[str], select_all: bool, partitions: list[str] | None = None, workers: int = 1,
+                missing: bool = False) -> int:  # fmt: skip
     """Materialize assets in dependency order; a partitioned asset runs once per partition (all
     of them unless ``partitions`` names some). Generation rounds with no shard yet get
     ``round_generations.initial_shards``. With ``workers`` > 1 the partitions of one asset run in
-    that many processes at once (a local backfill; each run writes only its own shard)."""
+    that many processes at once (a local backfill; each run writes only its own shard). With
+    ``missing`` only what the instance has no materialization of yet runs: a killed or failed
+    backfill is finished without redoing its done partitions (whether a done one is stale, after a
+    change of params or code, is not asked: run without it then)."""
     ensure_dagster_home()
     import dagster as dg
 
@@ -117,6 +121,10 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
         started = time.perf_counter()
         pdef = graph.get(dg.AssetKey(key)).partitions_def
         runs = [None] if pdef is None else (partitions or pdef.get_partition_keys(dynamic_partitions_store=instance))
+        if missing:
+            runs = _not_done(instance, dg.AssetKey(key), runs, pdef)
+            if not runs:
+                continue
         if workers > 1 and len(runs) > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -143,6 +151,26 @@ def materialize(keys: list[str], select_all: bool, partitions: list[str] | None 
     _time_table(times)
     _summary(failed, warned)
     return code or (1 if failed else 0)
+
+
+def _not_done(instance: Any, key: Any, runs: list[str | None], pdef: Any) -> list[str | None]:
+    """The runs of ``runs`` (partition keys, or [None] for an unpartitioned asset) whose latest
+    attempt did not materialize: never run, failed, or killed (a run killed while rewriting a
+    done partition leaves it unfinished, and so it runs again); says how many were skipped."""
+    import dagster as dg
+
+    if runs == [None]:
+        entry = next(iter(instance.get_asset_records([key])), None)
+        entry = entry.asset_entry if entry else None
+        last = (entry.last_materialization_storage_id or 0) if entry else 0
+        done = {None} if last > ((entry.last_planned_materialization_storage_id or 0) if entry else 0) else set()
+    else:
+        status = instance.get_status_by_partition(key, [r for r in runs if r], pdef) or {}
+        done = {r for r, s in status.items() if s == dg.AssetPartitionStatus.MATERIALIZED}
+    todo = [r for r in runs if r not in done]
+    if len(todo) < len(runs):
+        print(f"{key.to_user_string()}: {len(runs) - len(todo)} of {len(runs)} done, skipped (--missing)")
+    return todo
 
 
 def _time_table(times: list[tuple[str, int, float]]) -> None:
@@ -329,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--all", action="store_true", help="the whole asset graph")
     m.add_argument("--partition", action="append", help="only this partition of partitioned assets (repeatable)")
     m.add_argument("--workers", type=int, default=1, help="processes running partitions of one asset at once")
+    m.add_argument(
+        "--missing",
+        action="store_true",
+        help="only partitions (and assets) not materialized yet: finish a killed or failed backfill",
+    )
     sub.add_parser("status", help="latest materialization of every asset in the Dagster instance")
     a = sub.add_parser("add-shards", help="add generation shard partitions (then materialize them)")
     a.add_argument("--round1", type=int, default=0)
@@ -339,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "materialize":
-            return materialize(args.keys, args.all, args.partition, args.workers)
+            return materialize(args.keys, args.all, args.partition, args.workers, args.missing)
         if args.command == "status":
             return status()
         if args.command == "add-shards":

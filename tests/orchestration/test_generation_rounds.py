@@ -28,49 +28,9 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-
-SMALL = {
-    "pose_bank": {"num_poses": 40, "candidate_factor": 2},
-    "render": {"image_size": 48, "supersample": 2},
-    "reference_renders": {"num_train": 24, "num_val": 8, "num_test": 8, "multiview_subjects": 3, "multiview_heldout": 1,
-                          "views_per_ring": 4, "samples_per_shard": 10},
-    "control_renders": {"num_shards": 1, "samples_per_shard": 12},
-    "pose_detector": {"steps": 150, "batch_size": 8, "width": 16, "judge_steps": 10},  # finds people: samples kept
-    "generator": {"steps": 4, "batch_size": 4, "channels": [16, 32], "eval_samples": 6, "sample_steps": 2},
-    "dpo": {"num_controls": 6, "num_candidates": 2, "min_gap": 0.0, "min_winner_oks": 0.0, "steps": 2,
-            "batch_pairs": 2, "heldout_controls": 4, "heldout_seeds": 2, "lora_rank": 2},
-    "round_generations": {"samples_per_shard": 32, "initial_shards": 2, "batch_size": 8},
-    "hardness_model": {"min_samples_leaf": 2, "max_iter": 20, "folds": 3},
-    "filtered_dataset": {"min_oks": 0.0, "min_keypoint_score": 0.0, "min_person_area": 0.0, "min_sharpness": 0.0,
-                         "samples_per_shard": 16},
-    "hmr": {"image_size": 32, "width": 8, "dim": 32, "heads": 2, "decoder_layers": 1, "steps": 6, "batch_size": 4,
-            "checkpoint_every": 2},
-    "benchmark_scores": {"generated_test_samples": 8},
-    "gst": {"num_vertices": 64, "chunk": 32, "steps": 4, "subjects_per_step": 2, "target_views": 2,
-            "checkpoint_every": 2},
-}  # fmt: skip
-UPSTREAM = ["pose_bank", "reference_renders", "control_renders", "pose_detector", "generator", "dpo_pairs",
-            "dpo_generator"]  # fmt: skip
-DOWNSTREAM = ["round1_generations", "hardness_model", "round2_generations", "filtered_dataset"]
-
-
-def _env(root: Path, data: str, home: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PD_", "MLFLOW_", "DAGSTER_", "DVC_"))}
-    env.update(PD_PARAMS=str(root / "params.yaml"), PD_DATA_DIR=str(root / data), DAGSTER_HOME=str(root / home),
-               MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}",
-               PD_MLFLOW_ARTIFACT_ROOT=(root / "artifacts").as_uri(), PD_DVC="off")  # fmt: skip
-    return env
-
-
-def cli(env: dict[str, str], *args: str, checks: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the CLI; every run must succeed, and with ``checks`` every asset check must pass too
-    (the upstream models trained for a few steps cannot pass their quality checks)."""
-    proc = subprocess.run([sys.executable, "-m", "orchestration.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
-    ok = proc.returncode == 0 or (not checks and proc.returncode == 1 and "FAILED" not in proc.stdout)
-    assert ok, f"cli {args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return proc
+from tests.helpers.pipeline import DOWNSTREAM, UPSTREAM, cli, write_small_params
+from tests.helpers.pipeline import pipeline_env as _env
+from tests.helpers.repo import REPO
 
 
 def index_hashes(folder: Path) -> dict[str, str]:
@@ -91,11 +51,7 @@ def _splits(data: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("rounds")
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in SMALL.items():
-        raw["tiny"].setdefault(section, {}).update(values)
-    raw["profile"] = "tiny"
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    write_small_params(root)
     env = _env(root, "data", "home")
     cli(env, "materialize", *UPSTREAM, checks=False)
     proc = cli(env, "materialize", *DOWNSTREAM)
@@ -294,3 +250,51 @@ def test_killed_hmr_training_resumes_from_its_checkpoint(pipeline):
     assert f"rendered: resuming HMR training at step {step}/80" in out.stdout + out.stderr
     assert not state.parent.exists()  # the finished run clears its resume state
     assert json.loads((root / "data" / "hmr_checkpoints" / "summary.json").read_text())["rendered"]["steps"] == 80
+
+
+@pytest.mark.slow
+def test_missing_runs_only_what_is_not_done(pipeline):
+    """``materialize --missing`` skips done partitions and assets, and reruns a done partition
+    whose rewrite was killed (the old shard stays committed meanwhile; the latest attempt did not
+    finish, so it is not done)."""
+    root, _, _ = pipeline
+    for name in ("data", "home"):
+        shutil.copytree(root / name, root / f"{name}-missing")
+    env = _env(root, "data-missing", "home-missing")
+    folder = root / "data-missing" / "round1_generations"
+    n, before = len(list(folder.glob("*.index.json"))), index_hashes(folder)  # 2 shards, or 3 after the kill test
+    out = cli(env, "materialize", "round1_generations", "hardness_model", "--missing").stdout
+    assert f"round1_generations: {n} of {n} done, skipped" in out and "hardness_model: 1 of 1 done" in out
+    assert "materialized " not in out
+
+    args = [sys.executable, "-m", "orchestration.cli", "materialize", "round1_generations", "--partition",
+            "shard-000001"]  # fmt: skip
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    for line in proc.stdout:  # the first batch of the rewrite is generated: kill it
+        if "shard-000001 generated: 8/32" in line:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert index_hashes(folder) == before  # killed before it published anything: the old version stands
+    out = cli(env, "materialize", "round1_generations", "--missing").stdout
+    assert f"{n - 1} of {n} done, skipped" in out and "materialized round1_generations[shard-000001]: ok" in out
+    assert "shard-000000]" not in out and index_hashes(folder) == before  # the same params: the same bytes
+
+
+@pytest.mark.slow
+def test_the_score_cache_keeps_only_the_dataset_shards(pipeline):
+    """The filtered dataset's score cache (carried from version to version) drops the scores of a
+    shard that left the dataset, and keeps one file per shard it scores."""
+    root, _, _ = pipeline
+    for name in ("data", "home"):
+        shutil.copytree(root / name, root / f"{name}-cache")
+    env = _env(root, "data-cache", "home-cache")
+    cache = root / "data-cache" / "filtered_dataset" / "scores"
+    kept = sorted(p.name for p in cache.glob("*.parquet"))
+    shutil.copy(cache / kept[0], cache / "round1_generations-shard-000099.parquet")  # a shard since removed
+    cli(env, "materialize", "filtered_dataset")
+    assert sorted(p.name for p in cache.glob("*.parquet")) == kept
+    indexes = [p for r in (1, 2) for p in (root / "data-cache" / f"round{r}_generations").glob("*.index.json")]
+    assert len(kept) == len(indexes)
