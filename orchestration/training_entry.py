@@ -20,10 +20,17 @@ from dreamer_core.tracking import NullTracker, Tracker
 
 def tracker_for(spec: dict[str, Any], rank: int, experiment: str, run_name: str) -> Tracker:
     """Rank 0 logs into the run the asset opened (``mlflow.run_id``), or a new run of
-    ``mlflow.experiment`` (default ``experiment``)."""
+    ``mlflow.experiment`` (default ``experiment``). A tracking store that cannot be reached after
+    the retries costs the metrics, not the training: it trains untracked, with a warning."""
     ml = spec.get("mlflow") or {}
     if rank or not ml.get("tracking_uri"):
         return NullTracker()
+    from orchestration.resources.tracking import tolerant
+
+    return tolerant(_open_run)(ml, experiment, run_name) or NullTracker()
+
+
+def _open_run(ml: dict[str, Any], experiment: str, run_name: str) -> Tracker:
     from mlflow.tracking import MlflowClient
 
     from orchestration.resources.tracking import MLflowRun

@@ -48,24 +48,32 @@ def _is_secret(key: str) -> bool:
     return any(m in low for m in _SECRET_MARKERS) or bool(_SECRET_WORD.search(low))
 
 
-def _tolerant(call: Any) -> Any:
+def retried(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` retried with backoff; the last failure is raised (what a caller
+    cannot go on without: the run an asset logs into)."""
+    import time
+
+    for attempt in range(RETRIES - 1):
+        try:
+            return call(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - any tracking failure (store, network) is retried
+            time.sleep(0.25 * 2**attempt)
+    return call(*args, **kwargs)
+
+
+def tolerant(call: Any) -> Any:
     """A tracking call retried with backoff, then given up with a warning: losing a metric point
     must never kill a training ("database is locked" from a SQLite store written by several
     processes, a tracking server restarting)."""
     import functools
-    import time
 
     @functools.wraps(call)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for attempt in range(RETRIES):
-            try:
-                return call(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any tracking failure (store, network) degrades
-                if attempt + 1 == RETRIES:
-                    _log.warning("MLflow %s failed %d times, skipped: %s", call.__name__, RETRIES, redact(str(exc)))
-                    return None
-                time.sleep(0.25 * 2**attempt)
-        return None
+        try:
+            return retried(call, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any tracking failure (store, network) degrades
+            _log.warning("MLflow %s failed %d times, skipped: %s", call.__name__, RETRIES, redact(str(exc)))
+            return None
 
     return wrapper
 
@@ -77,7 +85,7 @@ class MLflowRun:
         self.experiment_id = experiment_id
         self.url = url
 
-    @_tolerant
+    @tolerant
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -86,7 +94,7 @@ class MLflowRun:
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
-    @_tolerant
+    @tolerant
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import time
 
@@ -96,7 +104,7 @@ class MLflowRun:
         items = [Metric(k, float(v), ts, step or 0) for k, v in metrics.items()]
         self.client.log_batch(self.run_id, metrics=items)
 
-    @_tolerant
+    @tolerant
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
@@ -106,7 +114,7 @@ class MLflowRun:
             p.write_bytes(png)
             self.log_artifact(p, artifact_path)
 
-    @_tolerant
+    @tolerant
     def set_tags(self, tags: dict[str, str]) -> None:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, redact(str(v)))
@@ -174,7 +182,7 @@ class MLflowResource(dg.ConfigurableResource):
     ) -> Iterator[MLflowRun]:
         """Open a run tagged with Dagster's run id, asset key and partition; close it on exit."""
         client = self.client()
-        exp_id = self.experiment_id(client, experiment)
+        exp_id = retried(self.experiment_id, client, experiment)
         asset_key = context.asset_key.to_user_string()
         partition = context.partition_key if context.has_partition_key else ""
         tags = {
@@ -185,7 +193,7 @@ class MLflowResource(dg.ConfigurableResource):
         }
         for name, digest in (input_hashes or {}).items():
             tags[f"input_hash.{name}"] = digest
-        run = client.create_run(exp_id, tags=tags)
+        run = retried(client.create_run, exp_id, tags=tags)
         url = f"{self.ui_url or mlflow_ui_url()}/#/experiments/{exp_id}/runs/{run.info.run_id}"
         tracked = MLflowRun(client, run.info.run_id, exp_id, url)
         if params:
