@@ -60,12 +60,16 @@ from orchestration.settings import FilteredDatasetConfig
 SCORE_VERSION = 2  # bump when score_images changes, so cached per-shard scores are recomputed
 
 
+def _cache_file(folder: Path, raw: Path) -> Path:
+    return folder / f"{raw.parent.name}-{raw.stem}.parquet"
+
+
 def _cached_scores(folder: Path, raw: Path, digest: str, detector_hash: str, min_area: float,
                    detector: Any) -> pd.DataFrame:  # fmt: skip
     """Scores of one raw shard, reused while the shard, the detector and the person-area setting
     are unchanged: a rerun after a kill (or after new shards arrive) scores only what is new."""
     stamp = hashlib.sha256(f"{digest}/{detector_hash}/{min_area}/{SCORE_VERSION}".encode()).hexdigest()[:16]
-    path = folder / f"{raw.parent.name}-{raw.stem}.parquet"
+    path = _cache_file(folder, raw)
     if path.exists():
         cached = pd.read_parquet(path)
         if "stamp" in cached and len(cached) and cached.stamp.iloc[0] == stamp:
@@ -167,6 +171,8 @@ def _scores(context: dg.AssetExecutionContext, storage: StorageResource, sources
     for i, (r, shard, path, digest) in enumerate(sources):
         parts.append(_cached_scores(cache, path, digest, detector_hash, min_person_area, detector))
         context.log.info(f"scored {i + 1}/{len(sources)} shards (round {r} {shard})")
+    for stale in set(cache.glob("*.parquet")) - {_cache_file(cache, path) for _, _, path, _ in sources}:
+        stale.unlink()  # scores of shards no longer in the dataset (a removed partition) are not carried on
     scores = pd.concat(parts, ignore_index=True)
     raw = pd.concat([round_manifest(storage, round_asset_name(r), [s]) for r, s, _, _ in sources], ignore_index=True)
     raw = raw.drop(columns=["oks"]).rename(columns={"shard": "raw_shard"})
