@@ -159,11 +159,12 @@ def _not_done(instance: Any, key: Any, runs: list[str | None], pdef: Any) -> lis
     done partition leaves it unfinished, and so it runs again); says how many were skipped."""
     import dagster as dg
 
-    if runs == [None]:
-        entry = next(iter(instance.get_asset_records([key])), None)
-        entry = entry.asset_entry if entry else None
-        last = (entry.last_materialization_storage_id or 0) if entry else 0
-        done = {None} if last > ((entry.last_planned_materialization_storage_id or 0) if entry else 0) else set()
+    if runs == [None]:  # done: materialized by the run that last planned it (a later killed run planned it too)
+        event, planned = (
+            instance.get_latest_materialization_event(key),
+            instance.get_latest_planned_materialization_info(key),
+        )
+        done = {None} if event is not None and (planned is None or planned.run_id == event.run_id) else set()
     else:
         status = instance.get_status_by_partition(key, [r for r in runs if r], pdef) or {}
         done = {r for r, s in status.items() if s == dg.AssetPartitionStatus.MATERIALIZED}

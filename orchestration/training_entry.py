@@ -25,24 +25,31 @@ def tracker_for(spec: dict[str, Any], rank: int, experiment: str, run_name: str)
     ml = spec.get("mlflow") or {}
     if rank or not ml.get("tracking_uri"):
         return NullTracker()
-    from orchestration.resources.tracking import tolerant
+    from orchestration.resources.tracking import RETRIES, _log, redact
 
-    return tolerant(_open_run)(ml, experiment, run_name) or NullTracker()
+    try:
+        return _open_run(ml, experiment, run_name)
+    except Exception as exc:  # noqa: BLE001 - any tracking failure (store, network, auth) degrades
+        _log.warning("MLflow run for %s not opened after %d tries, training untracked: %s", run_name, RETRIES,
+                     redact(str(exc)))  # fmt: skip
+        return NullTracker()
 
 
 def _open_run(ml: dict[str, Any], experiment: str, run_name: str) -> Tracker:
+    """Each store call retried on its own (a retried whole would create a second run when only the
+    lookup after the creation failed)."""
     from mlflow.tracking import MlflowClient
 
-    from orchestration.resources.tracking import MLflowRun
+    from orchestration.resources.tracking import MLflowRun, retried
 
     client = MlflowClient(tracking_uri=ml["tracking_uri"])
     run_id = ml.get("run_id")
     if not run_id:
         name = ml.get("experiment", experiment)
-        exp = client.get_experiment_by_name(name)
-        exp_id = exp.experiment_id if exp else client.create_experiment(name)
-        run_id = client.create_run(exp_id, tags={"mlflow.runName": run_name}).info.run_id
-    run = client.get_run(run_id)
+        exp = retried(client.get_experiment_by_name, name)
+        exp_id = exp.experiment_id if exp else retried(client.create_experiment, name)
+        run_id = retried(client.create_run, exp_id, tags={"mlflow.runName": run_name}).info.run_id
+    run = retried(client.get_run, run_id)
     return MLflowRun(client, run_id, run.info.experiment_id, "")
 
 

@@ -171,8 +171,10 @@ def _scores(context: dg.AssetExecutionContext, storage: StorageResource, sources
     for i, (r, shard, path, digest) in enumerate(sources):
         parts.append(_cached_scores(cache, path, digest, detector_hash, min_person_area, detector))
         context.log.info(f"scored {i + 1}/{len(sources)} shards (round {r} {shard})")
-    for stale in set(cache.glob("*.parquet")) - {_cache_file(cache, path) for _, _, path, _ in sources}:
-        stale.unlink()  # scores of shards no longer in the dataset (a removed partition) are not carried on
+    partitions = {cache / f"{round_asset_name(r)}-{s}.parquet" for r, pdef in ROUND_PARTITIONS.items()
+                  for s in context.instance.get_dynamic_partitions(pdef.name)}  # fmt: skip
+    for stale in set(cache.glob("*.parquet")) - partitions:
+        stale.unlink()  # scores of removed partitions are not carried on (a shard being rewritten keeps its own)
     scores = pd.concat(parts, ignore_index=True)
     raw = pd.concat([round_manifest(storage, round_asset_name(r), [s]) for r, s, _, _ in sources], ignore_index=True)
     raw = raw.drop(columns=["oks"]).rename(columns={"shard": "raw_shard"})

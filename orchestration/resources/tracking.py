@@ -201,6 +201,6 @@ class MLflowResource(dg.ConfigurableResource):
         try:
             yield tracked
         except BaseException:
-            client.set_terminated(run.info.run_id, "FAILED")
+            tolerant(client.set_terminated)(run.info.run_id, "FAILED")
             raise
-        client.set_terminated(run.info.run_id, "FINISHED")
+        tolerant(client.set_terminated)(run.info.run_id, "FINISHED")  # the data is published

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 REPORT: list[tuple[str, str, str]] = []  # (case, outcome, error message)
-FAULTS: list[tuple[str, int, list[int]]] = []  # (asset, SIGKILLs survived, writes of its two versions)
+# (asset, SIGKILLs survived, writes of its two versions, what a reader saw after the kills)
+FAULTS: list[tuple[str, int, list[int], dict[str, int]]] = []
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if FAULTS:
-        total = sum(n for _, n, _ in FAULTS)
+        total = sum(n for _, n, _, _ in FAULTS)
         terminalreporter.section(f"faults: {total} SIGKILLs survived")
-        for asset, n, writes in FAULTS:
-            terminalreporter.write_line(f"{asset}: {n} kills survived (a complete run makes {writes} writes)")
+        for asset, n, writes, seen in FAULTS:
+            terminalreporter.write_line(f"{asset}: {n} kills survived (a complete run makes {writes} writes; "
+                                        f"a reader then saw {seen})")  # fmt: skip
     if not REPORT:
         return
     terminalreporter.section(f"hardening: {len(REPORT)} bad-input cases")

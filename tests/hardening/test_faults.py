@@ -5,7 +5,8 @@ kills: tests/dreamer_core/test_resume.py).
 Each asset starts from a complete version A; a real materialization that would write version B
 (other settings) is killed at a seeded write (``tests.helpers.killpoint``: kill points are counted
 in file-system writes under the asset's folders, one drawn in each of ``PD_FAULT_KILLS`` equal
-stretches from the first write to the last). Then:
+stretches from the first write to the last, the first kill at the first write and the last at the
+final one). Then:
 
 - what a reader goes by is A complete, B complete (killed after the commit point) or, for a
   partition, nothing (its commit mark is gone, so no reader counts it): never a mix of the two,
@@ -36,6 +37,9 @@ from dreamer_core.datasets.reference_plan import planned_keys, read_plan_file, r
 from dreamer_core.datasets.shards import index_file, index_keys, read_index
 from dreamer_core.io import _exchange
 from dreamer_core.poses.bank import read_pose_bank
+from orchestration.assets.mining import committed_shards, round_manifest
+from orchestration.assets.renders import _commit_state
+from orchestration.resources import StorageResource
 from tests.hardening.conftest import FAULTS
 from tests.helpers.killpoint import Zygote
 from tests.helpers.pipeline import DOWNSTREAM, UPSTREAM, cli, pipeline_env, write_small_params
@@ -87,7 +91,9 @@ def _filtered_complete(d: Path) -> None:
 
 def _round_files(d: Path) -> Files:
     folder, shard = d / "round1_generations", "shard-000000"
-    if not (folder / index_file(f"{shard}.tar")).exists():
+    committed = committed_shards(StorageResource(root=str(d)), "round1_generations", [shard])  # the readers' view
+    assert bool(committed) == (folder / index_file(f"{shard}.tar")).exists()
+    if not committed:
         return {}  # the index is the commit mark: a reader takes nothing of this shard
     names = [f"{shard}.tar", index_file(f"{shard}.tar"), f"manifest-{shard}.parquet", f"preview-{shard}.png"]
     return {n: _sha(folder / n) for n in names}
@@ -96,7 +102,7 @@ def _round_files(d: Path) -> Files:
 def _round_complete(d: Path) -> None:
     folder, shard = d / "round1_generations", "shard-000000"
     keys = index_keys(folder, read_index(folder))[f"{shard}.tar"]
-    rows = pd.read_parquet(folder / f"manifest-{shard}.parquet")
+    rows = round_manifest(StorageResource(root=str(d)), "round1_generations", [shard])  # checks the manifest's hash
     assert len(keys) == len(set(keys)) == 32 and rows.key.tolist() == keys
 
 
@@ -104,6 +110,7 @@ def _reference_files(d: Path) -> Files:
     folder, key = d / "reference_renders", "train-000000"
     if not (folder / record_file(key)).exists():
         return {}  # the commit record is the commit mark: readers wait for this partition
+    assert _commit_state(folder, key)["committed"], "a commit record that does not match its shard"
     names = ["train/shard-000000.tar", "train/" + index_file("shard-000000.tar"), f"manifest-{key}.parquet",
              f"preview-{key}.png", record_file(key)]  # fmt: skip
     return {n: _sha(folder / n) for n in names}
@@ -186,21 +193,25 @@ def _kill_and_rerun(target: Target, data: Path, zygotes: dict[str, Zygote], tmp_
         target.complete(data)
     assert versions["A"] and versions["B"] and versions["A"] != versions["B"]
 
-    rng, now, survived = np.random.default_rng(zlib.crc32(target.key.encode())), "A", 0
+    rng, now, survived, seen_as = np.random.default_rng(zlib.crc32(target.key.encode())), "A", 0, []
     for i in range(KILLS):
         new = "B" if now == "A" else "A"
-        at = 1 + int((i + rng.random()) * writes[new] / KILLS)  # one in each stretch of the write path
+        at = 1 + int((i + rng.random()) * writes[new] / KILLS)  # one in each stretch of the write path,
+        at = {0: 1, KILLS - 1: writes[new]}.get(i, at)  # the first before any write, the last before the final one
         assert run(new, at).get("signal") == signal.SIGKILL, f"kill at write {at} of {writes[new]}: it finished"
         seen = target.files(data)
         allowed = {"old": versions[now], "new": versions[new]}
         assert seen in allowed.values() or (not seen and (target.partition or not one_step)), (
             f"killed at write {at}/{writes[new]} ({now} -> {new}), a reader sees a mix: {_differs(seen, allowed)}"
         )
+        seen_as.append(next((k for k, v in allowed.items() if v == seen), "nothing"))
         if seen:
             target.complete(data)
         run(new)
         assert target.files(data) == versions[new], f"the rerun after a kill at write {at} gave other bytes"
         target.complete(data)
         survived, now = survived + 1, new
-    FAULTS.append((target.key, survived, sorted(writes.values())))
+    outcomes = {k: seen_as.count(k) for k in ("old", "new", "nothing")}
+    assert outcomes["old"] and outcomes["new"], f"the kills never left one of the versions: {outcomes}"
+    FAULTS.append((target.key, survived, sorted(writes.values()), outcomes))
     return survived

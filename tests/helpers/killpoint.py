@@ -6,7 +6,9 @@ rmtree) whose path lies under one of the watched folders, as Python's audit hook
 before the call runs, and the ``renameat2`` exchange that publishes a staged folder (its audit
 event, the symbol lookup just before the call, names no path; only ``publish_folder`` makes it).
 A child killed at write N has done writes 1..N-1 and not N: kills at seeded N from 1 to the count
-of a complete run are spread over the whole write path, each a state a crash could leave.
+of a complete run are spread over the whole write path, each a state a crash could leave. Writers
+in C++ (pyarrow's parquet writer, safetensors) raise no audit event for their own ``open``; every
+one of them writes to a temp name that ``atomic_path`` then renames, and the rename counts.
 
 A zygote process imports the pipeline once (``python -m tests.helpers.killpoint``, one JSON
 request a line on stdin, one answer a line on stdout) and forks a child per run: the child runs
@@ -47,7 +49,7 @@ def _resolve(path: Any, dir_fd: Any) -> str | None:
     name = os.fsdecode(path)
     if isinstance(dir_fd, int) and dir_fd >= 0 and not os.path.isabs(name):
         name = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name)
-    return os.path.abspath(name)
+    return os.path.realpath(name)  # the watched roots are real paths too: a symlinked /tmp still matches
 
 
 def written_paths(event: str, args: tuple[Any, ...]) -> list[str]:
@@ -63,7 +65,7 @@ class WriteCounter:
     """An audit hook counting writes under ``roots``; at write ``kill_at`` it sends SIGKILL."""
 
     def __init__(self, roots: list[str], kill_at: int) -> None:
-        self.roots = [os.path.abspath(r) for r in roots]
+        self.roots = [os.path.realpath(r) for r in roots]
         self.kill_at, self.count, self._busy = kill_at, 0, False
 
     def __call__(self, event: str, args: tuple[Any, ...]) -> None:

@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.helpers.killpoint import Zygote
 from tests.helpers.pipeline import DOWNSTREAM, UPSTREAM, cli, write_small_params
 from tests.helpers.pipeline import pipeline_env as _env
 from tests.helpers.repo import REPO
@@ -281,6 +282,17 @@ def test_missing_runs_only_what_is_not_done(pipeline):
     out = cli(env, "materialize", "round1_generations", "--missing").stdout
     assert f"{n - 1} of {n} done, skipped" in out and "materialized round1_generations[shard-000001]: ok" in out
     assert "shard-000000]" not in out and index_hashes(folder) == before  # the same params: the same bytes
+
+    # An unpartitioned asset whose rewrite was killed (SIGKILL at its first write) is not done either.
+    (root / "zygote-missing").mkdir()
+    zygote = Zygote({**env, "PYTHONPATH": str(REPO)}, REPO, root / "zygote-missing")
+    try:
+        killed = zygote.run("hardness_model", [root / "data-missing" / "hardness_model"], kill_at=1)
+    finally:
+        zygote.close()
+    assert killed["signal"] == signal.SIGKILL
+    out = cli(env, "materialize", "hardness_model", "--missing").stdout
+    assert "materialized hardness_model: ok" in out and "skipped" not in out
 
 
 @pytest.mark.slow
