@@ -18,8 +18,9 @@ import hashlib
 import io
 import json
 import math
+import re
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,8 @@ def png_bytes(array: np.ndarray) -> bytes:
 class Sample:
     key: str
     image: np.ndarray | None  # [H, W, 3] uint8 (None for control-only samples)
-    control: np.ndarray  # [H, W, 3] uint8
-    mask: np.ndarray  # [H, W] uint8
+    control: np.ndarray | None  # [H, W, 3] uint8 (None where a reader did not decode it)
+    mask: np.ndarray | None  # [H, W] uint8 (likewise)
     labels: dict[str, Any]
     depth: np.ndarray | None = None  # [H, W] float32 metres
 
@@ -223,16 +224,19 @@ MAX_MEMBER_BYTES = 3 * MAX_SIDE * MAX_SIDE + (1 << 20)  # an uncompressed PNG of
 _MODES = {"png": "RGB", "control.png": "RGB", "mask.png": "L", "depth.png": "I;16"}  # what _encode writes
 
 
-def _decode_png(shard: Path, key: str, ext: str, data: bytes, size: tuple[int, int]) -> np.ndarray:
+def _decode_png(shard: Path, key: str, ext: str, data: bytes, size: tuple[int, int],
+                load: bool = True) -> np.ndarray | None:  # fmt: skip
     """A member's pixels, once its header says it is a PNG of the labels' size and the mode this
     pipeline writes: nothing is decompressed before that (a decompression bomb is refused by its
-    header, whatever Pillow's own limit is)."""
+    header, whatever Pillow's own limit is). With ``load`` False only that header is checked."""
     name = f"{key}.{ext}"
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
             if im.size != size or im.mode != _MODES[ext]:
                 raise ShardError(f"{shard}: {name} is a {im.size[0]}x{im.size[1]} {im.mode} image, its labels say "
                                  f"{size[0]}x{size[1]} {_MODES[ext]}")  # fmt: skip
+            if not load:
+                return None
             im.load()
             return np.asarray(im)
     except ShardError:
@@ -250,15 +254,30 @@ _LABEL_REQUIRED = ("image_size", "keypoints_2d", "K")
 
 
 def _shape_of(value: Any, shape: tuple[int | None, ...]) -> bool:
-    """Whether ``value`` is nested lists of finite numbers of ``shape``."""
+    """Whether ``value`` is nested lists of finite numbers of ``shape`` (bools are not numbers).
+    The innermost lists are checked in one pass, not a call per number: every training step
+    decodes a batch of labels, and a per-number walk cost as much as a fifth of a detector step."""
     if not shape:
-        return isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e300
+        return type(value) in (int, float) and -1e300 < value < 1e300
     n, rest = shape[0], shape[1:]
-    return isinstance(value, list) and (n is None or len(value) == n) and all(_shape_of(v, rest) for v in value)
+    if not (isinstance(value, list) and (n is None or len(value) == n)):
+        return False
+    if not rest:
+        return all(type(v) in (int, float) and -1e300 < v < 1e300 for v in value)
+    return all(_shape_of(v, rest) for v in value)
 
 
-def _finite_everywhere(shard: Path, key: str, labels: dict[str, Any]) -> None:
-    """No NaN or infinity anywhere in the labels (walked without recursion: JSON may nest deeply)."""
+# What a JSON number or constant must contain to parse to a non-finite float: NaN / Infinity, an
+# exponent of three or more digits, or 200 digits in a row (with an exponent under 100, fewer stay
+# below 1e299; a float overflows beyond 1.8e308).
+_MAYBE_NOT_FINITE = re.compile(rb"NaN|Infinity|[eE]\+?0*[1-9][0-9]{2}|[0-9]{200}")
+
+
+def _finite_everywhere(shard: Path, key: str, labels: dict[str, Any], raw: bytes) -> None:
+    """No NaN or infinity anywhere in the labels parsed from ``raw``. Only labels whose text could
+    hold one are walked (without recursion: JSON may nest deeply), to name where it is."""
+    if _MAYBE_NOT_FINITE.search(raw) is None:
+        return
     stack: list[tuple[Any, str]] = [(labels, "labels")]
     while stack:
         v, where = stack.pop()
@@ -279,7 +298,7 @@ def _parse_labels(shard: Path, key: str, data: bytes) -> dict[str, Any]:
         raise ShardError(f"{shard}: {key}.json is not valid JSON ({str(exc)[:200]})") from exc
     if not isinstance(labels, dict):
         raise ShardError(f"{shard}: {key}.json is not a JSON object")
-    _finite_everywhere(shard, key, labels)
+    _finite_everywhere(shard, key, labels, data)
     for field in _LABEL_REQUIRED:
         if field not in labels:
             raise ShardError(f"{shard}: {key}.json lacks {field!r}")
@@ -334,9 +353,15 @@ def _members(path: Path, data: bytes, wanted: Callable[[str], bool] = lambda ext
     return groups
 
 
-def read_shard(path: str | Path, sha256: str | None = None, keys: list[str] | None = None) -> Iterator[Sample]:
+IMAGE_MEMBERS = ("png", "control.png", "mask.png", "depth.png")
+
+
+def read_shard(path: str | Path, sha256: str | None = None, keys: list[str] | None = None,
+               images: Collection[str] = IMAGE_MEMBERS) -> Iterator[Sample]:  # fmt: skip
     """Yield the samples of one shard, validating everything; ``sha256`` (from the index) detects
-    tampering, ``keys`` (from the index) that the index describes this shard."""
+    tampering, ``keys`` (from the index) that the index describes this shard. Only the image
+    members named in ``images`` are decompressed (the others are None, their PNG headers checked):
+    a training loop that reads two of four images a sample decodes half the pixels."""
     path = Path(path)
     groups = _members(path, _shard_bytes(path, sha256))
     if not groups:
@@ -352,10 +377,12 @@ def read_shard(path: str | Path, sha256: str | None = None, keys: list[str] | No
             raise ShardError(f"{path}: sample {key!r} has unexpected members {sorted(unknown)}")
         labels = _parse_labels(path, key, members["json"])
         size = tuple(labels["image_size"])
-        image, control, mask = (_decode_png(path, key, e, members[e], size) for e in ("png", "control.png", "mask.png"))
+        image, control, mask = (_decode_png(path, key, e, members[e], size, e in images)
+                                for e in ("png", "control.png", "mask.png"))  # fmt: skip
         depth = None
         if "depth.png" in members:
-            depth = _decode_png(path, key, "depth.png", members["depth.png"], size).astype(np.float32) / 1000.0
+            depth = _decode_png(path, key, "depth.png", members["depth.png"], size, "depth.png" in images)
+            depth = None if depth is None else depth.astype(np.float32) / 1000.0
         yield Sample(key=key, image=image, control=control, mask=mask, labels=labels, depth=depth)
 
 

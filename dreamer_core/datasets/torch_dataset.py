@@ -18,6 +18,7 @@ from dreamer_core.datasets.stream import Chunk, ShardRef, ShardStream, shard_ref
 from dreamer_core.images import COCO_KEYPOINTS
 
 IMAGE_FIELDS = ("image", "control", "mask")  # stored as PNG; decoded to uint8 [C, H, W]
+IMAGE_MEMBER = {"image": "png", "control": "control.png", "mask": "mask.png"}  # each field's shard member
 LABEL_FIELDS = ("keypoints", "bbox")  # COCO-17 keypoints [17, 3] and the box [4], as float
 
 
@@ -124,7 +125,8 @@ class SampleDecoder:
 
     def __call__(self, ref: ShardRef) -> Chunk:
         out: dict[str, list[torch.Tensor]] = {f: [] for f in self.fields}
-        for s in read_shard(ref.path, ref.sha256):
+        images = [IMAGE_MEMBER[f] for f in self.fields if f in IMAGE_MEMBER]  # only these are decompressed
+        for s in read_shard(ref.path, ref.sha256, images=images):
             for f in self.fields:
                 out[f].append(_field(s, f))
         return {f: torch.stack(v) for f, v in out.items()}

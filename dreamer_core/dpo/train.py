@@ -136,10 +136,11 @@ def heldout_oks(
     masks: torch.Tensor,
     seeds: list[list[int]],
     batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """OKS [num_seeds, num_controls] per detector for samples of ``gen`` from fixed seeds, against
     the controls' labels (keypoints [N, 17, 3]; person masks [N, 1, H, W], whose pixel count is the
-    OKS area, as in COCO)."""
+    OKS area, as in COCO). ``progress`` is told how many samples each seed's row made."""
     out: dict[str, list[np.ndarray]] = {name: [] for name in detectors}
     kp, area = keypoints.numpy(), mask_area(masks)
     for row in seeds:
@@ -147,6 +148,8 @@ def heldout_oks(
         for name, det in detectors.items():
             pred = detect(det, images)["keypoints"].numpy()
             out[name].append(per_sample_oks(pred, kp, area))
+        if progress:
+            progress(len(row))
     return {k: np.stack(v) for k, v in out.items()}
 
 
@@ -154,20 +157,31 @@ HeldoutChunk = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # controls [n, 3
 
 
 def compare_before_after(
-    gen: ControlGenerator, detectors: dict[str, object], held: Iterable[HeldoutChunk], seeds: list[list[int]]
+    gen: ControlGenerator,
+    detectors: dict[str, object],
+    held: Iterable[HeldoutChunk],
+    seeds: list[list[int]],
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     """Same controls, same seeds, adapters off vs on: mean OKS before/after, and the spread over
     seeds of the per-seed mean change. ``held`` gives the held-out controls a chunk at a time
     (controls as floats in [0, 1], keypoints [n, 17, 3], person masks [n, 1, H, W]: the OKS area),
     in the order of ``seeds``' columns; each sample's seed is its own, so the chunking changes no
-    sample, and memory holds one chunk of controls, not the split."""
+    sample, and memory holds one chunk of controls, not the split. ``progress(made, total)`` follows
+    the samples made (before and after: 2 x seeds x controls)."""
     parts: dict[str, dict[str, list[np.ndarray]]] = {"before": {}, "after": {}}
-    done = 0
+    done, made, total = 0, [0], 2 * len(seeds) * len(seeds[0])
+
+    def count(n: int) -> None:
+        made[0] += n
+        if progress:
+            progress(made[0], total)
+
     for controls, keypoints, masks in held:
         rows = [row[done : done + len(controls)] for row in seeds]
         with adapters_disabled(gen.denoiser):
-            before = heldout_oks(gen, detectors, controls, keypoints, masks, rows)
-        after = heldout_oks(gen, detectors, controls, keypoints, masks, rows)
+            before = heldout_oks(gen, detectors, controls, keypoints, masks, rows, progress=count)
+        after = heldout_oks(gen, detectors, controls, keypoints, masks, rows, progress=count)
         for when, scores in (("before", before), ("after", after)):
             for name, v in scores.items():
                 parts[when].setdefault(name, []).append(v)

@@ -313,7 +313,8 @@ def dpo_generator(
         stats = train_dpo_stream(gen, stream, list(pairs["prompt"]), cfg, tracker=tracked.run, log=context.log.info)
         save_lora(out, gen.denoiser, lora, extra={"base": "generator", "objective": gen.objective})
         context.log.info(f"held-out evaluation: {len(seeds[0])} controls x {len(seeds)} seeds, before/after")
-        result = compare_before_after(gen, detectors, _heldout_chunks(held, settings.heldout_controls), seeds)
+        result = compare_before_after(gen, detectors, _heldout_chunks(held, settings.heldout_controls), seeds,
+                                      log_progress(context, "held-out samples (before, then after DPO)"))  # fmt: skip
         result.update(num_pairs=len(pairs), lora_parameters=lora_parameter_count(gen.denoiser),
                       train_seconds=stats["seconds"], final_implicit_accuracy=stats["implicit_accuracy"])  # fmt: skip
         write_json_atomic(out / "metrics.json", {k: v for k, v in result.items() if k != "train_seconds"})

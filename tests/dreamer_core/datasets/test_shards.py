@@ -230,6 +230,18 @@ def test_deeply_nested_label_json_is_a_shard_error(tmp_path):
         list(read_shard(tmp_path / "d.tar"))
 
 
+@pytest.mark.parametrize("number", ["1e309", "-1E+0400", "Infinity", "1" + "0" * 250 + "e99", "9" * 320 + ".5"])
+def test_every_overflowing_number_is_non_finite(tmp_path, number):
+    """The reader skips the label walk when the text cannot hold a non-finite number: each way a
+    JSON number overflows to infinity must still be caught, and named where it is."""
+    members = members_of(make_sample(0))
+    lab = members["s000000.json"].decode()
+    members["s000000.json"] = (lab[:-1] + ', "x": {"y": [0.5, ' + number + "]}}").encode()
+    raw_tar(tmp_path / "o.tar", members)
+    with pytest.raises(ShardError, match=r"non-finite value at labels\.x\.y\[1\]"):
+        list(read_shard(tmp_path / "o.tar"))
+
+
 def test_writer_refuses_nan_labels(tmp_path):
     s = make_sample(0)
     s.labels["t"] = [float("nan"), 0.0, 0.0]

@@ -142,8 +142,12 @@ def test_before_after_scores_do_not_depend_on_the_held_out_chunks():
     kp = torch.cat([torch.rand(n, 17, 2) * 32, torch.full((n, 17, 1), 2.0)], -1)
     seeds = [[10 + i for i in range(n)], [20 + i for i in range(n)]]
     whole = compare_before_after(gen, detectors, [(controls, kp, masks)], seeds)
+    seen: list[tuple[int, int]] = []
     chunked = compare_before_after(gen, detectors, [(controls[:3], kp[:3], masks[:3]),
-                                                    (controls[3:], kp[3:], masks[3:])], seeds)  # fmt: skip
+                                                    (controls[3:], kp[3:], masks[3:])], seeds,
+                                   lambda made, total: seen.append((made, total)))  # fmt: skip
+    # progress: a seed's row of a chunk at a time, before then after, up to 2 x seeds x controls
+    assert seen == [(m, 20) for m in (3, 6, 9, 12, 14, 16, 18, 20)], seen
     assert whole.keys() == chunked.keys() and "judge_oks_delta_std" in whole
     assert all(abs(whole[k] - chunked[k]) < 1e-5 for k in whole), (whole, chunked)
     assert whole["heldout_oks_before"] != whole["heldout_oks_after"]
