@@ -15,15 +15,14 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 setup: $(STAMP)
 
 # Pipeline venv (locked versions; torch is the CPU wheel) + a separate DVC tool venv
-# (DVC pins antlr4 4.9, Dagster needs 4.13) + a warm anny cache; the DVC install runs beside the
-# pipeline's install and the cache build (pip waits on the disk and the registry, the build on a core).
+# (DVC pins antlr4 4.9, Dagster needs 4.13) + a warm anny cache.
 $(STAMP): pyproject.toml requirements/lock.txt requirements/dvc-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]'
 	test -x .venv-dvc/bin/python || $(PYTHON) -m venv .venv-dvc
-	.venv-dvc/bin/pip install -q --disable-pip-version-check -r requirements/dvc-lock.txt & dvc=$$!; \
-		$(PY) -m pip install -q --disable-pip-version-check -c requirements/lock.txt -e '.[dev]' \
-		&& $(PY) -c "from orchestration.env import ensure_dagster_home; ensure_dagster_home()" \
-		&& $(PY) scripts/warmup.py; main=$$?; wait $$dvc && exit $$main
+	.venv-dvc/bin/pip install -q --disable-pip-version-check -r requirements/dvc-lock.txt
+	$(PY) -c "from orchestration.env import ensure_dagster_home; ensure_dagster_home()"
+	$(PY) scripts/warmup.py
 	touch $(STAMP)
 
 # Exit 0 when every asset materialized and every data contract (ERROR check) holds; the learning
