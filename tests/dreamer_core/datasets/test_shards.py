@@ -15,6 +15,7 @@ from dreamer_core.datasets.shards import (
     index_file,
     index_keys,
     iter_folder,
+    png_bytes,
     publish_shard,
     read_entry,
     read_index,
@@ -376,3 +377,15 @@ def test_a_refused_member_keeps_its_own_message(tmp_path):
     with pytest.raises(ShardError) as info:
         list(read_shard(tmp_path / "bad.tar"))
     assert "not a valid tar" not in str(info.value) and "delete it" in str(info.value)
+
+
+def test_a_reader_decodes_only_the_images_it_asks_for_and_still_checks_the_others(tmp_path):
+    s = make_sample(0)
+    raw_tar(tmp_path / "a.tar", members_of(s))
+    (got,) = read_shard(tmp_path / "a.tar", images=("png", "mask.png"))
+    assert got.control is None and np.array_equal(got.image, s.image) and np.array_equal(got.mask, s.mask)
+    members = members_of(s)
+    members["s000000.control.png"] = png_bytes(np.zeros((8, 8, 3), np.uint8))  # a skipped member of the wrong size
+    raw_tar(tmp_path / "b.tar", members)
+    with pytest.raises(ShardError, match="labels say"):
+        list(read_shard(tmp_path / "b.tar", images=("png",)))
